@@ -1,0 +1,300 @@
+//! Attribute values: the typed in-memory form, coercion from client JSON (shared by both
+//! dialects) and the v1 JSON rendering.
+
+use crate::error::{CoreError, CoreResult};
+use crate::ids::RecordId;
+use crate::normalize;
+use crate::schema::{FieldDef, Stage, ValueType, resolve_stage};
+use crate::timestamp::Timestamp;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use std::str::FromStr;
+
+/// A postal address (SPEC §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub street_one: Option<String>,
+    #[serde(default)]
+    pub street_two: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub zip_code: Option<String>,
+}
+
+/// A field's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// Strings, long text, URLs, phones, emails, enums and stages (by api_name).
+    Text(String),
+    Int(i64),
+    Decimal(Decimal),
+    Bool(bool),
+    Time(Timestamp),
+    Ref(RecordId),
+    /// String and URL arrays (tags, websites).
+    List(Vec<String>),
+    Addresses(Vec<Address>),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The empty value of a field: `[]` for arrays, null otherwise.
+    pub fn empty(field: &FieldDef) -> Value {
+        match (field.is_array, field.value_type) {
+            (true, ValueType::Address) => Value::Addresses(Vec::new()),
+            (true, _) => Value::List(Vec::new()),
+            (false, _) => Value::Null,
+        }
+    }
+}
+
+/// What coercion needs to know beyond the field: the tenant's stage list.
+pub struct CoerceContext<'a> {
+    pub stages: &'a [Stage],
+}
+
+/// Coerces client JSON into a field's value, normalising it (SPEC §5.1). `null` clears the
+/// field (arrays become empty).
+pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
+    let name = field.v1_name;
+    if json.is_null() {
+        return Ok(Value::empty(field));
+    }
+    if field.is_array {
+        let items = json.as_array().ok_or_else(|| CoreError::invalid_value(name, "expected an array"))?;
+        return match field.value_type {
+            ValueType::Address => {
+                let list = items.iter().map(|i| address(name, i)).collect::<CoreResult<Vec<_>>>()?;
+                if list.len() > 100 {
+                    return Err(CoreError::invalid_value(name, "at most 100 addresses"));
+                }
+                Ok(Value::Addresses(list))
+            }
+            ValueType::String => {
+                let strs = items
+                    .iter()
+                    .map(|i| i.as_str().ok_or_else(|| CoreError::invalid_value(name, "expected an array of strings")))
+                    .collect::<CoreResult<Vec<_>>>()?;
+                Ok(Value::List(normalize::tags(strs).map_err(|r| CoreError::invalid_value(name, r))?))
+            }
+            _ => {
+                let mut out: Vec<String> = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Value::Text(s) = scalar(field, item, ctx)?
+                        && !out.contains(&s)
+                    {
+                        out.push(s);
+                    }
+                }
+                if out.len() > 100 {
+                    return Err(CoreError::invalid_value(name, "at most 100 items"));
+                }
+                Ok(Value::List(out))
+            }
+        };
+    }
+    scalar(field, json, ctx)
+}
+
+fn address(name: &str, json: &Json) -> CoreResult<Address> {
+    let a: Address = serde_json::from_value(json.clone()).map_err(|e| {
+        CoreError::invalid_value(name, format!("not an address object ({e})"))
+    })?;
+    for part in [&a.label, &a.street_one, &a.street_two, &a.city, &a.state, &a.country, &a.zip_code].into_iter().flatten() {
+        normalize::bounded(part, normalize::MAX_STRING_CHARS).map_err(|r| CoreError::invalid_value(name, r))?;
+    }
+    Ok(a)
+}
+
+fn text<'a>(name: &str, json: &'a Json) -> CoreResult<&'a str> {
+    json.as_str().ok_or_else(|| CoreError::invalid_value(name, "expected a string"))
+}
+
+fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
+    let name = field.v1_name;
+    let bad = |r: &str| CoreError::invalid_value(name, r);
+    Ok(match field.value_type {
+        ValueType::String => Value::Text(normalize::bounded(text(name, json)?, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?),
+        ValueType::LongText => {
+            Value::Text(normalize::bounded(text(name, json)?, normalize::MAX_LONG_TEXT_CHARS).map_err(|r| bad(&r))?)
+        }
+        ValueType::Url => Value::Text(normalize::url(text(name, json)?).map_err(bad)?),
+        ValueType::PhoneNumber => Value::Text(normalize::phone(text(name, json)?).map_err(bad)?),
+        ValueType::Email => Value::Text(normalize::email(text(name, json)?).map_err(bad)?),
+        ValueType::Number => {
+            let n = match json {
+                Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+                Json::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| bad("expected a whole number"))?;
+            if n < 0 {
+                return Err(bad("must not be negative"));
+            }
+            Value::Int(n)
+        }
+        ValueType::Currency => Value::Decimal(currency(name, json)?),
+        ValueType::Boolean => Value::Bool(json.as_bool().ok_or_else(|| bad("expected true or false"))?),
+        ValueType::Timestamp => {
+            Value::Time(Timestamp::parse(text(name, json)?).ok_or_else(|| bad("expected an RFC 3339 timestamp"))?)
+        }
+        ValueType::Enum(allowed) => {
+            let s = text(name, json)?;
+            if !allowed.contains(&s) {
+                return Err(bad(&format!("must be one of: {}", allowed.join(", "))));
+            }
+            Value::Text(s.to_owned())
+        }
+        ValueType::Stage => {
+            let s = text(name, json)?;
+            let stage = resolve_stage(ctx.stages, s).ok_or_else(|| {
+                let names: Vec<&str> = ctx.stages.iter().map(|s| s.api_name.as_str()).collect();
+                bad(&format!("unknown stage; one of: {}", names.join(", ")))
+            })?;
+            Value::Text(stage.api_name.clone())
+        }
+        ValueType::Reference(target) => {
+            let s = match json {
+                Json::String(s) => s.as_str(),
+                Json::Object(o) => o.get("related_record_id").and_then(Json::as_str).ok_or_else(|| bad("expected an id"))?,
+                _ => return Err(bad("expected an id")),
+            };
+            Value::Ref(RecordId::parse(target, s).ok_or_else(|| bad(&format!("not a {target} id")))?)
+        }
+        ValueType::Address => Value::Addresses(vec![address(name, json)?]),
+    })
+}
+
+/// A currency amount: a number, a numeric string or `{"amount", "currency_code": "USD"}`.
+fn currency(name: &str, json: &Json) -> CoreResult<Decimal> {
+    let bad = |r: &str| CoreError::invalid_value(name, r);
+    let amount = match json {
+        Json::Object(o) => {
+            if let Some(code) = o.get("currency_code")
+                && !code.as_str().is_some_and(|c| c.eq_ignore_ascii_case("USD"))
+            {
+                return Err(bad("only USD amounts are stored"));
+            }
+            if let Some(k) = o.keys().find(|k| *k != "amount" && *k != "currency_code") {
+                return Err(bad(&format!("unexpected key `{k}`")));
+            }
+            o.get("amount").ok_or_else(|| bad("missing amount"))?
+        }
+        other => other,
+    };
+    let parsed = match amount {
+        Json::Number(n) => parse_decimal(&n.to_string()),
+        Json::String(s) => parse_decimal(s.trim()),
+        _ => None,
+    };
+    let d = parsed.ok_or_else(|| bad("expected a decimal amount"))?;
+    if d.is_sign_negative() && !d.is_zero() {
+        return Err(bad("must not be negative"));
+    }
+    Ok(d.normalize())
+}
+
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    if s.contains(['e', 'E']) {
+        Decimal::from_scientific(s).ok()
+    } else {
+        Decimal::from_str(s).ok()
+    }
+}
+
+/// The v1 JSON spelling of a value of `field`.
+pub fn to_v1_json(field: &FieldDef, value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Text(s) => json!(s),
+        Value::Int(n) => json!(n),
+        Value::Decimal(d) => decimal_number(d),
+        Value::Bool(b) => json!(b),
+        Value::Time(t) => json!(t.to_rfc3339()),
+        Value::Ref(id) => match field.value_type {
+            ValueType::Reference(rt) => json!(id.v1(rt)),
+            _ => json!(id.canonical()),
+        },
+        Value::List(items) => json!(items),
+        Value::Addresses(list) => serde_json::to_value(list).unwrap_or(Json::Null),
+    }
+}
+
+/// A decimal as a JSON number: an integer when it has no fraction, else the closest float.
+fn decimal_number(d: &Decimal) -> Json {
+    if d.fract().is_zero()
+        && let Ok(i) = i64::try_from(d.trunc().mantissa() / 10i128.pow(d.scale()))
+    {
+        return json!(i);
+    }
+    serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::RecordType;
+    use crate::schema::{ACCOUNT_FIELDS, default_stages, field_by_v1_name};
+
+    fn f(name: &str) -> &'static FieldDef {
+        field_by_v1_name(RecordType::Account, name).unwrap().1
+    }
+
+    fn c(name: &str, j: Json) -> CoreResult<Value> {
+        let stages = default_stages("t", RecordType::Account);
+        coerce(f(name), &j, &CoerceContext { stages: &stages })
+    }
+
+    #[test]
+    fn currency_accepts_numbers_strings_and_objects_exactly() {
+        for j in [json!(1500000), json!("1500000"), json!({"amount": "1500000.00", "currency_code": "USD"}), json!(1.5e6)] {
+            assert_eq!(c("annual_revenue", j.clone()), Ok(Value::Decimal(Decimal::from(1_500_000))), "{j}");
+        }
+        assert_eq!(c("annual_revenue", json!("0.10")).unwrap(), Value::Decimal(Decimal::new(1, 1)));
+        assert!(c("annual_revenue", json!({"amount": 1, "currency_code": "EUR"})).is_err());
+        assert!(c("annual_revenue", json!("lots")).is_err());
+        assert!(c("annual_revenue", json!(-1)).is_err());
+        assert_eq!(to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::new(15, 1))), json!(1.5));
+        assert_eq!(to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::from(7))), json!(7));
+    }
+
+    #[test]
+    fn scalars_are_checked_and_normalised() {
+        assert_eq!(c("employee_count", json!(12)), Ok(Value::Int(12)));
+        assert_eq!(c("employee_count", json!("12")), Ok(Value::Int(12)));
+        assert!(c("employee_count", json!(-1)).is_err());
+        assert!(c("employee_count", json!(1.5)).is_err());
+        assert!(c("website", json!("acme.com")).is_err());
+        assert_eq!(c("lifecycle_stage", json!("Customer")), Ok(Value::Text("customer".into())));
+        assert!(c("lifecycle_stage", json!("bogus")).is_err());
+        assert!(c("source_type", json!("robot")).is_err());
+        assert_eq!(c("tags", json!([" a", "A", "b"])), Ok(Value::List(vec!["a".into(), "b".into()])));
+        assert_eq!(c("tags", Json::Null), Ok(Value::List(vec![])));
+        assert!(c("name", json!("x".repeat(1001))).is_err());
+        assert!(c("addresses", json!([{"city": "Oslo", "planet": "Earth"}])).is_err());
+        let err = c("owner_id", json!("acc-0193")).unwrap_err();
+        assert_eq!(err.details["field"], "owner_id");
+        assert_eq!(ACCOUNT_FIELDS.len(), 25);
+    }
+}

@@ -1,0 +1,164 @@
+//! The seam between store logic and a database driver.
+//!
+//! Store operations are written once, generic over [`Conn`]; each backend implements it for
+//! its connection type. SQL is written with `$1`-style placeholders (what PostgreSQL wants);
+//! the SQLite backend rewrites them to SQLite's equivalent `?1`. Every difference between the
+//! databases' SQL lives in [`Dialect`], nowhere else.
+
+use std::future::Future;
+
+/// A value bound to, or read from, SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl SqlValue {
+    pub fn text(s: impl Into<String>) -> Self {
+        SqlValue::Text(s.into())
+    }
+
+    pub fn opt_text(s: Option<impl Into<String>>) -> Self {
+        s.map(|s| SqlValue::Text(s.into())).unwrap_or(SqlValue::Null)
+    }
+
+    pub fn opt_int(n: Option<i64>) -> Self {
+        n.map(SqlValue::Int).unwrap_or(SqlValue::Null)
+    }
+}
+
+/// One result row; columns are read by position, in select-list order.
+#[derive(Debug, Default)]
+pub struct Row(pub Vec<SqlValue>);
+
+impl Row {
+    /// Takes column `i` out of the row.
+    pub fn take(&mut self, i: usize) -> SqlValue {
+        self.0.get_mut(i).map(|v| std::mem::replace(v, SqlValue::Null)).unwrap_or(SqlValue::Null)
+    }
+
+    pub fn text(&mut self, i: usize) -> Option<String> {
+        match self.take(i) {
+            SqlValue::Text(s) => Some(s),
+            SqlValue::Int(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn int(&mut self, i: usize) -> Option<i64> {
+        match self.take(i) {
+            SqlValue::Int(n) => Some(n),
+            SqlValue::Bool(b) => Some(b as i64),
+            SqlValue::Real(f) => Some(f as i64),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&mut self, i: usize) -> bool {
+        match self.take(i) {
+            SqlValue::Bool(b) => b,
+            SqlValue::Int(n) => n != 0,
+            _ => false,
+        }
+    }
+}
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique index refused a row; carries the index name when the driver reports it.
+    #[error("unique violation on {0}")]
+    UniqueViolation(String),
+    /// The database cannot be reached or the pool is exhausted.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The SQL dialect of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Suffix that locks rows read inside a write transaction. SQLite needs none: its write
+    /// transactions (`BEGIN IMMEDIATE`) already exclude other writers.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// A condition: some element of the JSON string array in `column` equals `param`,
+    /// case-insensitively.
+    pub fn json_array_contains_ci(self, column: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE lower(json_each.value) = lower({param}))"),
+            Dialect::Postgres => {
+                format!("EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS e(v) WHERE lower(e.v) = lower({param}))")
+            }
+        }
+    }
+
+    /// A column reference for comparisons and ordering with byte-wise text order, identical
+    /// on both databases.
+    pub fn sortable(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => column.to_owned(),
+            Dialect::Postgres => format!("{column} COLLATE \"C\""),
+        }
+    }
+}
+
+/// A database connection (or open transaction) that store operations run on.
+pub trait Conn: Send {
+    fn dialect(&self) -> Dialect;
+
+    /// Runs a statement and returns its rows.
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Vec<Row>>> + Send;
+
+    /// Runs a statement and returns the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<u64>> + Send;
+
+    /// Runs several `;`-separated statements without parameters (migrations).
+    fn execute_batch(&mut self, sql: &str) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// Runs a statement expected to return at most one row.
+    fn query_opt(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Option<Row>>> + Send {
+        async move { Ok(self.query(sql, params).await?.into_iter().next()) }
+    }
+}
+
+/// Builds SQL with numbered placeholders, collecting the bound values alongside.
+#[derive(Debug, Default)]
+pub struct SqlBuilder {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: impl Into<String>) -> Self {
+        SqlBuilder { sql: sql.into(), params: Vec::new() }
+    }
+
+    /// Binds a value and returns its placeholder.
+    pub fn bind(&mut self, value: SqlValue) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+}

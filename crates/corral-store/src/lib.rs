@@ -1,0 +1,266 @@
+//! Corral's record store: one [`Store`] in front of one backend per database.
+//!
+//! Operations are written once (in [`records`], [`users`], …) against the [`db::Conn`]
+//! trait; the `Store` methods pick the backend, open a read connection or a write
+//! transaction, and run them. Every method takes the tenant (usually inside an
+//! [`Actor`]), so no query can forget it.
+
+pub mod api_keys;
+pub mod db;
+pub mod idempotency;
+mod migrate;
+pub mod records;
+pub mod settings;
+pub mod sqlite;
+pub mod users;
+
+use corral_core::list::Plan;
+use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp};
+use db::{Conn, DbError};
+use serde_json::Value as Json;
+use std::path::PathBuf;
+
+pub use api_keys::ApiKey;
+pub use idempotency::{IdempotencyKey, StoredResponse};
+pub use records::Preconditions;
+pub use settings::TenantSettings;
+pub use users::{User, UserChanges};
+
+/// What a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A rule of the domain refused the operation; the client can act on it.
+    #[error(transparent)]
+    Domain(#[from] CoreError),
+    /// The database cannot be reached, or is too busy: try again later (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: logged, never shown to clients.
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(m) => StoreError::Unavailable(m),
+            DbError::UniqueViolation(m) => StoreError::Internal(format!("unexpected unique violation: {m}")),
+            DbError::Other(m) => StoreError::Internal(m),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where the data lives, parsed from a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://path`, `sqlite:path` or `postgres://…` / `postgresql://…`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| "database URL must start with sqlite:// or postgres://".to_owned())?;
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err("sqlite URL needs a file path".into());
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteDb),
+}
+
+/// The record store.
+pub struct Store {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Sqlite(db) => f.debug_tuple("Store").field(db).finish(),
+        }
+    }
+}
+
+/// Runs `$body` (an expression over `$c: &mut impl Conn`) in a write transaction: committed
+/// when it returns `Ok`, rolled back otherwise.
+macro_rules! in_write {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(db) => {
+                let mut tx = db.begin().await?;
+                let result = {
+                    let $c = &mut tx;
+                    $body.await
+                };
+                match result {
+                    Ok(v) => {
+                        tx.commit()?;
+                        Ok(v)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+}
+
+/// Runs `$body` on a read connection.
+macro_rules! in_read {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(db) => {
+                let mut reader = db.reader()?;
+                let $c = &mut reader;
+                $body.await
+            }
+        }
+    };
+}
+
+/// The outcome of a create that may carry an `Idempotency-Key`.
+#[derive(Debug)]
+pub enum Created {
+    /// Created now; `body` is the rendered response (also stored under the key, if any).
+    New(Box<Record>, String),
+    /// The key was seen before with the same request: its stored response.
+    Replayed(StoredResponse),
+}
+
+impl Store {
+    /// Opens the database named by `url`.
+    pub async fn open(url: &DatabaseUrl) -> StoreResult<Store> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Ok(Store { backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?) }),
+            DatabaseUrl::Postgres(_) => Err(StoreError::Unavailable("PostgreSQL support is not built yet; use a sqlite:// URL".into())),
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        in_write!(self, |c| migrate::run(c, migrate::SQLITE))
+    }
+
+    /// Checks the database answers (for `/ready`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        in_read!(self, |c| async { c.query("SELECT 1", &[]).await.map(|_| ()).map_err(StoreError::from) })
+    }
+
+    // ----- records -----
+
+    /// A record visible to `actor`; 404 `record_not_found` otherwise.
+    pub async fn get_record(&self, actor: &Actor, rt: RecordType, id: RecordId, include_deleted: bool) -> StoreResult<Record> {
+        in_read!(self, |c| records::get(c, actor, rt, id, include_deleted, false))?.ok_or_else(|| CoreError::record_not_found().into())
+    }
+
+    /// One page of records; see [`records::list`].
+    pub async fn list_records(&self, actor: &Actor, rt: RecordType, plan: &Plan, after: Option<&[Json]>, limit: usize) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
+        in_read!(self, |c| records::list(c, actor, rt, plan, after, limit))
+    }
+
+    /// Creates a record; with an idempotency key, replays the first response instead of
+    /// creating twice. `render` produces the response body stored under the key.
+    pub async fn create_record(&self, actor: &Actor, rt: RecordType, write: &RecordWrite, key: Option<&IdempotencyKey>, render: impl Fn(&Record) -> String + Send + Sync) -> StoreResult<Created> {
+        let now = Timestamp::now();
+        in_write!(self, |c| async {
+            if let Some(key) = key
+                && let Some(stored) = idempotency::find(c, &actor.tenant, &key.key, now).await?
+            {
+                if stored.request_hash != key.request_hash {
+                    return Err(CoreError::new(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key was used with a different request").into());
+                }
+                return Ok(Created::Replayed(stored));
+            }
+            let record = records::create(c, actor, rt, write, now).await?;
+            let body = render(&record);
+            if let Some(key) = key {
+                idempotency::remember(c, &actor.tenant, key, 201, &body, now).await?;
+            }
+            Ok(Created::New(Box::new(record), body))
+        })
+    }
+
+    pub async fn update_record(&self, actor: &Actor, rt: RecordType, id: RecordId, write: &RecordWrite, pre: Preconditions) -> StoreResult<Record> {
+        in_write!(self, |c| records::update(c, actor, rt, id, write, pre, Timestamp::now()))
+    }
+
+    pub async fn archive_record(&self, actor: &Actor, rt: RecordType, id: RecordId, pre: Preconditions) -> StoreResult<Record> {
+        in_write!(self, |c| records::archive(c, actor, rt, id, pre, Timestamp::now()))
+    }
+
+    pub async fn restore_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<Record> {
+        in_write!(self, |c| records::restore(c, actor, rt, id, Timestamp::now()))
+    }
+
+    pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
+        in_write!(self, |c| records::purge(c, actor, rt, id, Timestamp::now()))
+    }
+
+    // ----- users -----
+
+    pub async fn user_exists(&self, tenant: &str, id: RecordId) -> StoreResult<bool> {
+        in_read!(self, |c| users::exists(c, tenant, id))
+    }
+
+    pub async fn provision_user(&self, tenant: &str, id: RecordId, email: Option<&str>, name: Option<&str>, subject: &str) -> StoreResult<()> {
+        in_write!(self, |c| users::provision(c, tenant, id, email, name, subject, Timestamp::now()))
+    }
+
+    pub async fn add_user(&self, tenant: &str, email: &str, display_name: Option<&str>, actor: &str) -> StoreResult<User> {
+        in_write!(self, |c| users::add(c, tenant, RecordId::generate(), Some(email), display_name, actor, Timestamp::now()))
+    }
+
+    pub async fn list_users(&self, tenant: &str) -> StoreResult<Vec<User>> {
+        in_read!(self, |c| users::list(c, tenant))
+    }
+
+    pub async fn update_user(&self, tenant: &str, id: RecordId, changes: &UserChanges, actor: &str) -> StoreResult<User> {
+        in_write!(self, |c| users::update(c, tenant, id, changes, actor, Timestamp::now()))
+    }
+
+    // ----- api keys -----
+
+    pub async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        in_write!(self, |c| api_keys::insert(c, key))
+    }
+
+    pub async fn find_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
+        in_read!(self, |c| api_keys::find(c, id))
+    }
+
+    pub async fn list_api_keys(&self, tenant: &str) -> StoreResult<Vec<ApiKey>> {
+        in_read!(self, |c| api_keys::list(c, tenant))
+    }
+
+    pub async fn revoke_api_key(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        in_write!(self, |c| api_keys::revoke(c, tenant, id, Timestamp::now()))
+    }
+
+    // ----- settings -----
+
+    pub async fn settings(&self, tenant: &str) -> StoreResult<TenantSettings> {
+        in_read!(self, |c| settings::get(c, tenant))
+    }
+
+    /// Applies a partial settings object and returns the result.
+    pub async fn update_settings(&self, tenant: &str, patch: &Json) -> StoreResult<TenantSettings> {
+        in_write!(self, |c| async {
+            let mut s = settings::get(c, tenant).await?;
+            s.patch(patch)?;
+            settings::put(c, tenant, &s, Timestamp::now()).await?;
+            Ok(s)
+        })
+    }
+}

@@ -1,0 +1,545 @@
+//! Record persistence: mapping records to rows, and the record operations (get, list, create,
+//! update, archive, restore, purge) written once for every backend.
+//!
+//! Every function takes the caller's [`Actor`]: its tenant, and its app scope when it has one,
+//! are part of every statement's WHERE clause (SPEC §3).
+
+use crate::db::{Conn, DbError, Row, SqlBuilder, SqlValue};
+use crate::{StoreError, StoreResult};
+use corral_core::list::{Condition, Plan, Target};
+use corral_core::record::AccountDomain;
+use corral_core::schema::{FieldDef, ValueType, fields};
+use corral_core::value::Address;
+use corral_core::{Actor, CoreError, Record, RecordId, RecordMeta, RecordType, RecordWrite, Timestamp, Value};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::Value as Json;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+/// Server-stamped columns, in row order.
+const META: &[&str] = &[
+    "tenant_id", "id", "app_id", "created_at", "updated_at", "created_by", "updated_by",
+    "deleted_at", "deleted_by", "schema_version", "version",
+];
+
+/// Column lists of one record table, derived from the registry once.
+struct Table {
+    name: &'static str,
+    /// Columns in row order: meta, fields (currency with its `_num` shadow), extras.
+    columns: Vec<&'static str>,
+    has_domains: bool,
+}
+
+impl Table {
+    fn select_list(&self) -> String {
+        self.columns.join(", ")
+    }
+}
+
+fn build_table(record_type: RecordType) -> Table {
+    let mut columns: Vec<&'static str> = META.to_vec();
+    for f in fields(record_type) {
+        columns.push(f.column);
+        if f.value_type == ValueType::Currency {
+            columns.push(num_column(f));
+        }
+    }
+    let has_domains = record_type == RecordType::Account;
+    if has_domains {
+        columns.push("domains");
+    }
+    columns.push("custom_fields");
+    Table { name: table_name(record_type), columns, has_domains }
+}
+
+fn table_name(record_type: RecordType) -> &'static str {
+    match record_type {
+        RecordType::Account => "accounts",
+        RecordType::Contact => "contacts",
+        RecordType::User => "users",
+    }
+}
+
+/// The numeric shadow column of a currency field.
+fn num_column(f: &FieldDef) -> &'static str {
+    match f.column {
+        "annual_revenue" => "annual_revenue_num",
+        other => panic!("currency field {other} has no numeric column"),
+    }
+}
+
+static ACCOUNTS: LazyLock<Table> = LazyLock::new(|| build_table(RecordType::Account));
+
+fn table(record_type: RecordType) -> &'static Table {
+    match record_type {
+        RecordType::Account => &ACCOUNTS,
+        other => panic!("no record table for {other} yet"),
+    }
+}
+
+fn encode_field(f: &FieldDef, value: &Value, out: &mut Vec<SqlValue>) {
+    let v = match value {
+        Value::Null => SqlValue::Null,
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Int(n) => SqlValue::Int(*n),
+        Value::Decimal(d) => {
+            out.push(SqlValue::Text(d.to_string()));
+            out.push(d.to_f64().map(SqlValue::Real).unwrap_or(SqlValue::Null));
+            return;
+        }
+        Value::Bool(b) => SqlValue::Bool(*b),
+        Value::Time(t) => SqlValue::Int(t.millis()),
+        Value::Ref(id) => SqlValue::Text(id.canonical()),
+        Value::List(items) => SqlValue::Text(serde_json::to_string(items).unwrap_or_else(|_| "[]".into())),
+        Value::Addresses(list) => SqlValue::Text(serde_json::to_string(list).unwrap_or_else(|_| "[]".into())),
+    };
+    out.push(v);
+    if f.value_type == ValueType::Currency {
+        out.push(SqlValue::Null);
+    }
+}
+
+fn decode_field(f: &FieldDef, row: &mut Row, i: &mut usize) -> Value {
+    let at = *i;
+    *i += if f.value_type == ValueType::Currency { 2 } else { 1 };
+    if f.is_array {
+        let raw = row.text(at).unwrap_or_default();
+        return match f.value_type {
+            ValueType::Address => Value::Addresses(serde_json::from_str::<Vec<Address>>(&raw).unwrap_or_default()),
+            _ => Value::List(serde_json::from_str::<Vec<String>>(&raw).unwrap_or_default()),
+        };
+    }
+    match f.value_type {
+        ValueType::Number => row.int(at).map(Value::Int).unwrap_or(Value::Null),
+        ValueType::Timestamp => row.int(at).map(|n| Value::Time(Timestamp(n))).unwrap_or(Value::Null),
+        ValueType::Boolean => match row.take(at) {
+            SqlValue::Null => Value::Null,
+            SqlValue::Bool(b) => Value::Bool(b),
+            SqlValue::Int(n) => Value::Bool(n != 0),
+            _ => Value::Null,
+        },
+        ValueType::Currency => row.text(at).and_then(|s| Decimal::from_str(&s).ok()).map(Value::Decimal).unwrap_or(Value::Null),
+        ValueType::Reference(rt) => row.text(at).and_then(|s| RecordId::parse(rt, &s)).map(Value::Ref).unwrap_or(Value::Null),
+        ValueType::Address => Value::Addresses(row.text(at).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()),
+        _ => row.text(at).map(Value::Text).unwrap_or(Value::Null),
+    }
+}
+
+fn decode(record_type: RecordType, mut row: Row) -> StoreResult<Record> {
+    let corrupt = || StoreError::Internal("stored record is malformed".into());
+    let tenant_id = row.text(0).ok_or_else(corrupt)?;
+    let id = row.text(1).and_then(|s| RecordId::parse(record_type, &s)).ok_or_else(corrupt)?;
+    let meta = RecordMeta {
+        id,
+        tenant_id,
+        app_id: row.text(2),
+        created_at: Timestamp(row.int(3).ok_or_else(corrupt)?),
+        updated_at: Timestamp(row.int(4).ok_or_else(corrupt)?),
+        created_by: row.text(5).unwrap_or_default(),
+        updated_by: row.text(6).unwrap_or_default(),
+        deleted_at: row.int(7).map(Timestamp),
+        deleted_by: row.text(8),
+        schema_version: row.int(9).unwrap_or(1),
+        version: row.int(10).ok_or_else(corrupt)?,
+    };
+    let mut i = META.len();
+    let values = fields(record_type).iter().map(|f| decode_field(f, &mut row, &mut i)).collect();
+    let mut record = Record::new(record_type, meta);
+    record.values = values;
+    if table(record_type).has_domains {
+        record.domains = serde_json::from_str(&row.text(i).unwrap_or_default()).unwrap_or_default();
+        i += 1;
+    }
+    if let Some(Json::Object(custom)) = row.text(i).and_then(|s| serde_json::from_str(&s).ok()) {
+        record.custom = custom;
+    }
+    Ok(record)
+}
+
+fn encode(record: &Record) -> Vec<SqlValue> {
+    let m = &record.meta;
+    let mut out = vec![
+        SqlValue::text(m.tenant_id.clone()),
+        SqlValue::text(m.id.canonical()),
+        SqlValue::opt_text(m.app_id.clone()),
+        SqlValue::Int(m.created_at.millis()),
+        SqlValue::Int(m.updated_at.millis()),
+        SqlValue::text(m.created_by.clone()),
+        SqlValue::text(m.updated_by.clone()),
+        SqlValue::opt_int(m.deleted_at.map(Timestamp::millis)),
+        SqlValue::opt_text(m.deleted_by.clone()),
+        SqlValue::Int(m.schema_version),
+        SqlValue::Int(m.version),
+    ];
+    for (f, v) in record.fields().iter().zip(&record.values) {
+        encode_field(f, v, &mut out);
+    }
+    if table(record.record_type).has_domains {
+        out.push(SqlValue::Text(serde_json::to_string(&record.domains).unwrap_or_else(|_| "[]".into())));
+    }
+    out.push(SqlValue::Text(Json::Object(record.custom.clone()).to_string()));
+    out
+}
+
+/// `tenant_id = $1` plus the app-scope condition, as the start of a WHERE clause.
+fn scope_clause(q: &mut SqlBuilder, actor: &Actor) {
+    let t = q.bind(SqlValue::text(actor.tenant.clone()));
+    q.push(&format!(" WHERE tenant_id = {t}"));
+    if let Some(app) = &actor.app {
+        let a = q.bind(SqlValue::text(app.clone()));
+        q.push(&format!(" AND app_id = {a}"));
+    }
+}
+
+/// Reads one record visible to `actor`; archived ones only with `include_deleted`.
+/// `lock` takes a row lock for the rest of a write transaction.
+pub async fn get<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, include_deleted: bool, lock: bool) -> StoreResult<Option<Record>> {
+    let t = table(rt);
+    let mut q = SqlBuilder::new(format!("SELECT {} FROM {}", t.select_list(), t.name));
+    scope_clause(&mut q, actor);
+    let p = q.bind(SqlValue::text(id.canonical()));
+    q.push(&format!(" AND id = {p}"));
+    if !include_deleted {
+        q.push(" AND deleted_at IS NULL");
+    }
+    if lock {
+        q.push(c.dialect().for_update());
+    }
+    match c.query_opt(&q.sql, &q.params).await? {
+        Some(row) => Ok(Some(decode(rt, row)?)),
+        None => Ok(None),
+    }
+}
+
+/// One page of records matching `plan`, after the cursor position `after` (sort-key values,
+/// id last). Returns the records and, when more may follow, the last row's position.
+pub async fn list<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan, after: Option<&[Json]>, limit: usize) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
+    let t = table(rt);
+    let dialect = c.dialect();
+    let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sortable(s.column)).collect();
+    let key_list: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), key_list.join(", "), t.name));
+    scope_clause(&mut q, actor);
+    if !plan.include_deleted {
+        q.push(" AND deleted_at IS NULL");
+    }
+    for cond in &plan.conditions {
+        let sql = condition_sql(&mut q, dialect, t.name, cond);
+        q.push(" AND ").push(&sql);
+    }
+    if let Some(after) = after {
+        if after.len() != plan.sort.len() {
+            return Err(CoreError::invalid_cursor().into());
+        }
+        let sql = keyset_sql(&mut q, plan, &keys, after)?;
+        q.push(" AND ").push(&sql);
+    }
+    let order: Vec<String> = plan
+        .sort
+        .iter()
+        .zip(&keys)
+        .map(|(s, k)| format!("{k} {} NULLS LAST", if s.descending { "DESC" } else { "ASC" }))
+        .collect();
+    q.push(&format!(" ORDER BY {} LIMIT {}", order.join(", "), limit + 1));
+    let rows = c.query(&q.sql, &q.params).await?;
+    let more = rows.len() > limit;
+    let width = t.columns.len();
+    let mut records = Vec::with_capacity(rows.len().min(limit));
+    let mut last_position = None;
+    for mut row in rows.into_iter().take(limit) {
+        let position: Vec<Json> = (0..plan.sort.len()).map(|i| sql_to_json(row.take(width + i))).collect();
+        row.0.truncate(width);
+        records.push(decode(rt, row)?);
+        last_position = Some(position);
+    }
+    Ok((records, if more { last_position } else { None }))
+}
+
+fn sql_to_json(v: SqlValue) -> Json {
+    match v {
+        SqlValue::Null => Json::Null,
+        SqlValue::Int(n) => Json::from(n),
+        SqlValue::Real(f) => serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null),
+        SqlValue::Text(s) => Json::String(s),
+        SqlValue::Bool(b) => Json::Bool(b),
+    }
+}
+
+fn json_to_sql(v: &Json) -> Option<SqlValue> {
+    Some(match v {
+        Json::Null => SqlValue::Null,
+        Json::Bool(b) => SqlValue::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Int(i),
+            None => SqlValue::Real(n.as_f64()?),
+        },
+        Json::String(s) => SqlValue::Text(s.clone()),
+        _ => return None,
+    })
+}
+
+/// The bound value a condition compares with.
+fn condition_value(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Int(n) => SqlValue::Int(*n),
+        Value::Decimal(d) => d.to_f64().map(SqlValue::Real).unwrap_or(SqlValue::Null),
+        Value::Bool(b) => SqlValue::Bool(*b),
+        Value::Time(t) => SqlValue::Int(t.millis()),
+        Value::Ref(id) => SqlValue::Text(id.canonical()),
+        Value::List(_) | Value::Addresses(_) => SqlValue::Null,
+    }
+}
+
+fn condition_sql(q: &mut SqlBuilder, dialect: crate::db::Dialect, table: &str, cond: &Condition) -> String {
+    let p = q.bind(condition_value(&cond.value));
+    match &cond.target {
+        Target::Column(column) if cond.case_insensitive => format!("lower({column}) = lower({p})"),
+        Target::Column(column) => format!("{column} = {p}"),
+        Target::AnyListItem(column) => dialect.json_array_contains_ci(column, &p),
+        Target::AnyDomain => format!(
+            "EXISTS (SELECT 1 FROM account_domains d WHERE d.tenant_id = {table}.tenant_id AND d.account_id = {table}.id AND d.domain = {p})"
+        ),
+    }
+}
+
+/// The keyset condition "sorts after `after`" for keys that sort with nulls last in both
+/// directions: for some i, keys before i equal the cursor's and key i comes after it.
+fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[String], after: &[Json]) -> StoreResult<String> {
+    let values: Vec<SqlValue> = after.iter().map(json_to_sql).collect::<Option<_>>().ok_or_else(CoreError::invalid_cursor)?;
+    let mut alternatives = Vec::new();
+    for i in 0..keys.len() {
+        let mut parts = Vec::new();
+        for j in 0..i {
+            parts.push(match &values[j] {
+                SqlValue::Null => format!("{} IS NULL", plan.sort[j].column),
+                v => {
+                    let p = q.bind(v.clone());
+                    format!("{} = {p}", keys[j])
+                }
+            });
+        }
+        match &values[i] {
+            // Nothing sorts after a null (nulls are last) except other rows, decided by later keys.
+            SqlValue::Null => continue,
+            v => {
+                let p = q.bind(v.clone());
+                let op = if plan.sort[i].descending { "<" } else { ">" };
+                parts.push(format!("({} {op} {p} OR {} IS NULL)", keys[i], plan.sort[i].column));
+            }
+        }
+        alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    if alternatives.is_empty() {
+        return Ok("1 = 0".to_owned());
+    }
+    Ok(format!("({})", alternatives.join(" OR ")))
+}
+
+async fn insert<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
+    let t = table(record.record_type);
+    let params = encode(record);
+    let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", t.name, t.select_list(), placeholders.join(", "));
+    c.execute(&sql, &params).await?;
+    Ok(())
+}
+
+async fn save<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
+    let t = table(record.record_type);
+    let params = encode(record);
+    // Skip tenant_id and id in SET; they key the WHERE clause.
+    let sets: Vec<String> = t.columns.iter().enumerate().skip(2).map(|(i, col)| format!("{col} = ${}", i + 1)).collect();
+    let sql = format!("UPDATE {} SET {} WHERE tenant_id = $1 AND id = $2", t.name, sets.join(", "));
+    c.execute(&sql, &params).await?;
+    Ok(())
+}
+
+/// Checks that the record's references resolve in the tenant (and, for records, in the
+/// caller's app scope), and that parents form no cycle.
+async fn check_references<C: Conn>(c: &mut C, actor: &Actor, record: &Record, before: Option<&Record>) -> StoreResult<()> {
+    for (i, (f, v)) in record.fields().iter().zip(&record.values).enumerate() {
+        let (ValueType::Reference(target), Value::Ref(id)) = (f.value_type, v) else { continue };
+        if before.is_some_and(|b| &b.values[i] == v) {
+            continue;
+        }
+        let exists = match target {
+            RecordType::User => crate::users::exists(c, &actor.tenant, *id).await?,
+            rt => get(c, actor, rt, *id, false, false).await?.is_some(),
+        };
+        if !exists {
+            return Err(CoreError::target_not_found(f.v1_name, &id.v1(target)).into());
+        }
+        if target == record.record_type {
+            check_no_cycle(c, actor, record, f, *id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Walks up the parent chain from `parent`; reaching `record` again would be a cycle.
+async fn check_no_cycle<C: Conn>(c: &mut C, actor: &Actor, record: &Record, f: &FieldDef, parent: RecordId) -> StoreResult<()> {
+    let cycle = || CoreError::invalid_value(f.v1_name, "a record cannot be its own ancestor");
+    let t = table(record.record_type);
+    let sql = format!("SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2", f.column, t.name);
+    let mut current = parent;
+    for _ in 0..10_000 {
+        if current == record.meta.id {
+            return Err(cycle().into());
+        }
+        let row = c.query_opt(&sql, &[SqlValue::text(actor.tenant.clone()), SqlValue::text(current.canonical())]).await?;
+        match row.and_then(|mut r| r.text(0)).and_then(|s| RecordId::parse(record.record_type, &s)) {
+            Some(next) => current = next,
+            None => return Ok(()),
+        }
+    }
+    Err(cycle().into())
+}
+
+/// Makes the account_domains rows match `record.domains`, refusing domains that another
+/// active account holds (409 `conflict`; the holder's id only if the caller may see it).
+async fn sync_domains<C: Conn>(c: &mut C, actor: &Actor, record: &Record, before: &[AccountDomain]) -> StoreResult<()> {
+    if record.domains == before {
+        return Ok(());
+    }
+    let tenant = SqlValue::text(actor.tenant.clone());
+    let id = SqlValue::text(record.meta.id.canonical());
+    for d in &record.domains {
+        if before.iter().any(|b| b.domain_name == d.domain_name) {
+            continue;
+        }
+        check_domain_free(c, actor, &d.domain_name, record.meta.id).await?;
+    }
+    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), id.clone()]).await?;
+    let released = SqlValue::Bool(record.is_deleted());
+    for d in &record.domains {
+        let params = [tenant.clone(), id.clone(), SqlValue::text(d.domain_name.clone()), SqlValue::Bool(d.is_primary), SqlValue::Int(d.added_at), released.clone()];
+        let inserted = c
+            .execute("INSERT INTO account_domains (tenant_id, account_id, domain, is_primary, added_at, released) VALUES ($1, $2, $3, $4, $5, $6)", &params)
+            .await;
+        if let Err(DbError::UniqueViolation(_)) = inserted {
+            // Claimed concurrently by another transaction after our check.
+            return Err(CoreError::conflict("domain", &d.domain_name, None).into());
+        }
+        inserted?;
+    }
+    Ok(())
+}
+
+async fn check_domain_free<C: Conn>(c: &mut C, actor: &Actor, domain: &str, own: RecordId) -> StoreResult<()> {
+    let row = c
+        .query_opt(
+            "SELECT d.account_id, a.app_id FROM account_domains d JOIN accounts a ON a.tenant_id = d.tenant_id AND a.id = d.account_id \
+             WHERE d.tenant_id = $1 AND d.domain = $2 AND d.released = $3 AND d.account_id <> $4",
+            &[SqlValue::text(actor.tenant.clone()), SqlValue::text(domain), SqlValue::Bool(false), SqlValue::text(own.canonical())],
+        )
+        .await?;
+    if let Some(mut row) = row {
+        let holder = row.text(0).and_then(|s| RecordId::parse(RecordType::Account, &s));
+        let holder_app = row.text(1);
+        let visible = actor.app.is_none() || actor.app == holder_app;
+        let shown = holder.filter(|_| visible).map(|id| id.v1(RecordType::Account));
+        return Err(CoreError::conflict("domain", domain, shown).into());
+    }
+    Ok(())
+}
+
+/// Creates a record from a validated write.
+pub async fn create<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, write: &RecordWrite, now: Timestamp) -> StoreResult<Record> {
+    let mut record = Record::new(rt, RecordMeta::new(actor, now));
+    record.apply(write, now)?;
+    check_references(c, actor, &record, None).await?;
+    insert(c, &record).await?;
+    sync_domains(c, actor, &record, &[]).await?;
+    Ok(record)
+}
+
+/// A version the caller requires before writing: `If-Match` (412) or a v1 body `version` (409).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Preconditions {
+    pub if_match: Option<i64>,
+}
+
+fn check_preconditions(record: &Record, pre: Preconditions, body_version: Option<i64>) -> StoreResult<()> {
+    let current = record.meta.version;
+    if pre.if_match.is_some_and(|v| v != current) {
+        return Err(CoreError::precondition_failed(current).into());
+    }
+    if let Some(v) = body_version.filter(|v| *v != current) {
+        return Err(CoreError::version_conflict(v, current).into());
+    }
+    Ok(())
+}
+
+/// Applies a write to an active record. A write that changes nothing leaves the version and
+/// `updated_at` alone.
+pub async fn update<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, write: &RecordWrite, pre: Preconditions, now: Timestamp) -> StoreResult<Record> {
+    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
+    check_preconditions(&before, pre, write.expected_version)?;
+    let mut record = before.clone();
+    if !record.apply(write, now)? {
+        return Ok(before);
+    }
+    check_references(c, actor, &record, Some(&before)).await?;
+    sync_domains(c, actor, &record, &before.domains).await?;
+    record.meta.touch(actor, now);
+    save(c, &record).await?;
+    Ok(record)
+}
+
+/// Archives (soft-deletes) an active record and releases its unique keys.
+pub async fn archive<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, pre: Preconditions, now: Timestamp) -> StoreResult<Record> {
+    let mut record = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
+    check_preconditions(&record, pre, None)?;
+    record.meta.touch(actor, now);
+    record.meta.deleted_at = Some(record.meta.updated_at);
+    record.meta.deleted_by = Some(actor.subject.clone());
+    save(c, &record).await?;
+    set_released(c, actor, id, true).await?;
+    Ok(record)
+}
+
+async fn set_released<C: Conn>(c: &mut C, actor: &Actor, id: RecordId, released: bool) -> StoreResult<()> {
+    c.execute(
+        "UPDATE account_domains SET released = $3 WHERE tenant_id = $1 AND account_id = $2",
+        &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical()), SqlValue::Bool(released)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Restores an archived record, unless one of its unique keys was claimed meanwhile (409).
+/// Restoring an active record changes nothing and returns it.
+pub async fn restore<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<Record> {
+    let mut record = get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
+    if !record.is_deleted() {
+        return Ok(record);
+    }
+    for d in &record.domains {
+        check_domain_free(c, actor, &d.domain_name, id).await?;
+    }
+    record.meta.deleted_at = None;
+    record.meta.deleted_by = None;
+    record.meta.touch(actor, now);
+    save(c, &record).await?;
+    set_released(c, actor, id, false).await?;
+    Ok(record)
+}
+
+/// Deletes a record for good, with its domains; records that referenced it as parent lose
+/// the reference (a change, so their version moves).
+pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<()> {
+    get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
+    let tenant = SqlValue::text(actor.tenant.clone());
+    let key = SqlValue::text(id.canonical());
+    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), key.clone()]).await?;
+    c.execute(
+        "UPDATE accounts SET parent_account_id = NULL, version = version + 1, updated_at = $3, updated_by = $4 WHERE tenant_id = $1 AND parent_account_id = $2",
+        &[tenant.clone(), key.clone(), SqlValue::Int(now.millis()), SqlValue::text(actor.subject.clone())],
+    )
+    .await?;
+    c.execute(&format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(rt).name), &[tenant, key]).await?;
+    Ok(())
+}

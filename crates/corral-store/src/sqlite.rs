@@ -1,0 +1,214 @@
+//! The embedded SQLite backend on rusqlite (bundled SQLite).
+//!
+//! WAL mode; one writer connection behind an async mutex, each write transaction opened with
+//! `BEGIN IMMEDIATE` so it never fails half-way on a lock upgrade; a pool of read
+//! connections, one checked out per read. SQLite calls are microseconds for point reads and
+//! run on the calling task: there is no thread hop on the hot path.
+
+use crate::db::{Conn, DbError, DbResult, Dialect, Row, SqlValue};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Idle read connections kept for reuse.
+const MAX_IDLE_READERS: usize = 16;
+
+/// An open SQLite database.
+pub struct SqliteDb {
+    path: PathBuf,
+    writer: tokio::sync::Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDb").field("path", &self.path).finish()
+    }
+}
+
+fn open_connection(path: &Path, reader: bool) -> DbResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    // synchronous=NORMAL in WAL is durable across process crashes (not power loss) and is
+    // what makes single-row commits cheap.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(map_error)?;
+    if reader {
+        conn.execute_batch("PRAGMA query_only = ON;").map_err(map_error)?;
+    }
+    Ok(conn)
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> DbResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let writer = open_connection(path, false)?;
+        Ok(SqliteDb { path: path.to_owned(), writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// Starts a write transaction; waits for the writer connection.
+    pub async fn begin(&self) -> DbResult<SqliteTx<'_>> {
+        let guard = self.writer.lock().await;
+        guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        Ok(SqliteTx { conn: guard, open: true })
+    }
+
+    /// Checks out a read connection.
+    pub fn reader(&self) -> DbResult<SqliteReader<'_>> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, true)?,
+        };
+        Ok(SqliteReader { conn: Some(conn), db: self })
+    }
+}
+
+/// A write transaction on the writer connection. Rolled back if dropped uncommitted.
+pub struct SqliteTx<'a> {
+    conn: tokio::sync::MutexGuard<'a, Connection>,
+    open: bool,
+}
+
+impl SqliteTx<'_> {
+    pub fn commit(mut self) -> DbResult<()> {
+        self.open = false;
+        self.conn.execute_batch("COMMIT").map_err(map_error)
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A pooled read connection; returned to the pool on drop.
+pub struct SqliteReader<'a> {
+    conn: Option<Connection>,
+    db: &'a SqliteDb,
+}
+
+impl Drop for SqliteReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut pool = self.db.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+    }
+}
+
+impl Conn for SqliteTx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn query(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
+        query(&self.conn, sql, params)
+    }
+    async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
+        execute(&self.conn, sql, params)
+    }
+    async fn execute_batch(&mut self, sql: &str) -> DbResult<()> {
+        self.conn.execute_batch(sql).map_err(map_error)
+    }
+}
+
+impl Conn for SqliteReader<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn query(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
+        query(self.conn.as_ref().expect("reader holds a connection"), sql, params)
+    }
+    async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
+        execute(self.conn.as_ref().expect("reader holds a connection"), sql, params)
+    }
+    async fn execute_batch(&mut self, sql: &str) -> DbResult<()> {
+        self.conn.as_ref().expect("reader holds a connection").execute_batch(sql).map_err(map_error)
+    }
+}
+
+/// Rewrites `$n` placeholders to SQLite's `?n` (same meaning: the n-th bound value).
+fn placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    Cow::Owned(sql.replace('$', "?"))
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlValue::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            SqlValue::Int(n) => ToSqlOutput::Borrowed(ValueRef::Integer(*n)),
+            SqlValue::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
+            SqlValue::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            SqlValue::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(*b as i64)),
+        })
+    }
+}
+
+fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(map_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(match row.get_ref(i).map_err(map_error)? {
+                ValueRef::Null => SqlValue::Null,
+                ValueRef::Integer(n) => SqlValue::Int(n),
+                ValueRef::Real(f) => SqlValue::Real(f),
+                ValueRef::Text(t) | ValueRef::Blob(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+            });
+        }
+        out.push(Row(values));
+    }
+    Ok(out)
+}
+
+fn execute(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
+    let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
+    stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(map_error)
+}
+
+fn map_error(e: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(code, msg) = &e {
+        // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
+        if code.extended_code == 2067 || code.extended_code == 1555 {
+            return DbError::UniqueViolation(msg.clone().unwrap_or_default());
+        }
+        if matches!(code.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::DiskFull | ErrorCode::ReadOnly) {
+            return DbError::Unavailable(e.to_string());
+        }
+    }
+    DbError::Other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten() {
+        assert_eq!(placeholders("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+        assert!(matches!(placeholders("SELECT 1"), Cow::Borrowed(_)));
+    }
+}
