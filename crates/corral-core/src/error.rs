@@ -88,7 +88,11 @@ pub type CoreResult<T> = Result<T, CoreError>;
 impl CoreError {
     /// An error with a code and message and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        CoreError { code, message: message.into(), details: Map::new() }
+        CoreError {
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     /// Adds one detail entry.
@@ -106,26 +110,38 @@ impl CoreError {
     }
 
     pub fn field_not_creatable(field: &str) -> Self {
-        Self::new(ErrorCode::FieldNotCreatable, format!("field `{field}` is set by the server"))
-            .with("field", field)
+        Self::new(
+            ErrorCode::FieldNotCreatable,
+            format!("field `{field}` is set by the server"),
+        )
+        .with("field", field)
     }
 
     pub fn field_not_updatable(field: &str) -> Self {
-        Self::new(ErrorCode::FieldNotUpdatable, format!("field `{field}` cannot be updated"))
-            .with("field", field)
+        Self::new(
+            ErrorCode::FieldNotUpdatable,
+            format!("field `{field}` cannot be updated"),
+        )
+        .with("field", field)
     }
 
     pub fn required_missing(field: &str) -> Self {
-        Self::new(ErrorCode::FieldRequiredMissing, format!("field `{field}` is required"))
-            .with("field", field)
+        Self::new(
+            ErrorCode::FieldRequiredMissing,
+            format!("field `{field}` is required"),
+        )
+        .with("field", field)
     }
 
     /// A value that does not fit its field; `reason` says why in plain words.
     pub fn invalid_value(field: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        Self::new(ErrorCode::FieldValueInvalid, format!("invalid value for `{field}`: {reason}"))
-            .with("field", field)
-            .with("reason", reason)
+        Self::new(
+            ErrorCode::FieldValueInvalid,
+            format!("invalid value for `{field}`: {reason}"),
+        )
+        .with("field", field)
+        .with("reason", reason)
     }
 
     pub fn target_not_found(field: &str, id: &str) -> Self {
@@ -187,13 +203,20 @@ impl CoreError {
     }
 
     pub fn forbidden(missing: &str) -> Self {
-        Self::new(ErrorCode::Forbidden, format!("missing permission `{missing}`"))
-            .with("required_scope", missing)
+        Self::new(
+            ErrorCode::Forbidden,
+            format!("missing permission `{missing}`"),
+        )
+        .with("required_scope", missing)
     }
 
     /// Details as a JSON value (for error bodies).
     pub fn details_json(&self) -> Json {
-        if self.details.is_empty() { json!({}) } else { Json::Object(self.details.clone()) }
+        if self.details.is_empty() {
+            json!({})
+        } else {
+            Json::Object(self.details.clone())
+        }
     }
 }
 
@@ -207,7 +230,11 @@ mod tests {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
-            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            );
             assert!((400..600).contains(&code.status()));
         }
         assert_eq!(ErrorCode::ALL.len(), 31);

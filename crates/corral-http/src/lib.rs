@@ -1,1 +1,14 @@
-//! placeholder
+//! Corral's HTTP layer: the router ([`router::router`]), authentication ([`auth`]), the one
+//! error body ([`error`]), extractors and the handlers of both dialects and the admin API.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod request_id;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use auth::{AuthConfig, Claims};
+pub use router::router;
+pub use state::AppState;

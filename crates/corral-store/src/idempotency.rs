@@ -23,18 +23,34 @@ pub struct StoredResponse {
 }
 
 /// The live stored response for a key, if any.
-pub async fn find<C: Conn>(c: &mut C, tenant: &str, key: &str, now: Timestamp) -> StoreResult<Option<StoredResponse>> {
+pub async fn find<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    key: &str,
+    now: Timestamp,
+) -> StoreResult<Option<StoredResponse>> {
     let row = c
         .query_opt(
             "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at > $3",
             &[SqlValue::text(tenant), SqlValue::text(key), SqlValue::Int(now.millis() - RETENTION_MS)],
         )
         .await?;
-    Ok(row.map(|mut r| StoredResponse { request_hash: r.text(0).unwrap_or_default(), status: r.int(1).unwrap_or(200) as u16, body: r.text(2).unwrap_or_default() }))
+    Ok(row.map(|mut r| StoredResponse {
+        request_hash: r.text(0).unwrap_or_default(),
+        status: r.int(1).unwrap_or(200) as u16,
+        body: r.text(2).unwrap_or_default(),
+    }))
 }
 
 /// Stores a response, replacing an expired one under the same key.
-pub async fn remember<C: Conn>(c: &mut C, tenant: &str, key: &IdempotencyKey, status: u16, body: &str, now: Timestamp) -> StoreResult<()> {
+pub async fn remember<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    key: &IdempotencyKey,
+    status: u16,
+    body: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
     c.execute(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash, status = excluded.status, body = excluded.body, created_at = excluded.created_at",

@@ -15,7 +15,9 @@ pub mod sqlite;
 pub mod users;
 
 use corral_core::list::Plan;
-use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp};
+use corral_core::{
+    Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp,
+};
 use db::{Conn, DbError};
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -44,7 +46,9 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unavailable(m) => StoreError::Unavailable(m),
-            DbError::UniqueViolation(m) => StoreError::Internal(format!("unexpected unique violation: {m}")),
+            DbError::UniqueViolation(m) => {
+                StoreError::Internal(format!("unexpected unique violation: {m}"))
+            }
             DbError::Other(m) => StoreError::Internal(m),
         }
     }
@@ -143,8 +147,12 @@ impl Store {
     /// Opens the database named by `url`.
     pub async fn open(url: &DatabaseUrl) -> StoreResult<Store> {
         match url {
-            DatabaseUrl::Sqlite(path) => Ok(Store { backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?) }),
-            DatabaseUrl::Postgres(_) => Err(StoreError::Unavailable("PostgreSQL support is not built yet; use a sqlite:// URL".into())),
+            DatabaseUrl::Sqlite(path) => Ok(Store {
+                backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?),
+            }),
+            DatabaseUrl::Postgres(_) => Err(StoreError::Unavailable(
+                "PostgreSQL support is not built yet; use a sqlite:// URL".into(),
+            )),
         }
     }
 
@@ -155,31 +163,68 @@ impl Store {
 
     /// Checks the database answers (for `/ready`).
     pub async fn ping(&self) -> StoreResult<()> {
-        in_read!(self, |c| async { c.query("SELECT 1", &[]).await.map(|_| ()).map_err(StoreError::from) })
+        in_read!(self, |c| async {
+            c.query("SELECT 1", &[])
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from)
+        })
     }
 
     // ----- records -----
 
     /// A record visible to `actor`; 404 `record_not_found` otherwise.
-    pub async fn get_record(&self, actor: &Actor, rt: RecordType, id: RecordId, include_deleted: bool) -> StoreResult<Record> {
-        in_read!(self, |c| records::get(c, actor, rt, id, include_deleted, false))?.ok_or_else(|| CoreError::record_not_found().into())
+    pub async fn get_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        include_deleted: bool,
+    ) -> StoreResult<Record> {
+        in_read!(self, |c| records::get(
+            c,
+            actor,
+            rt,
+            id,
+            include_deleted,
+            false
+        ))?
+        .ok_or_else(|| CoreError::record_not_found().into())
     }
 
     /// One page of records; see [`records::list`].
-    pub async fn list_records(&self, actor: &Actor, rt: RecordType, plan: &Plan, after: Option<&[Json]>, limit: usize) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
+    pub async fn list_records(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        plan: &Plan,
+        after: Option<&[Json]>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
         in_read!(self, |c| records::list(c, actor, rt, plan, after, limit))
     }
 
     /// Creates a record; with an idempotency key, replays the first response instead of
     /// creating twice. `render` produces the response body stored under the key.
-    pub async fn create_record(&self, actor: &Actor, rt: RecordType, write: &RecordWrite, key: Option<&IdempotencyKey>, render: impl Fn(&Record) -> String + Send + Sync) -> StoreResult<Created> {
+    pub async fn create_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        write: &RecordWrite,
+        key: Option<&IdempotencyKey>,
+        render: impl Fn(&Record) -> String + Send + Sync,
+    ) -> StoreResult<Created> {
         let now = Timestamp::now();
         in_write!(self, |c| async {
             if let Some(key) = key
                 && let Some(stored) = idempotency::find(c, &actor.tenant, &key.key, now).await?
             {
                 if stored.request_hash != key.request_hash {
-                    return Err(CoreError::new(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key was used with a different request").into());
+                    return Err(CoreError::new(
+                        ErrorCode::IdempotencyKeyReused,
+                        "this Idempotency-Key was used with a different request",
+                    )
+                    .into());
                 }
                 return Ok(Created::Replayed(stored));
             }
@@ -192,19 +237,63 @@ impl Store {
         })
     }
 
-    pub async fn update_record(&self, actor: &Actor, rt: RecordType, id: RecordId, write: &RecordWrite, pre: Preconditions) -> StoreResult<Record> {
-        in_write!(self, |c| records::update(c, actor, rt, id, write, pre, Timestamp::now()))
+    pub async fn update_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        write: &RecordWrite,
+        pre: Preconditions,
+    ) -> StoreResult<Record> {
+        in_write!(self, |c| records::update(
+            c,
+            actor,
+            rt,
+            id,
+            write,
+            pre,
+            Timestamp::now()
+        ))
     }
 
-    pub async fn archive_record(&self, actor: &Actor, rt: RecordType, id: RecordId, pre: Preconditions) -> StoreResult<Record> {
-        in_write!(self, |c| records::archive(c, actor, rt, id, pre, Timestamp::now()))
+    pub async fn archive_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        pre: Preconditions,
+    ) -> StoreResult<Record> {
+        in_write!(self, |c| records::archive(
+            c,
+            actor,
+            rt,
+            id,
+            pre,
+            Timestamp::now()
+        ))
     }
 
-    pub async fn restore_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<Record> {
-        in_write!(self, |c| records::restore(c, actor, rt, id, Timestamp::now()))
+    pub async fn restore_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+    ) -> StoreResult<Record> {
+        in_write!(self, |c| records::restore(
+            c,
+            actor,
+            rt,
+            id,
+            Timestamp::now()
+        ))
     }
 
-    pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
+    pub async fn purge_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+    ) -> StoreResult<()> {
         in_write!(self, |c| records::purge(c, actor, rt, id, Timestamp::now()))
     }
 
@@ -214,20 +303,62 @@ impl Store {
         in_read!(self, |c| users::exists(c, tenant, id))
     }
 
-    pub async fn provision_user(&self, tenant: &str, id: RecordId, email: Option<&str>, name: Option<&str>, subject: &str) -> StoreResult<()> {
-        in_write!(self, |c| users::provision(c, tenant, id, email, name, subject, Timestamp::now()))
+    pub async fn provision_user(
+        &self,
+        tenant: &str,
+        id: RecordId,
+        email: Option<&str>,
+        name: Option<&str>,
+        subject: &str,
+    ) -> StoreResult<()> {
+        in_write!(self, |c| users::provision(
+            c,
+            tenant,
+            id,
+            email,
+            name,
+            subject,
+            Timestamp::now()
+        ))
     }
 
-    pub async fn add_user(&self, tenant: &str, email: &str, display_name: Option<&str>, actor: &str) -> StoreResult<User> {
-        in_write!(self, |c| users::add(c, tenant, RecordId::generate(), Some(email), display_name, actor, Timestamp::now()))
+    pub async fn add_user(
+        &self,
+        tenant: &str,
+        email: &str,
+        display_name: Option<&str>,
+        actor: &str,
+    ) -> StoreResult<User> {
+        in_write!(self, |c| users::add(
+            c,
+            tenant,
+            RecordId::generate(),
+            Some(email),
+            display_name,
+            actor,
+            Timestamp::now()
+        ))
     }
 
     pub async fn list_users(&self, tenant: &str) -> StoreResult<Vec<User>> {
         in_read!(self, |c| users::list(c, tenant))
     }
 
-    pub async fn update_user(&self, tenant: &str, id: RecordId, changes: &UserChanges, actor: &str) -> StoreResult<User> {
-        in_write!(self, |c| users::update(c, tenant, id, changes, actor, Timestamp::now()))
+    pub async fn update_user(
+        &self,
+        tenant: &str,
+        id: RecordId,
+        changes: &UserChanges,
+        actor: &str,
+    ) -> StoreResult<User> {
+        in_write!(self, |c| users::update(
+            c,
+            tenant,
+            id,
+            changes,
+            actor,
+            Timestamp::now()
+        ))
     }
 
     // ----- api keys -----

@@ -24,7 +24,9 @@ pub struct SqliteDb {
 
 impl std::fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteDb").field("path", &self.path).finish()
+        f.debug_struct("SqliteDb")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -43,7 +45,8 @@ fn open_connection(path: &Path, reader: bool) -> DbResult<Connection> {
     )
     .map_err(map_error)?;
     if reader {
-        conn.execute_batch("PRAGMA query_only = ON;").map_err(map_error)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(map_error)?;
     }
     Ok(conn)
 }
@@ -52,17 +55,26 @@ impl SqliteDb {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> DbResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let writer = open_connection(path, false)?;
-        Ok(SqliteDb { path: path.to_owned(), writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteDb {
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     /// Starts a write transaction; waits for the writer connection.
     pub async fn begin(&self) -> DbResult<SqliteTx<'_>> {
         let guard = self.writer.lock().await;
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
-        Ok(SqliteTx { conn: guard, open: true })
+        Ok(SqliteTx {
+            conn: guard,
+            open: true,
+        })
     }
 
     /// Checks out a read connection.
@@ -72,7 +84,10 @@ impl SqliteDb {
             Some(c) => c,
             None => open_connection(&self.path, true)?,
         };
-        Ok(SqliteReader { conn: Some(conn), db: self })
+        Ok(SqliteReader {
+            conn: Some(conn),
+            db: self,
+        })
     }
 }
 
@@ -134,13 +149,25 @@ impl Conn for SqliteReader<'_> {
         Dialect::Sqlite
     }
     async fn query(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
-        query(self.conn.as_ref().expect("reader holds a connection"), sql, params)
+        query(
+            self.conn.as_ref().expect("reader holds a connection"),
+            sql,
+            params,
+        )
     }
     async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
-        execute(self.conn.as_ref().expect("reader holds a connection"), sql, params)
+        execute(
+            self.conn.as_ref().expect("reader holds a connection"),
+            sql,
+            params,
+        )
     }
     async fn execute_batch(&mut self, sql: &str) -> DbResult<()> {
-        self.conn.as_ref().expect("reader holds a connection").execute_batch(sql).map_err(map_error)
+        self.conn
+            .as_ref()
+            .expect("reader holds a connection")
+            .execute_batch(sql)
+            .map_err(map_error)
     }
 }
 
@@ -167,7 +194,9 @@ impl rusqlite::ToSql for SqlValue {
 fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
     let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
     let width = stmt.column_count();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(map_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(map_error)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
         let mut values = Vec::with_capacity(width);
@@ -176,7 +205,9 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>
                 ValueRef::Null => SqlValue::Null,
                 ValueRef::Integer(n) => SqlValue::Int(n),
                 ValueRef::Real(f) => SqlValue::Real(f),
-                ValueRef::Text(t) | ValueRef::Blob(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                    SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+                }
             });
         }
         out.push(Row(values));
@@ -186,7 +217,9 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>
 
 fn execute(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
     let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
-    stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(map_error)
+    stmt.execute(rusqlite::params_from_iter(params))
+        .map(|n| n as u64)
+        .map_err(map_error)
 }
 
 fn map_error(e: rusqlite::Error) -> DbError {
@@ -195,7 +228,14 @@ fn map_error(e: rusqlite::Error) -> DbError {
         if code.extended_code == 2067 || code.extended_code == 1555 {
             return DbError::UniqueViolation(msg.clone().unwrap_or_default());
         }
-        if matches!(code.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::DiskFull | ErrorCode::ReadOnly) {
+        if matches!(
+            code.code,
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+        ) {
             return DbError::Unavailable(e.to_string());
         }
     }

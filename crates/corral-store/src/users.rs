@@ -34,7 +34,10 @@ const COLUMNS: &str = "id, tenant_id, email, display_name, is_active, created_at
 fn decode(mut row: Row) -> StoreResult<User> {
     let corrupt = || StoreError::Internal("stored user is malformed".into());
     Ok(User {
-        id: row.text(0).and_then(|s| RecordId::parse(RecordType::User, &s)).ok_or_else(corrupt)?,
+        id: row
+            .text(0)
+            .and_then(|s| RecordId::parse(RecordType::User, &s))
+            .ok_or_else(corrupt)?,
         tenant_id: row.text(1).ok_or_else(corrupt)?,
         email: row.text(2),
         display_name: row.text(3),
@@ -49,24 +52,41 @@ fn decode(mut row: Row) -> StoreResult<User> {
 
 /// Whether `id` is a user of `tenant`.
 pub async fn exists<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<bool> {
-    Ok(c.query_opt("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2", &[SqlValue::text(tenant), SqlValue::text(id.canonical())]).await?.is_some())
+    Ok(c.query_opt(
+        "SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2",
+        &[SqlValue::text(tenant), SqlValue::text(id.canonical())],
+    )
+    .await?
+    .is_some())
 }
 
 pub async fn get<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
-    c.query_opt(&sql, &[SqlValue::text(tenant), SqlValue::text(id.canonical())]).await?.map(decode).transpose()
+    c.query_opt(
+        &sql,
+        &[SqlValue::text(tenant), SqlValue::text(id.canonical())],
+    )
+    .await?
+    .map(decode)
+    .transpose()
 }
 
 /// Users of a tenant, oldest first.
 pub async fn list<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<Vec<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY created_at, id");
-    c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
+    c.query(&sql, &[SqlValue::text(tenant)])
+        .await?
+        .into_iter()
+        .map(decode)
+        .collect()
 }
 
 fn normalise_email(email: Option<&str>) -> StoreResult<Option<String>> {
     email
         .filter(|e| !e.trim().is_empty())
-        .map(|e| normalize::email(e).map_err(|r| StoreError::from(CoreError::invalid_value("email", r))))
+        .map(|e| {
+            normalize::email(e).map_err(|r| StoreError::from(CoreError::invalid_value("email", r)))
+        })
         .transpose()
 }
 
@@ -75,7 +95,15 @@ fn email_conflict(email: &str) -> StoreError {
 }
 
 /// Adds a user; a taken email is a 409 `conflict`.
-pub async fn add<C: Conn>(c: &mut C, tenant: &str, id: RecordId, email: Option<&str>, display_name: Option<&str>, actor: &str, now: Timestamp) -> StoreResult<User> {
+pub async fn add<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    id: RecordId,
+    email: Option<&str>,
+    display_name: Option<&str>,
+    actor: &str,
+    now: Timestamp,
+) -> StoreResult<User> {
     let email = normalise_email(email)?;
     let params = [
         SqlValue::text(tenant),
@@ -100,20 +128,39 @@ pub async fn add<C: Conn>(c: &mut C, tenant: &str, id: RecordId, email: Option<&
         }),
         other => {
             other?;
-            get(c, tenant, id).await?.ok_or_else(|| StoreError::Internal("user vanished after insert".into()))
+            get(c, tenant, id)
+                .await?
+                .ok_or_else(|| StoreError::Internal("user vanished after insert".into()))
         }
     }
 }
 
 /// Creates the user for a human token's subject unless it exists. A claimed email is left
 /// off rather than refusing the caller's request.
-pub async fn provision<C: Conn>(c: &mut C, tenant: &str, id: RecordId, email: Option<&str>, name: Option<&str>, subject: &str, now: Timestamp) -> StoreResult<()> {
+pub async fn provision<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    id: RecordId,
+    email: Option<&str>,
+    name: Option<&str>,
+    subject: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
     if exists(c, tenant, id).await? {
         return Ok(());
     }
     let email = normalise_email(email).ok().flatten();
     let taken = match &email {
-        Some(e) => c.query_opt("SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2", &[SqlValue::text(tenant), SqlValue::text(normalize::email_key(e))]).await?.is_some(),
+        Some(e) => c
+            .query_opt(
+                "SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2",
+                &[
+                    SqlValue::text(tenant),
+                    SqlValue::text(normalize::email_key(e)),
+                ],
+            )
+            .await?
+            .is_some(),
         None => false,
     };
     let email = if taken { None } else { email };
@@ -126,8 +173,17 @@ pub async fn provision<C: Conn>(c: &mut C, tenant: &str, id: RecordId, email: Op
 }
 
 /// Changes a user's email, name or active flag.
-pub async fn update<C: Conn>(c: &mut C, tenant: &str, id: RecordId, changes: &UserChanges, actor: &str, now: Timestamp) -> StoreResult<User> {
-    let mut user = get(c, tenant, id).await?.ok_or_else(CoreError::record_not_found)?;
+pub async fn update<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    id: RecordId,
+    changes: &UserChanges,
+    actor: &str,
+    now: Timestamp,
+) -> StoreResult<User> {
+    let mut user = get(c, tenant, id)
+        .await?
+        .ok_or_else(CoreError::record_not_found)?;
     let before = user.clone();
     if let Some(email) = &changes.email {
         user.email = normalise_email(email.as_deref())?;
@@ -142,7 +198,11 @@ pub async fn update<C: Conn>(c: &mut C, tenant: &str, id: RecordId, changes: &Us
         return Ok(user);
     }
     user.version += 1;
-    user.updated_at = if now > user.updated_at { now } else { Timestamp(user.updated_at.0 + 1) };
+    user.updated_at = if now > user.updated_at {
+        now
+    } else {
+        Timestamp(user.updated_at.0 + 1)
+    };
     user.updated_by = actor.to_owned();
     let result = c
         .execute(
@@ -161,7 +221,9 @@ pub async fn update<C: Conn>(c: &mut C, tenant: &str, id: RecordId, changes: &Us
         )
         .await;
     match result {
-        Err(DbError::UniqueViolation(_)) => Err(email_conflict(user.email.as_deref().unwrap_or_default())),
+        Err(DbError::UniqueViolation(_)) => {
+            Err(email_conflict(user.email.as_deref().unwrap_or_default()))
+        }
         other => {
             other?;
             Ok(user)

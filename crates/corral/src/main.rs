@@ -1,1 +1,351 @@
-fn main() {}
+//! The `corral` binary: parses the command line, layers configuration, sets up logging and
+//! hands over to the library crates.
+
+mod config;
+mod demo;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use config::{Config, FlagOverrides};
+use corral_http::{AppState, Claims};
+use corral_store::{DatabaseUrl, Store};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "corral",
+    version,
+    about = "A fast, multi-tenant CRM records server"
+)]
+struct Cli {
+    /// Config file (default: ./corral.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (env CORRAL_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Data directory for the SQLite file and generated secrets (env CORRAL_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Listen address (env CORRAL_LISTEN), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Seed a `demo` tenant and print an admin token and a sample curl.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a signed JWT for local use.
+    Token(TokenArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Manage the user directory.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The subject (`sub`): a user id or any stable name.
+    #[arg(long, default_value = "corral-cli")]
+    sub: String,
+    /// Roles (repeatable). Without --role and --scope the token is a tenant_admin token.
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Scopes (repeatable), e.g. accounts:read.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// App scope: the token sees only records of this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// Lifetime, e.g. 1h, 30m, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// `email` claim (used to provision the user on first sight).
+    #[arg(long)]
+    email: Option<String>,
+    /// `name` claim.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeyCommand {
+    /// Create a key; the key is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        app: Option<String>,
+        /// Scopes (repeatable or space-separated).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a tenant's keys.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user to a tenant's directory.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store> {
+    let url = DatabaseUrl::parse(&config.database_url()).map_err(anyhow::Error::msg)?;
+    let store = Store::open(&url)
+        .await
+        .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let flags = FlagOverrides {
+        listen,
+        database_url: cli.database_url.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let config = Config::load(cli.config.as_deref(), &flags)?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token(args) => {
+            println!("{}", mint_token(&config, args)?);
+            Ok(())
+        }
+        Command::ApiKey(cmd) => api_key(&config, cmd).await,
+        Command::User(UserCommand::Add {
+            tenant,
+            email,
+            name,
+        }) => {
+            let store = open_store(&config).await?;
+            let user = store
+                .add_user(&tenant, &email, name.as_deref(), "corral-cli")
+                .await?;
+            println!("{}", user.id.v1(corral_core::RecordType::User));
+            Ok(())
+        }
+    }
+}
+
+fn mint_token(config: &Config, args: TokenArgs) -> Result<String> {
+    let auth = config.auth()?;
+    let now = corral_http::auth::unix_now();
+    let roles = if args.roles.is_empty() && args.scopes.is_empty() {
+        vec!["tenant_admin".to_owned()]
+    } else {
+        args.roles
+    };
+    let scope = args.scopes.join(" ");
+    Ok(auth.mint(Claims {
+        sub: args.sub,
+        tenant_id: args.tenant,
+        exp: now + args.ttl.as_secs() as i64,
+        iat: Some(now),
+        roles,
+        scope: (!scope.is_empty()).then_some(scope),
+        app_id: args.app,
+        email: args.email,
+        name: args.name,
+        ..Default::default()
+    }))
+}
+
+async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
+    let store = open_store(config).await?;
+    match cmd {
+        ApiKeyCommand::Create {
+            tenant,
+            app,
+            scopes,
+            name,
+        } => {
+            let scopes: Vec<String> = scopes
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_owned)
+                .collect();
+            corral_http::auth::validate_scopes(&scopes).map_err(|e| anyhow::anyhow!(e.message))?;
+            let new = corral_http::auth::generate_key();
+            store
+                .insert_api_key(&corral_store::ApiKey {
+                    id: new.id.clone(),
+                    tenant_id: tenant,
+                    app,
+                    name,
+                    scopes,
+                    secret_hash: new.secret_hash,
+                    created_at: corral_core::Timestamp::now(),
+                    created_by: "corral-cli".into(),
+                    expires_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            eprintln!("API key {} created; it is shown only now:", new.id);
+            println!("{}", new.key);
+        }
+        ApiKeyCommand::List { tenant } => {
+            for k in store.list_api_keys(&tenant).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    state,
+                    k.app.as_deref().unwrap_or("-"),
+                    k.scopes.join(" "),
+                    k.name.as_deref().unwrap_or("")
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id, tenant } => {
+            if !store.revoke_api_key(&tenant, &id).await? {
+                bail!("no active key {id} in tenant {tenant}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: Config, demo: bool) -> Result<()> {
+    let store = open_store(&config).await?;
+    let state = AppState::new(store, config.auth()?);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %redact(&config.database_url()), "corral listening");
+    if demo {
+        let token = demo::seed(&state).await?;
+        demo::print_banner(address, &token);
+    } else {
+        println!("Corral listening on http://{address}");
+    }
+    axum::serve(listener, corral_http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://corral:s3cret@db:5432/corral"),
+            "postgres://corral:***@db:5432/corral"
+        );
+        assert_eq!(
+            redact("sqlite://./corral-data/corral.db"),
+            "sqlite://./corral-data/corral.db"
+        );
+    }
+}

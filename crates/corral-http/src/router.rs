@@ -1,0 +1,70 @@
+//! Every route Corral serves, in one place, and the middleware stack around them.
+
+use crate::error::{ApiError, normalize_error_responses};
+use crate::extract::MAX_BODY_BYTES;
+use crate::request_id;
+use crate::routes::{admin, health, token, v1_records};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
+use corral_core::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Builds the application router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        // Operations (no auth).
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/api/v1/health", get(health::v1_health))
+        .route("/api/v2/health", get(health::v2_health))
+        // Token exchange (the API key is the credential).
+        .route("/api/v1/auth/token", post(token::exchange))
+        // v1 document dialect.
+        .route(
+            "/api/v1/crm/accounts",
+            get(v1_records::list).post(v1_records::create),
+        )
+        .route(
+            "/api/v1/crm/accounts/{id}",
+            get(v1_records::get)
+                .patch(v1_records::patch)
+                .put(v1_records::put)
+                .delete(v1_records::delete),
+        )
+        .route(
+            "/api/v1/crm/accounts/{id}/restore",
+            post(v1_records::restore),
+        )
+        // Admin.
+        .route(
+            "/api/admin/api-keys",
+            get(admin::list_api_keys).post(admin::create_api_key),
+        )
+        .route("/api/admin/api-keys/{id}", delete(admin::revoke_api_key))
+        .route(
+            "/api/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route(
+            "/api/admin/settings",
+            get(admin::get_settings).patch(admin::update_settings),
+        )
+        .fallback(route_not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!(request_id = %request_id::current(), "handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(middleware::from_fn(normalize_error_responses))
+        .layer(middleware::from_fn(request_id::assign))
+}
+
+async fn route_not_found() -> Response {
+    ApiError::new(ErrorCode::RouteNotFound, "no route matches this path").into_response()
+}

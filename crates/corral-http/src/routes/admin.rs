@@ -1,0 +1,253 @@
+//! Admin routes (SPEC §2), all scoped to the caller's tenant and requiring `admin`:
+//! API keys, the user directory and tenant settings.
+
+use crate::auth::{Permission, Principal, generate_key, validate_scopes};
+use crate::error::ApiResult;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use corral_core::{CoreError, RecordId, RecordType, Timestamp};
+use corral_store::{ApiKey, User, UserChanges};
+use serde_json::{Map, Value as Json_, json};
+
+fn key_json(key: &ApiKey) -> Json_ {
+    json!({
+        "id": key.id,
+        "scopes": key.scopes,
+        "app": key.app,
+        "name": key.name,
+        "created_at": key.created_at.to_rfc3339(),
+        "expires_at": key.expires_at.map(Timestamp::to_rfc3339),
+        "revoked_at": key.revoked_at.map(Timestamp::to_rfc3339),
+    })
+}
+
+fn object<'a>(body: &'a Json_, allowed: &[&str]) -> ApiResult<&'a Map<String, Json_>> {
+    let obj = body.as_object().ok_or_else(|| {
+        CoreError::new(
+            corral_core::ErrorCode::InvalidJson,
+            "the body must be a JSON object",
+        )
+    })?;
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(CoreError::unknown_field(k).into());
+    }
+    Ok(obj)
+}
+
+fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>> {
+    match obj.get(field) {
+        None | Some(Json_::Null) => Ok(None),
+        Some(Json_::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(CoreError::invalid_value(field, "expected a string").into()),
+    }
+}
+
+/// Creates an API key; the key itself is in this response only.
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Json_>)> {
+    principal.require(Permission::Admin)?;
+    let obj = object(&body.value, &["scopes", "app", "name", "expires_at"])?;
+    let scopes: Vec<String> = match obj.get("scopes") {
+        Some(Json_::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| CoreError::invalid_value("scopes", "expected strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(CoreError::invalid_value("scopes", "expected an array of scopes").into());
+        }
+        None => return Err(CoreError::required_missing("scopes").into()),
+    };
+    validate_scopes(&scopes)?;
+    let app = opt_string(obj, "app")?;
+    if let Some(a) = &app
+        && (a.is_empty()
+            || a.len() > 100
+            || !a
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(CoreError::invalid_value(
+            "app",
+            "an app slug is 1-100 letters, digits, - or _",
+        )
+        .into());
+    }
+    let expires_at = match opt_string(obj, "expires_at")? {
+        Some(s) => Some(Timestamp::parse(&s).ok_or_else(|| {
+            CoreError::invalid_value("expires_at", "expected an RFC 3339 timestamp")
+        })?),
+        None => None,
+    };
+    let new = generate_key();
+    let key = ApiKey {
+        id: new.id,
+        tenant_id: principal.actor.tenant.clone(),
+        app,
+        name: opt_string(obj, "name")?,
+        scopes,
+        secret_hash: new.secret_hash,
+        created_at: Timestamp::now(),
+        created_by: principal.actor.subject.clone(),
+        expires_at,
+        revoked_at: None,
+    };
+    state.store().insert_api_key(&key).await?;
+    let mut data = key_json(&key);
+    data["key"] = json!(new.key);
+    Ok((StatusCode::CREATED, Json(json!({"data": data}))))
+}
+
+/// Lists the tenant's API keys, without secrets.
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Json_>> {
+    principal.require(Permission::Admin)?;
+    let keys = state.store().list_api_keys(&principal.actor.tenant).await?;
+    Ok(Json(
+        json!({"data": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Revokes a key: it stops working at once.
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Permission::Admin)?;
+    if state
+        .store()
+        .revoke_api_key(&principal.actor.tenant, &id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(CoreError::record_not_found().into())
+    }
+}
+
+/// A directory user as JSON (v1 id spelling, like record references in v1 documents).
+pub fn user_json(u: &User) -> Json_ {
+    json!({
+        "id": u.id.v1(RecordType::User),
+        "email": u.email,
+        "display_name": u.display_name,
+        "is_active": u.is_active,
+        "created_at": u.created_at.to_rfc3339(),
+        "updated_at": u.updated_at.to_rfc3339(),
+        "version": u.version,
+    })
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Json_>)> {
+    principal.require(Permission::Admin)?;
+    let obj = object(&body.value, &["email", "display_name", "is_active"])?;
+    let email = opt_string(obj, "email")?.ok_or_else(|| CoreError::required_missing("email"))?;
+    let tenant = &principal.actor.tenant;
+    let mut user = state
+        .store()
+        .add_user(
+            tenant,
+            &email,
+            opt_string(obj, "display_name")?.as_deref(),
+            &principal.actor.subject,
+        )
+        .await?;
+    if obj.get("is_active") == Some(&Json_::Bool(false)) {
+        let changes = UserChanges {
+            is_active: Some(false),
+            ..Default::default()
+        };
+        user = state
+            .store()
+            .update_user(tenant, user.id, &changes, &principal.actor.subject)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(json!({"data": user_json(&user)}))))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Json_>> {
+    principal.require(Permission::Admin)?;
+    let users = state.store().list_users(&principal.actor.tenant).await?;
+    Ok(Json(
+        json!({"data": users.iter().map(user_json).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn update_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Json_>> {
+    principal.require(Permission::Admin)?;
+    let id = RecordId::parse(RecordType::User, &id).ok_or_else(CoreError::record_not_found)?;
+    let obj = object(&body.value, &["email", "display_name", "is_active"])?;
+    let changes = UserChanges {
+        email: obj
+            .contains_key("email")
+            .then(|| opt_string(obj, "email"))
+            .transpose()?,
+        display_name: obj
+            .contains_key("display_name")
+            .then(|| opt_string(obj, "display_name"))
+            .transpose()?,
+        is_active: match obj.get("is_active") {
+            None => None,
+            Some(Json_::Bool(b)) => Some(*b),
+            Some(_) => {
+                return Err(CoreError::invalid_value("is_active", "expected true or false").into());
+            }
+        },
+    };
+    let user = state
+        .store()
+        .update_user(
+            &principal.actor.tenant,
+            id,
+            &changes,
+            &principal.actor.subject,
+        )
+        .await?;
+    Ok(Json(json!({"data": user_json(&user)})))
+}
+
+pub async fn get_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Json_>> {
+    principal.require(Permission::Admin)?;
+    let settings = state.store().settings(&principal.actor.tenant).await?;
+    Ok(Json(json!({"data": settings})))
+}
+
+pub async fn update_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: JsonBody,
+) -> ApiResult<Json<Json_>> {
+    principal.require(Permission::Admin)?;
+    let settings = state
+        .store()
+        .update_settings(&principal.actor.tenant, &body.value)
+        .await?;
+    Ok(Json(json!({"data": settings})))
+}

@@ -1,0 +1,7 @@
+//! Handlers, one module per resource family. Handlers are thin: check permission, parse with
+//! the core codecs, call the store, render.
+
+pub mod admin;
+pub mod health;
+pub mod token;
+pub mod v1_records;

@@ -1,0 +1,85 @@
+//! Shared application state: the store, token settings, the cursor key, and the small
+//! in-memory cache of users already provisioned from human tokens.
+
+use crate::auth::{AuthConfig, Claims, subject_user_id};
+use crate::error::ApiResult;
+use corral_core::cursor::CursorKey;
+use corral_store::Store;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+/// Provisioned-subject cache entries kept before the cache is reset.
+const PROVISION_CACHE_LIMIT: usize = 100_000;
+
+/// Cheaply cloneable handle to everything handlers need.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    auth: AuthConfig,
+    cursor_key: CursorKey,
+    /// `tenant \0 sub` of human subjects whose user exists: skips a write per request.
+    provisioned: RwLock<HashSet<String>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, auth: AuthConfig) -> Self {
+        let cursor_key = CursorKey::derive(auth.secret());
+        AppState(Arc::new(Inner {
+            store,
+            auth,
+            cursor_key,
+            provisioned: RwLock::new(HashSet::new()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn auth(&self) -> &AuthConfig {
+        &self.0.auth
+    }
+
+    pub fn cursor_key(&self) -> &CursorKey {
+        &self.0.cursor_key
+    }
+
+    /// Creates the directory user of a human token's subject on first sight (SPEC §4.4).
+    pub async fn provision_user(&self, claims: &Claims) -> ApiResult<()> {
+        let cache_key = format!("{}\0{}", claims.tenant_id, claims.sub);
+        if self
+            .0
+            .provisioned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&cache_key)
+        {
+            return Ok(());
+        }
+        let id = subject_user_id(&claims.tenant_id, &claims.sub);
+        if !self.0.store.user_exists(&claims.tenant_id, id).await? {
+            self.0
+                .store
+                .provision_user(
+                    &claims.tenant_id,
+                    id,
+                    claims.email.as_deref(),
+                    claims.name.as_deref(),
+                    &claims.sub,
+                )
+                .await?;
+        }
+        let mut cache = self
+            .0
+            .provisioned
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PROVISION_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(cache_key);
+        Ok(())
+    }
+}

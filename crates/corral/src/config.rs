@@ -1,0 +1,150 @@
+//! Configuration layering (SPEC §1): built-in defaults → `corral.toml` (or `--config`) →
+//! `CORRAL_*` environment variables → command-line flags, each overriding the one before.
+
+use anyhow::{Context, Result, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Every setting, after layering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub listen: String,
+    /// Defaults to `sqlite://<data_dir>/corral.db`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub jwt_secret: Option<String>,
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub log: String,
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./corral-data"),
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            log: "info".into(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Values given as command-line flags; only the ones present override.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Layers the sources. `file` is `--config`; without it `./corral.toml` is read if present.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("corral.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CORRAL_").only(&ENV_KEYS))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .context("invalid configuration")?;
+        if !matches!(config.log_format.as_str(), "text" | "json") {
+            bail!(
+                "log_format must be `text` or `json`, not `{}`",
+                config.log_format
+            );
+        }
+        Ok(config)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("corral.db").display()))
+    }
+
+    /// The HS256 secret: configured, or generated once into `<data dir>/jwt.secret` (0600).
+    pub fn jwt_secret(&self) -> Result<Vec<u8>> {
+        if let Some(s) = &self.jwt_secret {
+            if s.len() < 16 {
+                bail!("CORRAL_JWT_SECRET must be at least 16 characters");
+            }
+            return Ok(s.as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("jwt.secret");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return Ok(existing.trim().as_bytes().to_vec());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).context("no OS randomness")?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut f) => f
+                .write_all(secret.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+        Ok(secret.into_bytes())
+    }
+
+    /// The token verifier and signer.
+    pub fn auth(&self) -> Result<corral_http::AuthConfig> {
+        let auth = corral_http::AuthConfig::new(
+            self.jwt_secret()?,
+            self.jwt_issuer.clone(),
+            self.jwt_audience.clone(),
+        );
+        match &self.jwt_public_key_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                auth.with_public_key_pem(&pem).map_err(anyhow::Error::msg)
+            }
+            None => Ok(auth),
+        }
+    }
+}
+
+/// Environment variables read (as `CORRAL_<KEY>`).
+const ENV_KEYS: [&str; 9] = [
+    "listen",
+    "database_url",
+    "data_dir",
+    "jwt_secret",
+    "jwt_public_key_file",
+    "jwt_issuer",
+    "jwt_audience",
+    "log",
+    "log_format",
+];
