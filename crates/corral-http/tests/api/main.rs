@@ -1,0 +1,10 @@
+//! HTTP integration tests: the real router over a real database.
+
+mod accounts;
+mod admin;
+mod auth;
+mod concurrency;
+mod errors;
+mod helpers;
+mod isolation;
+mod listing;
