@@ -55,18 +55,10 @@ impl CursorKey {
 
     /// Opens a cursor sealed for `tenant`; anything altered or foreign is `invalid_cursor`.
     pub fn open<T: DeserializeOwned>(&self, tenant: &str, token: &str) -> CoreResult<T> {
-        let (payload, tag) = token
-            .split_once('.')
-            .ok_or_else(CoreError::invalid_cursor)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| CoreError::invalid_cursor())?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| CoreError::invalid_cursor())?;
-        self.mac(tenant, &payload)
-            .verify_truncated_left(&tag)
-            .map_err(|_| CoreError::invalid_cursor())?;
+        let (payload, tag) = token.split_once('.').ok_or_else(CoreError::invalid_cursor)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| CoreError::invalid_cursor())?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| CoreError::invalid_cursor())?;
+        self.mac(tenant, &payload).verify_truncated_left(&tag).map_err(|_| CoreError::invalid_cursor())?;
         if tag.len() != MAC_LEN {
             return Err(CoreError::invalid_cursor());
         }
@@ -90,10 +82,7 @@ mod tests {
         assert!(CursorKey::derive(b"other").open::<Value>("t1", &c).is_err());
         assert!(key.open::<Value>("t1", "garbage").is_err());
         assert!(key.open::<Value>("t1", "").is_err());
-        assert!(
-            c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        );
+        assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'));
     }
 
     proptest! {

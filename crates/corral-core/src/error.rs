@@ -88,11 +88,7 @@ pub type CoreResult<T> = Result<T, CoreError>;
 impl CoreError {
     /// An error with a code and message and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        CoreError {
-            code,
-            message: message.into(),
-            details: Map::new(),
-        }
+        CoreError { code, message: message.into(), details: Map::new() }
     }
 
     /// Adds one detail entry.
@@ -110,58 +106,38 @@ impl CoreError {
     }
 
     pub fn field_not_creatable(field: &str) -> Self {
-        Self::new(
-            ErrorCode::FieldNotCreatable,
-            format!("field `{field}` is set by the server"),
-        )
-        .with("field", field)
+        Self::new(ErrorCode::FieldNotCreatable, format!("field `{field}` is set by the server")).with("field", field)
     }
 
     pub fn field_not_updatable(field: &str) -> Self {
-        Self::new(
-            ErrorCode::FieldNotUpdatable,
-            format!("field `{field}` cannot be updated"),
-        )
-        .with("field", field)
+        Self::new(ErrorCode::FieldNotUpdatable, format!("field `{field}` cannot be updated")).with("field", field)
     }
 
     pub fn required_missing(field: &str) -> Self {
-        Self::new(
-            ErrorCode::FieldRequiredMissing,
-            format!("field `{field}` is required"),
-        )
-        .with("field", field)
+        Self::new(ErrorCode::FieldRequiredMissing, format!("field `{field}` is required")).with("field", field)
     }
 
     /// A value that does not fit its field; `reason` says why in plain words.
     pub fn invalid_value(field: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        Self::new(
-            ErrorCode::FieldValueInvalid,
-            format!("invalid value for `{field}`: {reason}"),
-        )
-        .with("field", field)
-        .with("reason", reason)
+        Self::new(ErrorCode::FieldValueInvalid, format!("invalid value for `{field}`: {reason}"))
+            .with("field", field)
+            .with("reason", reason)
     }
 
     pub fn target_not_found(field: &str, id: &str) -> Self {
-        Self::new(
-            ErrorCode::TargetRecordNotFound,
-            format!("`{field}` refers to a record that does not exist: {id}"),
-        )
-        .with("field", field)
-        .with("target_id", id)
+        Self::new(ErrorCode::TargetRecordNotFound, format!("`{field}` refers to a record that does not exist: {id}"))
+            .with("field", field)
+            .with("target_id", id)
     }
 
     /// A unique key (domain, email) already held by another active record. `holder` is the
     /// other record's id, only when the caller may see it (SPEC §3).
     pub fn conflict(field: &str, value: &str, holder: Option<String>) -> Self {
-        let mut e = Self::new(
-            ErrorCode::Conflict,
-            format!("`{field}` value `{value}` is already used by another record"),
-        )
-        .with("field", field)
-        .with("value", value);
+        let mut e =
+            Self::new(ErrorCode::Conflict, format!("`{field}` value `{value}` is already used by another record"))
+                .with("field", field)
+                .with("value", value);
         if let Some(id) = holder {
             e = e.with("conflicting_record_id", id);
         }
@@ -169,54 +145,34 @@ impl CoreError {
     }
 
     pub fn version_conflict(expected: i64, current: i64) -> Self {
-        Self::new(
-            ErrorCode::VersionConflict,
-            format!("record is at version {current}, not {expected}"),
-        )
-        .with("expected_version", expected)
-        .with("current_version", current)
+        Self::new(ErrorCode::VersionConflict, format!("record is at version {current}, not {expected}"))
+            .with("expected_version", expected)
+            .with("current_version", current)
     }
 
     pub fn precondition_failed(current: i64) -> Self {
-        Self::new(
-            ErrorCode::PreconditionFailed,
-            format!("If-Match does not match the current version {current}"),
-        )
-        .with("current_version", current)
+        Self::new(ErrorCode::PreconditionFailed, format!("If-Match does not match the current version {current}"))
+            .with("current_version", current)
     }
 
     pub fn invalid_query_parameter(name: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        Self::new(
-            ErrorCode::InvalidQueryParameter,
-            format!("invalid query parameter `{name}`: {reason}"),
-        )
-        .with("parameter", name)
-        .with("reason", reason)
+        Self::new(ErrorCode::InvalidQueryParameter, format!("invalid query parameter `{name}`: {reason}"))
+            .with("parameter", name)
+            .with("reason", reason)
     }
 
     pub fn invalid_cursor() -> Self {
-        Self::new(
-            ErrorCode::InvalidCursor,
-            "cursor is malformed, was altered, or belongs to a different query",
-        )
+        Self::new(ErrorCode::InvalidCursor, "cursor is malformed, was altered, or belongs to a different query")
     }
 
     pub fn forbidden(missing: &str) -> Self {
-        Self::new(
-            ErrorCode::Forbidden,
-            format!("missing permission `{missing}`"),
-        )
-        .with("required_scope", missing)
+        Self::new(ErrorCode::Forbidden, format!("missing permission `{missing}`")).with("required_scope", missing)
     }
 
     /// Details as a JSON value (for error bodies).
     pub fn details_json(&self) -> Json {
-        if self.details.is_empty() {
-            json!({})
-        } else {
-            Json::Object(self.details.clone())
-        }
+        if self.details.is_empty() { json!({}) } else { Json::Object(self.details.clone()) }
     }
 }
 
@@ -230,11 +186,7 @@ mod tests {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
-            assert!(
-                code.as_str()
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_')
-            );
+            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.status()));
         }
         assert_eq!(ErrorCode::ALL.len(), 31);

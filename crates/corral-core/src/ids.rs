@@ -134,17 +134,8 @@ mod tests {
     #[test]
     fn wrong_prefix_and_garbage_do_not_parse() {
         let id = RecordId::generate();
-        assert_eq!(
-            RecordId::parse(RecordType::Account, &id.v1(RecordType::Contact)),
-            None
-        );
-        for s in [
-            "",
-            "acc-",
-            "acc-123",
-            "not-an-id",
-            "{00000000-0000-0000-0000-000000000000}",
-        ] {
+        assert_eq!(RecordId::parse(RecordType::Account, &id.v1(RecordType::Contact)), None);
+        for s in ["", "acc-", "acc-123", "not-an-id", "{00000000-0000-0000-0000-000000000000}"] {
             assert_eq!(RecordId::parse(RecordType::Account, s), None, "{s}");
         }
     }

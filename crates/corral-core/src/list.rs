@@ -87,10 +87,7 @@ pub struct Plan {
 
 impl ListRequest {
     /// Parses v1 list parameters (SPEC §8). Unknown parameters → `invalid_query_parameter`.
-    pub fn from_v1_params(
-        record_type: RecordType,
-        params: &[(String, String)],
-    ) -> CoreResult<Self> {
+    pub fn from_v1_params(record_type: RecordType, params: &[(String, String)]) -> CoreResult<Self> {
         let mut query = ListQuery::default();
         let mut any_query_param = false;
         let mut limit = V1_DEFAULT_LIMIT;
@@ -98,15 +95,9 @@ impl ListRequest {
         for (name, value) in params {
             match name.as_str() {
                 "limit" => {
-                    limit = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=V1_MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            CoreError::invalid_query_parameter(
-                                "limit",
-                                format!("expected 1 to {V1_MAX_LIMIT}"),
-                            )
+                    limit =
+                        value.parse::<usize>().ok().filter(|n| (1..=V1_MAX_LIMIT).contains(n)).ok_or_else(|| {
+                            CoreError::invalid_query_parameter("limit", format!("expected 1 to {V1_MAX_LIMIT}"))
                         })?;
                 }
                 "cursor" => cursor = Some(value.clone()).filter(|c| !c.is_empty()),
@@ -136,11 +127,7 @@ impl ListRequest {
                 }
             }
         }
-        Ok(ListRequest {
-            query: any_query_param.then_some(query),
-            limit,
-            cursor,
-        })
+        Ok(ListRequest { query: any_query_param.then_some(query), limit, cursor })
     }
 }
 
@@ -148,10 +135,7 @@ fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
     match value {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
-        _ => Err(CoreError::invalid_query_parameter(
-            name,
-            "expected true or false",
-        )),
+        _ => Err(CoreError::invalid_query_parameter(name, "expected true or false")),
     }
 }
 
@@ -163,18 +147,12 @@ fn parse_sort(value: &str) -> CoreResult<Vec<(String, bool)>> {
             None => (part.strip_prefix('+').unwrap_or(part), false),
         };
         if keys.iter().any(|(k, _): &(String, bool)| k == name) {
-            return Err(CoreError::invalid_query_parameter(
-                "sort",
-                format!("`{name}` appears twice"),
-            ));
+            return Err(CoreError::invalid_query_parameter("sort", format!("`{name}` appears twice")));
         }
         keys.push((name.to_owned(), desc));
     }
     if keys.len() > MAX_SORT_KEYS {
-        return Err(CoreError::invalid_query_parameter(
-            "sort",
-            format!("at most {MAX_SORT_KEYS} sort keys"),
-        ));
+        return Err(CoreError::invalid_query_parameter("sort", format!("at most {MAX_SORT_KEYS} sort keys")));
     }
     Ok(keys)
 }
@@ -185,8 +163,7 @@ const FILTERABLE_META: &[&str] = &["app_id", "created_by", "updated_by"];
 fn is_filterable(record_type: RecordType, name: &str) -> bool {
     FILTERABLE_META.contains(&name)
         || (record_type == RecordType::Account && name == "domain")
-        || field_by_v1_name(record_type, name)
-            .is_some_and(|(_, f)| f.value_type != ValueType::Address)
+        || field_by_v1_name(record_type, name).is_some_and(|(_, f)| f.value_type != ValueType::Address)
 }
 
 impl ListQuery {
@@ -202,34 +179,19 @@ impl ListQuery {
         for (name, raw) in &self.equals {
             conditions.push(resolve_condition(record_type, name, raw, &ctx)?);
         }
-        let keys = if self.sort.is_empty() {
-            Self::default_sort()
-        } else {
-            self.sort.clone()
-        };
+        let keys = if self.sort.is_empty() { Self::default_sort() } else { self.sort.clone() };
         let mut sort = Vec::with_capacity(keys.len() + 1);
         for (name, descending) in &keys {
-            let column = sort_column(record_type, name).ok_or_else(|| {
-                CoreError::invalid_query_parameter("sort", format!("cannot sort by `{name}`"))
-            })?;
+            let column = sort_column(record_type, name)
+                .ok_or_else(|| CoreError::invalid_query_parameter("sort", format!("cannot sort by `{name}`")))?;
             if column != "id" {
-                sort.push(SortColumn {
-                    column,
-                    descending: *descending,
-                });
+                sort.push(SortColumn { column, descending: *descending });
             }
         }
         // The id breaks ties, in the direction of the last key, so the order is total.
         let descending = keys.last().is_some_and(|(_, d)| *d);
-        sort.push(SortColumn {
-            column: "id",
-            descending,
-        });
-        Ok(Plan {
-            conditions,
-            sort,
-            include_deleted: self.include_deleted,
-        })
+        sort.push(SortColumn { column: "id", descending });
+        Ok(Plan { conditions, sort, include_deleted: self.include_deleted })
     }
 }
 
@@ -249,20 +211,11 @@ fn sort_column_of(f: &FieldDef) -> &'static str {
     }
 }
 
-fn resolve_condition(
-    record_type: RecordType,
-    name: &str,
-    raw: &str,
-    ctx: &CoerceContext<'_>,
-) -> CoreResult<Condition> {
+fn resolve_condition(record_type: RecordType, name: &str, raw: &str, ctx: &CoerceContext<'_>) -> CoreResult<Condition> {
     let bad = |r: &str| CoreError::invalid_query_parameter(name, r.to_owned());
     if name == "domain" {
         let d = normalize::domain(raw).map_err(bad)?;
-        return Ok(Condition {
-            target: Target::AnyDomain,
-            value: Value::Text(d),
-            case_insensitive: false,
-        });
+        return Ok(Condition { target: Target::AnyDomain, value: Value::Text(d), case_insensitive: false });
     }
     if FILTERABLE_META.contains(&name) {
         return Ok(Condition {
@@ -289,33 +242,20 @@ fn resolve_condition(
         ValueType::Boolean => Json::Bool(parse_bool(name, raw)?),
         _ => Json::String(raw.to_owned()),
     };
-    let value = coerce(f, &json, ctx).map_err(|e| {
-        bad(e
-            .details
-            .get("reason")
-            .and_then(Json::as_str)
-            .unwrap_or("invalid value"))
-    })?;
+    let value = coerce(f, &json, ctx)
+        .map_err(|e| bad(e.details.get("reason").and_then(Json::as_str).unwrap_or("invalid value")))?;
     // References are stored as canonical id text.
     let value = match value {
         Value::Ref(id) => Value::Text(id.canonical()),
         other => other,
     };
-    let case_insensitive = matches!(value, Value::Text(_))
-        && !matches!(f.value_type, ValueType::Stage | ValueType::Reference(_));
-    Ok(Condition {
-        target: Target::Column(sort_column_of(f)),
-        value,
-        case_insensitive,
-    })
+    let case_insensitive =
+        matches!(value, Value::Text(_)) && !matches!(f.value_type, ValueType::Stage | ValueType::Reference(_));
+    Ok(Condition { target: Target::Column(sort_column_of(f)), value, case_insensitive })
 }
 
 fn name_to_meta_column(name: &str) -> &'static str {
-    META_COLUMNS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, c, _)| *c)
-        .unwrap_or("id")
+    META_COLUMNS.iter().find(|(n, _, _)| *n == name).map(|(_, c, _)| *c).unwrap_or("id")
 }
 
 #[cfg(test)]
@@ -325,33 +265,20 @@ mod tests {
     use crate::schema::default_stages;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect()
+        pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
     }
 
     #[test]
     fn v1_parameters_parse_and_refuse_unknowns() {
         let r = ListRequest::from_v1_params(
             RecordType::Account,
-            &params(&[
-                ("limit", "10"),
-                ("sort", "-updated_at,name"),
-                ("industry", "software"),
-            ]),
+            &params(&[("limit", "10"), ("sort", "-updated_at,name"), ("industry", "software")]),
         )
         .unwrap();
         assert_eq!(r.limit, 10);
         let q = r.query.unwrap();
-        assert_eq!(
-            q.sort,
-            vec![("updated_at".to_owned(), true), ("name".to_owned(), false)]
-        );
-        assert_eq!(
-            q.equals,
-            vec![("industry".to_owned(), "software".to_owned())]
-        );
+        assert_eq!(q.sort, vec![("updated_at".to_owned(), true), ("name".to_owned(), false)]);
+        assert_eq!(q.equals, vec![("industry".to_owned(), "software".to_owned())]);
         for bad in [
             ("limit", "0"),
             ("limit", "501"),
@@ -363,13 +290,8 @@ mod tests {
             let e = ListRequest::from_v1_params(RecordType::Account, &params(&[bad])).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidQueryParameter, "{bad:?}");
         }
-        let only_cursor =
-            ListRequest::from_v1_params(RecordType::Account, &params(&[("cursor", "abc")]))
-                .unwrap();
-        assert_eq!(
-            (only_cursor.query, only_cursor.cursor.as_deref()),
-            (None, Some("abc"))
-        );
+        let only_cursor = ListRequest::from_v1_params(RecordType::Account, &params(&[("cursor", "abc")])).unwrap();
+        assert_eq!((only_cursor.query, only_cursor.cursor.as_deref()), (None, Some("abc")));
     }
 
     #[test]
@@ -377,59 +299,26 @@ mod tests {
         let stages = default_stages("t", RecordType::Account);
         let q = ListQuery {
             sort: vec![("name".into(), false)],
-            equals: vec![
-                ("lifecycle_stage".into(), "Customer".into()),
-                ("domain".into(), "WWW.Acme.com".into()),
-            ],
+            equals: vec![("lifecycle_stage".into(), "Customer".into()), ("domain".into(), "WWW.Acme.com".into())],
             include_deleted: false,
         };
         let plan = q.resolve(RecordType::Account, &stages).unwrap();
-        assert_eq!(
-            plan.sort.last().unwrap(),
-            &SortColumn {
-                column: "id",
-                descending: false
-            }
-        );
+        assert_eq!(plan.sort.last().unwrap(), &SortColumn { column: "id", descending: false });
         assert_eq!(plan.conditions[0].value, Value::Text("customer".into()));
         assert_eq!(
             plan.conditions[1],
-            Condition {
-                target: Target::AnyDomain,
-                value: Value::Text("acme.com".into()),
-                case_insensitive: false
-            }
+            Condition { target: Target::AnyDomain, value: Value::Text("acme.com".into()), case_insensitive: false }
         );
-        let default = ListQuery::default()
-            .resolve(RecordType::Account, &stages)
-            .unwrap();
+        let default = ListQuery::default().resolve(RecordType::Account, &stages).unwrap();
         assert_eq!(
             default.sort,
-            vec![
-                SortColumn {
-                    column: "created_at",
-                    descending: true
-                },
-                SortColumn {
-                    column: "id",
-                    descending: true
-                }
-            ]
+            vec![SortColumn { column: "created_at", descending: true }, SortColumn { column: "id", descending: true }]
         );
         for bad in [
-            ListQuery {
-                sort: vec![("tags".into(), false)],
-                ..Default::default()
-            },
-            ListQuery {
-                equals: vec![("employee_count".into(), "many".into())],
-                ..Default::default()
-            },
+            ListQuery { sort: vec![("tags".into(), false)], ..Default::default() },
+            ListQuery { equals: vec![("employee_count".into(), "many".into())], ..Default::default() },
         ] {
-            assert_eq!(
-                bad.resolve(RecordType::Account, &stages).unwrap_err().code,
-                ErrorCode::InvalidQueryParameter
-            );
+            assert_eq!(bad.resolve(RecordType::Account, &stages).unwrap_err().code, ErrorCode::InvalidQueryParameter);
         }
     }
 }

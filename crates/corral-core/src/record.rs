@@ -58,11 +58,7 @@ impl RecordMeta {
     /// Records a write that changed the record.
     pub fn touch(&mut self, actor: &Actor, now: Timestamp) {
         // Keep updated_at strictly increasing so sync cursors on it never miss a write.
-        self.updated_at = if now > self.updated_at {
-            now
-        } else {
-            Timestamp(self.updated_at.0 + 1)
-        };
+        self.updated_at = if now > self.updated_at { now } else { Timestamp(self.updated_at.0 + 1) };
         self.updated_by = actor.subject.clone();
         self.version += 1;
     }
@@ -109,19 +105,9 @@ impl Record {
     pub fn new(record_type: RecordType, meta: RecordMeta) -> Self {
         let values = fields(record_type)
             .iter()
-            .map(|f| {
-                f.default
-                    .map(|d| Value::Text(d.to_owned()))
-                    .unwrap_or_else(|| Value::empty(f))
-            })
+            .map(|f| f.default.map(|d| Value::Text(d.to_owned())).unwrap_or_else(|| Value::empty(f)))
             .collect();
-        Record {
-            record_type,
-            meta,
-            values,
-            domains: Vec::new(),
-            custom: Map::new(),
-        }
+        Record { record_type, meta, values, domains: Vec::new(), custom: Map::new() }
     }
 
     pub fn fields(&self) -> &'static [FieldDef] {
@@ -134,20 +120,13 @@ impl Record {
 
     /// The primary domain, if any.
     pub fn primary_domain(&self) -> Option<&str> {
-        self.domains
-            .iter()
-            .find(|d| d.is_primary)
-            .map(|d| d.domain_name.as_str())
+        self.domains.iter().find(|d| d.is_primary).map(|d| d.domain_name.as_str())
     }
 
     /// Applies `write` and reports whether anything changed. Stamps are not touched here;
     /// the caller bumps them only when this returns true.
     pub fn apply(&mut self, write: &RecordWrite, now: Timestamp) -> CoreResult<bool> {
-        let before = (
-            self.values.clone(),
-            self.domains.clone(),
-            self.custom.clone(),
-        );
+        let before = (self.values.clone(), self.domains.clone(), self.custom.clone());
         for (index, value) in &write.values {
             self.values[*index] = value.clone();
         }
@@ -174,9 +153,7 @@ impl Record {
             match self.primary_domain() {
                 Some(d) => self.values[ACCOUNT_NAME] = Value::Text(d.to_owned()),
                 None => {
-                    return Err(CoreError::required_missing(
-                        fields(self.record_type)[ACCOUNT_NAME].v1_name,
-                    ));
+                    return Err(CoreError::required_missing(fields(self.record_type)[ACCOUNT_NAME].v1_name));
                 }
             }
         }
@@ -188,21 +165,14 @@ impl Record {
 /// the old primary is removed unless it is `new`; `new` is added, or promoted if it was a
 /// secondary. With `None` the primary is removed and the oldest remaining domain promoted.
 pub fn set_primary_domain(domains: &mut Vec<AccountDomain>, new: Option<&str>, now: Timestamp) {
-    if domains
-        .iter()
-        .any(|d| d.is_primary && Some(d.domain_name.as_str()) == new)
-    {
+    if domains.iter().any(|d| d.is_primary && Some(d.domain_name.as_str()) == new) {
         return;
     }
     domains.retain(|d| !d.is_primary);
     match new {
         Some(name) => match domains.iter_mut().find(|d| d.domain_name == name) {
             Some(existing) => existing.is_primary = true,
-            None => domains.push(AccountDomain {
-                domain_name: name.to_owned(),
-                is_primary: true,
-                added_at: now.0,
-            }),
+            None => domains.push(AccountDomain { domain_name: name.to_owned(), is_primary: true, added_at: now.0 }),
         },
         None => {
             if let Some(oldest) = domains.iter_mut().min_by_key(|d| d.added_at) {
@@ -217,11 +187,7 @@ mod tests {
     use super::*;
 
     fn d(name: &str, primary: bool, at: i64) -> AccountDomain {
-        AccountDomain {
-            domain_name: name.into(),
-            is_primary: primary,
-            added_at: at,
-        }
+        AccountDomain { domain_name: name.into(), is_primary: primary, added_at: at }
     }
 
     #[test]
@@ -233,34 +199,20 @@ mod tests {
         assert_eq!(ds, vec![d("b.com", true, 2)]);
         set_primary_domain(&mut ds, Some("b.com"), Timestamp(5));
         assert_eq!(ds, vec![d("b.com", true, 2)]);
-        let mut ds = vec![
-            d("a.com", true, 1),
-            d("c.com", false, 3),
-            d("b.com", false, 2),
-        ];
+        let mut ds = vec![d("a.com", true, 1), d("c.com", false, 3), d("b.com", false, 2)];
         set_primary_domain(&mut ds, None, Timestamp(4));
         assert_eq!(ds, vec![d("c.com", false, 3), d("b.com", true, 2)]);
     }
 
     #[test]
     fn a_nameless_account_takes_its_domain_or_is_refused() {
-        let actor = Actor {
-            tenant: "t".into(),
-            subject: "s".into(),
-            app: None,
-        };
+        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(1)));
         let err = r.apply(&RecordWrite::default(), Timestamp(1)).unwrap_err();
         assert_eq!(err.details["field"], "name");
-        let w = RecordWrite {
-            primary_domain: Some(Some("acme.com".into())),
-            ..Default::default()
-        };
+        let w = RecordWrite { primary_domain: Some(Some("acme.com".into())), ..Default::default() };
         assert!(r.apply(&w, Timestamp(2)).unwrap());
         assert_eq!(r.values[ACCOUNT_NAME], Value::Text("acme.com".into()));
-        assert!(
-            !r.apply(&w, Timestamp(3)).unwrap(),
-            "same write twice changes nothing"
-        );
+        assert!(!r.apply(&w, Timestamp(3)).unwrap(), "same write twice changes nothing");
     }
 }

@@ -109,15 +109,8 @@ use ValueType as T;
 
 /// Client-writable fields common to every record type.
 const SOURCE: FieldDef = with_default(field("source", "source", "Source", T::String), "edm");
-const SOURCE_TYPE: FieldDef = with_default(
-    field(
-        "source_type",
-        "source_type",
-        "Source type",
-        T::Enum(SOURCE_TYPES),
-    ),
-    "api",
-);
+const SOURCE_TYPE: FieldDef =
+    with_default(field("source_type", "source_type", "Source type", T::Enum(SOURCE_TYPES)), "api");
 
 /// Index of the account name (`name` / `display_name`) in [`ACCOUNT_FIELDS`].
 pub const ACCOUNT_NAME: usize = 2;
@@ -131,10 +124,7 @@ pub static ACCOUNT_FIELDS: &[FieldDef] = &[
     field("legal_name", "legal_name", "Legal name", T::String),
     field("industry", "industry", "Industry", T::String),
     field("sub_industry", "sub_industry", "Sub-industry", T::String),
-    FieldDef {
-        column: "website",
-        ..field("official_website", "website", "Official website", T::Url)
-    },
+    FieldDef { column: "website", ..field("official_website", "website", "Official website", T::Url) },
     array(field("websites", "websites", "Websites", T::Url)),
     field("phone", "phone", "Phone", T::PhoneNumber),
     field("linkedin_url", "linkedin_url", "LinkedIn URL", T::Url),
@@ -142,51 +132,16 @@ pub static ACCOUNT_FIELDS: &[FieldDef] = &[
     field("facebook_url", "facebook_url", "Facebook URL", T::Url),
     field("zoominfo_url", "zoominfo_url", "ZoomInfo URL", T::Url),
     array(field("address", "addresses", "Addresses", T::Address)),
-    field(
-        "estimated_annual_revenue",
-        "annual_revenue",
-        "Estimated annual revenue",
-        T::Currency,
-    ),
-    field(
-        "employee_count",
-        "employee_count",
-        "Employee count",
-        T::Number,
-    ),
-    field(
-        "current_stage_id",
-        "lifecycle_stage",
-        "Lifecycle stage",
-        T::Stage,
-    ),
+    field("estimated_annual_revenue", "annual_revenue", "Estimated annual revenue", T::Currency),
+    field("employee_count", "employee_count", "Employee count", T::Number),
+    field("current_stage_id", "lifecycle_stage", "Lifecycle stage", T::Stage),
     field("lead_source", "lead_source", "Lead source", T::String),
     field("health_score", "health_score", "Health score", T::String),
-    field(
-        "owner_user_id",
-        "owner_id",
-        "Owner",
-        T::Reference(RecordType::User),
-    ),
-    field(
-        "parent_account_id",
-        "parent_account_id",
-        "Parent account",
-        T::Reference(RecordType::Account),
-    ),
+    field("owner_user_id", "owner_id", "Owner", T::Reference(RecordType::User)),
+    field("parent_account_id", "parent_account_id", "Parent account", T::Reference(RecordType::Account)),
     field("description", "description", "Description", T::LongText),
-    field(
-        "last_activity_at",
-        "last_activity_at",
-        "Last activity at",
-        T::Timestamp,
-    ),
-    field(
-        "first_contacted_at",
-        "first_contacted_at",
-        "First contacted at",
-        T::Timestamp,
-    ),
+    field("last_activity_at", "last_activity_at", "Last activity at", T::Timestamp),
+    field("first_contacted_at", "first_contacted_at", "First contacted at", T::Timestamp),
     array(field("tags", "tags", "Tags", T::String)),
 ];
 
@@ -201,10 +156,7 @@ pub fn fields(record_type: RecordType) -> &'static [FieldDef] {
 
 /// Looks a field up by its v1 name.
 pub fn field_by_v1_name(record_type: RecordType, name: &str) -> Option<(usize, &'static FieldDef)> {
-    fields(record_type)
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.v1_name == name)
+    fields(record_type).iter().enumerate().find(|(_, f)| f.v1_name == name)
 }
 
 /// Server-stamped columns every record has, by v1 name, with whether they sort.
@@ -271,16 +223,8 @@ pub fn resolve_stage<'a>(stages: &'a [Stage], input: &str) -> Option<&'a Stage> 
     stages
         .iter()
         .find(|s| s.api_name == input)
-        .or_else(|| {
-            uuid::Uuid::try_parse(input)
-                .ok()
-                .and_then(|u| stages.iter().find(|s| s.id.0 == u))
-        })
-        .or_else(|| {
-            stages
-                .iter()
-                .find(|s| s.display_value.eq_ignore_ascii_case(input))
-        })
+        .or_else(|| uuid::Uuid::try_parse(input).ok().and_then(|u| stages.iter().find(|s| s.id.0 == u)))
+        .or_else(|| stages.iter().find(|s| s.display_value.eq_ignore_ascii_case(input)))
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ impl Timestamp {
 
     /// `2026-11-23T10:15:30.123Z`.
     pub fn to_rfc3339(self) -> String {
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let dt =
+            OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             dt.year(),
@@ -63,19 +63,9 @@ mod tests {
     fn offsets_are_converted_to_utc_millis() {
         let t = Timestamp::parse("2026-11-23T11:15:30.123456+01:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-23T10:15:30.123Z");
-        assert_eq!(
-            Timestamp::parse("2026-11-23T10:15:30Z")
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-23T10:15:30.000Z"
-        );
+        assert_eq!(Timestamp::parse("2026-11-23T10:15:30Z").unwrap().to_rfc3339(), "2026-11-23T10:15:30.000Z");
         assert_eq!(Timestamp::parse("yesterday"), None);
-        assert_eq!(
-            Timestamp::parse("1960-01-01T00:00:00Z")
-                .unwrap()
-                .to_rfc3339(),
-            "1960-01-01T00:00:00.000Z"
-        );
+        assert_eq!(Timestamp::parse("1960-01-01T00:00:00Z").unwrap().to_rfc3339(), "1960-01-01T00:00:00.000Z");
     }
 
     proptest! {

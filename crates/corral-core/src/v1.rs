@@ -40,15 +40,9 @@ const IGNORED_ON_WRITE: &[&str] = &[
 ];
 
 /// Parses a v1 document body into a write.
-pub fn parse_write(
-    record_type: RecordType,
-    body: &Json,
-    mode: WriteMode,
-    stages: &[Stage],
-) -> CoreResult<RecordWrite> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
+pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages: &[Stage]) -> CoreResult<RecordWrite> {
+    let obj =
+        body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
     let ctx = CoerceContext { stages };
     let mut write = RecordWrite::default();
     let mut given = vec![false; crate::schema::fields(record_type).len()];
@@ -66,9 +60,7 @@ pub fn parse_write(
             "domain" if record_type == RecordType::Account => {
                 let primary = match json {
                     Json::Null => None,
-                    Json::String(s) => Some(
-                        normalize::domain(s).map_err(|r| CoreError::invalid_value("domain", r))?,
-                    ),
+                    Json::String(s) => Some(normalize::domain(s).map_err(|r| CoreError::invalid_value("domain", r))?),
                     _ => return Err(CoreError::invalid_value("domain", "expected a string")),
                 };
                 write.primary_domain = Some(primary);
@@ -80,10 +72,7 @@ pub fn parse_write(
     if mode == WriteMode::Replace {
         for (index, field) in crate::schema::fields(record_type).iter().enumerate() {
             if !given[index] {
-                let reset = field
-                    .default
-                    .map(|d| Value::Text(d.to_owned()))
-                    .unwrap_or_else(|| Value::empty(field));
+                let reset = field.default.map(|d| Value::Text(d.to_owned())).unwrap_or_else(|| Value::empty(field));
                 write.values.push((index, reset));
             }
         }
@@ -98,15 +87,12 @@ pub fn parse_write(
 fn expected_version(json: &Json) -> CoreResult<Option<i64>> {
     match json {
         Json::Null => Ok(None),
-        Json::Number(n) => {
-            n.as_i64().filter(|v| *v >= 1).map(Some).ok_or_else(|| {
-                CoreError::invalid_value("version", "expected a positive whole number")
-            })
-        }
-        _ => Err(CoreError::invalid_value(
-            "version",
-            "expected a positive whole number",
-        )),
+        Json::Number(n) => n
+            .as_i64()
+            .filter(|v| *v >= 1)
+            .map(Some)
+            .ok_or_else(|| CoreError::invalid_value("version", "expected a positive whole number")),
+        _ => Err(CoreError::invalid_value("version", "expected a positive whole number")),
     }
 }
 
@@ -118,10 +104,7 @@ fn custom_fields(json: &Json) -> CoreResult<Map<String, Json>> {
             Some(k) => Err(CoreError::unknown_field(&format!("custom_fields.{k}"))),
             None => Ok(Map::new()),
         },
-        _ => Err(CoreError::invalid_value(
-            "custom_fields",
-            "expected an object",
-        )),
+        _ => Err(CoreError::invalid_value("custom_fields", "expected an object")),
     }
 }
 
@@ -139,10 +122,7 @@ pub fn render(record: &Record) -> Json {
     doc.insert("created_by".into(), json!(m.created_by));
     doc.insert("updated_by".into(), json!(m.updated_by));
     doc.insert("is_deleted".into(), json!(m.deleted_at.is_some()));
-    doc.insert(
-        "deleted_at".into(),
-        json!(m.deleted_at.map(|t| t.to_rfc3339())),
-    );
+    doc.insert("deleted_at".into(), json!(m.deleted_at.map(|t| t.to_rfc3339())));
     doc.insert("deleted_by".into(), json!(m.deleted_by));
     doc.insert("schema_version".into(), json!(m.schema_version));
     doc.insert("version".into(), json!(m.version));
@@ -151,11 +131,7 @@ pub fn render(record: &Record) -> Json {
     }
     if rt == RecordType::Account {
         doc.insert("domain".into(), json!(record.primary_domain()));
-        let names: Vec<&str> = record
-            .domains
-            .iter()
-            .map(|d| d.domain_name.as_str())
-            .collect();
+        let names: Vec<&str> = record.domains.iter().map(|d| d.domain_name.as_str()).collect();
         doc.insert("domains".into(), json!(names));
     }
     doc.insert("custom_fields".into(), Json::Object(record.custom.clone()));
@@ -170,24 +146,20 @@ mod tests {
     use crate::timestamp::Timestamp;
 
     fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
-        parse_write(
-            RecordType::Account,
-            &body,
-            mode,
-            &default_stages("t", RecordType::Account),
-        )
+        parse_write(RecordType::Account, &body, mode, &default_stages("t", RecordType::Account))
     }
 
     #[test]
     fn stamps_are_ignored_and_unknown_fields_refused() {
-        let w = parse(json!({"id": "rec_01HX", "tenant_id": "other", "created_by": "x", "name": "Acme", "version": 3}), WriteMode::Create).unwrap();
+        let w = parse(
+            json!({"id": "rec_01HX", "tenant_id": "other", "created_by": "x", "name": "Acme", "version": 3}),
+            WriteMode::Create,
+        )
+        .unwrap();
         assert_eq!(w.values.len(), 1);
         assert_eq!(w.expected_version, Some(3));
         let e = parse(json!({"name": "Acme", "colour": "red"}), WriteMode::Create).unwrap_err();
-        assert_eq!(
-            (e.code, e.details["field"].as_str()),
-            (ErrorCode::UnknownField, Some("colour"))
-        );
+        assert_eq!((e.code, e.details["field"].as_str()), (ErrorCode::UnknownField, Some("colour")));
         let e = parse(json!({"custom_fields": {"tier": "gold"}}), WriteMode::Patch).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownField);
         assert!(parse(json!(["not", "an", "object"]), WriteMode::Create).is_err());
@@ -198,28 +170,16 @@ mod tests {
         let w = parse(json!({"name": "Acme"}), WriteMode::Replace).unwrap();
         assert_eq!(w.values.len(), crate::schema::ACCOUNT_FIELDS.len());
         assert_eq!(w.primary_domain, Some(None));
-        let w = parse(
-            json!({"domain": "https://www.Acme.com/x"}),
-            WriteMode::Patch,
-        )
-        .unwrap();
+        let w = parse(json!({"domain": "https://www.Acme.com/x"}), WriteMode::Patch).unwrap();
         assert_eq!(w.primary_domain, Some(Some("acme.com".into())));
     }
 
     #[test]
     fn rendering_has_every_field() {
-        let actor = Actor {
-            tenant: "t".into(),
-            subject: "s".into(),
-            app: None,
-        };
+        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
         r.apply(
-            &parse(
-                json!({"name": "Acme", "domain": "acme.com", "tags": ["a"]}),
-                WriteMode::Create,
-            )
-            .unwrap(),
+            &parse(json!({"name": "Acme", "domain": "acme.com", "tags": ["a"]}), WriteMode::Create).unwrap(),
             Timestamp(0),
         )
         .unwrap();

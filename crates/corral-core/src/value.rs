@@ -82,15 +82,10 @@ pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreRes
         return Ok(Value::empty(field));
     }
     if field.is_array {
-        let items = json
-            .as_array()
-            .ok_or_else(|| CoreError::invalid_value(name, "expected an array"))?;
+        let items = json.as_array().ok_or_else(|| CoreError::invalid_value(name, "expected an array"))?;
         return match field.value_type {
             ValueType::Address => {
-                let list = items
-                    .iter()
-                    .map(|i| address(name, i))
-                    .collect::<CoreResult<Vec<_>>>()?;
+                let list = items.iter().map(|i| address(name, i)).collect::<CoreResult<Vec<_>>>()?;
                 if list.len() > 100 {
                     return Err(CoreError::invalid_value(name, "at most 100 addresses"));
                 }
@@ -99,15 +94,9 @@ pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreRes
             ValueType::String => {
                 let strs = items
                     .iter()
-                    .map(|i| {
-                        i.as_str().ok_or_else(|| {
-                            CoreError::invalid_value(name, "expected an array of strings")
-                        })
-                    })
+                    .map(|i| i.as_str().ok_or_else(|| CoreError::invalid_value(name, "expected an array of strings")))
                     .collect::<CoreResult<Vec<_>>>()?;
-                Ok(Value::List(
-                    normalize::tags(strs).map_err(|r| CoreError::invalid_value(name, r))?,
-                ))
+                Ok(Value::List(normalize::tags(strs).map_err(|r| CoreError::invalid_value(name, r))?))
             }
             _ => {
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
@@ -131,51 +120,36 @@ pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreRes
 fn address(name: &str, json: &Json) -> CoreResult<Address> {
     let a: Address = serde_json::from_value(json.clone())
         .map_err(|e| CoreError::invalid_value(name, format!("not an address object ({e})")))?;
-    for part in [
-        &a.label,
-        &a.street_one,
-        &a.street_two,
-        &a.city,
-        &a.state,
-        &a.country,
-        &a.zip_code,
-    ]
-    .into_iter()
-    .flatten()
+    for part in
+        [&a.label, &a.street_one, &a.street_two, &a.city, &a.state, &a.country, &a.zip_code].into_iter().flatten()
     {
-        normalize::bounded(part, normalize::MAX_STRING_CHARS)
-            .map_err(|r| CoreError::invalid_value(name, r))?;
+        normalize::bounded(part, normalize::MAX_STRING_CHARS).map_err(|r| CoreError::invalid_value(name, r))?;
     }
     Ok(a)
 }
 
 fn text<'a>(name: &str, json: &'a Json) -> CoreResult<&'a str> {
-    json.as_str()
-        .ok_or_else(|| CoreError::invalid_value(name, "expected a string"))
+    json.as_str().ok_or_else(|| CoreError::invalid_value(name, "expected a string"))
 }
 
 fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
     let name = field.v1_name;
     let bad = |r: &str| CoreError::invalid_value(name, r);
     Ok(match field.value_type {
-        ValueType::String => Value::Text(
-            normalize::bounded(text(name, json)?, normalize::MAX_STRING_CHARS)
-                .map_err(|r| bad(&r))?,
-        ),
-        ValueType::LongText => Value::Text(
-            normalize::bounded(text(name, json)?, normalize::MAX_LONG_TEXT_CHARS)
-                .map_err(|r| bad(&r))?,
-        ),
+        ValueType::String => {
+            Value::Text(normalize::bounded(text(name, json)?, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?)
+        }
+        ValueType::LongText => {
+            Value::Text(normalize::bounded(text(name, json)?, normalize::MAX_LONG_TEXT_CHARS).map_err(|r| bad(&r))?)
+        }
         ValueType::Url => Value::Text(normalize::url(text(name, json)?).map_err(bad)?),
         ValueType::PhoneNumber => Value::Text(normalize::phone(text(name, json)?).map_err(bad)?),
         ValueType::Email => Value::Text(normalize::email(text(name, json)?).map_err(bad)?),
         ValueType::Number => {
             let n = match json {
-                Json::Number(n) => n.as_i64().or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                        .map(|f| f as i64)
-                }),
+                Json::Number(n) => {
+                    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+                }
                 Json::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             }
@@ -186,14 +160,10 @@ fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<
             Value::Int(n)
         }
         ValueType::Currency => Value::Decimal(currency(name, json)?),
-        ValueType::Boolean => Value::Bool(
-            json.as_bool()
-                .ok_or_else(|| bad("expected true or false"))?,
-        ),
-        ValueType::Timestamp => Value::Time(
-            Timestamp::parse(text(name, json)?)
-                .ok_or_else(|| bad("expected an RFC 3339 timestamp"))?,
-        ),
+        ValueType::Boolean => Value::Bool(json.as_bool().ok_or_else(|| bad("expected true or false"))?),
+        ValueType::Timestamp => {
+            Value::Time(Timestamp::parse(text(name, json)?).ok_or_else(|| bad("expected an RFC 3339 timestamp"))?)
+        }
         ValueType::Enum(allowed) => {
             let s = text(name, json)?;
             if !allowed.contains(&s) {
@@ -212,15 +182,12 @@ fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<
         ValueType::Reference(target) => {
             let s = match json {
                 Json::String(s) => s.as_str(),
-                Json::Object(o) => o
-                    .get("related_record_id")
-                    .and_then(Json::as_str)
-                    .ok_or_else(|| bad("expected an id"))?,
+                Json::Object(o) => {
+                    o.get("related_record_id").and_then(Json::as_str).ok_or_else(|| bad("expected an id"))?
+                }
                 _ => return Err(bad("expected an id")),
             };
-            Value::Ref(
-                RecordId::parse(target, s).ok_or_else(|| bad(&format!("not a {target} id")))?,
-            )
+            Value::Ref(RecordId::parse(target, s).ok_or_else(|| bad(&format!("not a {target} id")))?)
         }
         ValueType::Address => Value::Addresses(vec![address(name, json)?]),
     })
@@ -256,11 +223,7 @@ fn currency(name: &str, json: &Json) -> CoreResult<Decimal> {
 }
 
 fn parse_decimal(s: &str) -> Option<Decimal> {
-    if s.contains(['e', 'E']) {
-        Decimal::from_scientific(s).ok()
-    } else {
-        Decimal::from_str(s).ok()
-    }
+    if s.contains(['e', 'E']) { Decimal::from_scientific(s).ok() } else { Decimal::from_str(s).ok() }
 }
 
 /// The v1 JSON spelling of a value of `field`.
@@ -288,9 +251,7 @@ fn decimal_number(d: &Decimal) -> Json {
     {
         return json!(i);
     }
-    serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0))
-        .map(Json::Number)
-        .unwrap_or(Json::Null)
+    serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
 }
 
 #[cfg(test)]
@@ -310,39 +271,17 @@ mod tests {
 
     #[test]
     fn currency_accepts_numbers_strings_and_objects_exactly() {
-        for j in [
-            json!(1500000),
-            json!("1500000"),
-            json!({"amount": "1500000.00", "currency_code": "USD"}),
-            json!(1.5e6),
-        ] {
-            assert_eq!(
-                c("annual_revenue", j.clone()),
-                Ok(Value::Decimal(Decimal::from(1_500_000))),
-                "{j}"
-            );
+        for j in
+            [json!(1500000), json!("1500000"), json!({"amount": "1500000.00", "currency_code": "USD"}), json!(1.5e6)]
+        {
+            assert_eq!(c("annual_revenue", j.clone()), Ok(Value::Decimal(Decimal::from(1_500_000))), "{j}");
         }
-        assert_eq!(
-            c("annual_revenue", json!("0.10")).unwrap(),
-            Value::Decimal(Decimal::new(1, 1))
-        );
-        assert!(
-            c(
-                "annual_revenue",
-                json!({"amount": 1, "currency_code": "EUR"})
-            )
-            .is_err()
-        );
+        assert_eq!(c("annual_revenue", json!("0.10")).unwrap(), Value::Decimal(Decimal::new(1, 1)));
+        assert!(c("annual_revenue", json!({"amount": 1, "currency_code": "EUR"})).is_err());
         assert!(c("annual_revenue", json!("lots")).is_err());
         assert!(c("annual_revenue", json!(-1)).is_err());
-        assert_eq!(
-            to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::new(15, 1))),
-            json!(1.5)
-        );
-        assert_eq!(
-            to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::from(7))),
-            json!(7)
-        );
+        assert_eq!(to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::new(15, 1))), json!(1.5));
+        assert_eq!(to_v1_json(f("annual_revenue"), &Value::Decimal(Decimal::from(7))), json!(7));
     }
 
     #[test]
@@ -352,16 +291,10 @@ mod tests {
         assert!(c("employee_count", json!(-1)).is_err());
         assert!(c("employee_count", json!(1.5)).is_err());
         assert!(c("website", json!("acme.com")).is_err());
-        assert_eq!(
-            c("lifecycle_stage", json!("Customer")),
-            Ok(Value::Text("customer".into()))
-        );
+        assert_eq!(c("lifecycle_stage", json!("Customer")), Ok(Value::Text("customer".into())));
         assert!(c("lifecycle_stage", json!("bogus")).is_err());
         assert!(c("source_type", json!("robot")).is_err());
-        assert_eq!(
-            c("tags", json!([" a", "A", "b"])),
-            Ok(Value::List(vec!["a".into(), "b".into()]))
-        );
+        assert_eq!(c("tags", json!([" a", "A", "b"])), Ok(Value::List(vec!["a".into(), "b".into()])));
         assert_eq!(c("tags", Json::Null), Ok(Value::List(vec![])));
         assert!(c("name", json!("x".repeat(1001))).is_err());
         assert!(c("addresses", json!([{"city": "Oslo", "planet": "Earth"}])).is_err());

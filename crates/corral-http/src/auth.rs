@@ -90,10 +90,7 @@ impl Permissions {
     }
 
     /// Roles grant a baseline (SPEC §2); scopes add to it.
-    pub fn from_roles_and_scopes<'a>(
-        roles: &[String],
-        scopes: impl IntoIterator<Item = &'a str>,
-    ) -> Self {
+    pub fn from_roles_and_scopes<'a>(roles: &[String], scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let mut set = Permissions::default();
         for role in roles {
             match role.as_str() {
@@ -114,11 +111,7 @@ impl Permissions {
 
     /// The scope strings held (for token exchange and listings).
     pub fn scopes(self) -> Vec<&'static str> {
-        Permission::ALL
-            .into_iter()
-            .filter(|p| self.has(*p))
-            .map(Permission::scope)
-            .collect()
+        Permission::ALL.into_iter().filter(|p| self.has(*p)).map(Permission::scope).collect()
     }
 }
 
@@ -132,11 +125,7 @@ pub struct Principal {
 impl Principal {
     /// 403 `forbidden` naming the missing scope unless the caller holds `p`.
     pub fn require(&self, p: Permission) -> ApiResult<()> {
-        if self.permissions.has(p) {
-            Ok(())
-        } else {
-            Err(CoreError::forbidden(p.scope()).into())
-        }
+        if self.permissions.has(p) { Ok(()) } else { Err(CoreError::forbidden(p.scope()).into()) }
     }
 }
 
@@ -199,12 +188,7 @@ const LEEWAY_SECONDS: u64 = 30;
 
 impl AuthConfig {
     pub fn new(hs_secret: Vec<u8>, issuer: Option<String>, audience: Option<String>) -> Self {
-        AuthConfig {
-            hs_secret,
-            public_key: None,
-            issuer,
-            audience,
-        }
+        AuthConfig { hs_secret, public_key: None, issuer, audience }
     }
 
     /// Adds a PEM public key (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA).
@@ -251,27 +235,25 @@ impl AuthConfig {
     /// Verifies a JWT. The header's algorithm only selects which pinned key to try; `none`,
     /// and anything but HS256 or the public key's algorithm, is refused.
     pub fn verify(&self, token: &str) -> ApiResult<Claims> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| ApiError::unauthenticated("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::unauthenticated("malformed token"))?;
         let (alg, key) = match (&self.public_key, header.alg) {
             (_, Algorithm::HS256) => (Algorithm::HS256, DecodingKey::from_secret(&self.hs_secret)),
             (Some((alg, key)), h) if h == *alg => (*alg, key.clone()),
             _ => return Err(ApiError::unauthenticated("token algorithm not accepted")),
         };
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key, &self.validation(alg)).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                let why = match e.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidIssuer => "token issuer not accepted",
-                    ErrorKind::InvalidAudience => "token audience not accepted",
-                    ErrorKind::ImmatureSignature => "token not valid yet",
-                    ErrorKind::InvalidSignature => "token signature invalid",
-                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                    _ => "token invalid",
-                };
-                ApiError::unauthenticated(why)
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(alg)).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidIssuer => "token issuer not accepted",
+                ErrorKind::InvalidAudience => "token audience not accepted",
+                ErrorKind::ImmatureSignature => "token not valid yet",
+                ErrorKind::InvalidSignature => "token signature invalid",
+                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                _ => "token invalid",
+            };
+            ApiError::unauthenticated(why)
+        })?;
         let claims = data.claims;
         if claims.tenant_id.trim().is_empty() || claims.sub.trim().is_empty() {
             return Err(ApiError::unauthenticated("token lacks tenant_id or sub"));
@@ -288,12 +270,8 @@ impl AuthConfig {
         if claims.aud.is_none() {
             claims.aud = self.audience.clone().map(serde_json::Value::String);
         }
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.hs_secret),
-        )
-        .expect("HS256 signing cannot fail")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.hs_secret))
+            .expect("HS256 signing cannot fail")
     }
 }
 
@@ -324,43 +302,25 @@ fn random_hex(bytes: usize) -> String {
 pub fn generate_key() -> NewKey {
     let id = random_hex(8);
     let secret = random_hex(32);
-    NewKey {
-        key: format!("{KEY_PREFIX}{id}_{secret}"),
-        secret_hash: hash_secret(&secret),
-        id,
-    }
+    NewKey { key: format!("{KEY_PREFIX}{id}_{secret}"), secret_hash: hash_secret(&secret), id }
 }
 
 /// SHA-256 of a key secret. Secrets are 256-bit random, so a fast hash is enough.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Splits `crl_<id>_<secret>`.
 pub fn split_key(key: &str) -> Option<(&str, &str)> {
-    key.strip_prefix(KEY_PREFIX)?
-        .split_once('_')
-        .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+    key.strip_prefix(KEY_PREFIX)?.split_once('_').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
 }
 
 /// Checks a presented (id, secret) against the store; the key if it is live and matches.
 pub async fn check_key(state: &AppState, id: &str, secret: &str) -> ApiResult<ApiKey> {
-    let key = state
-        .store()
-        .find_api_key(id)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("unknown API key"))?;
-    let matches: bool = hash_secret(secret)
-        .as_bytes()
-        .ct_eq(key.secret_hash.as_bytes())
-        .into();
+    let key = state.store().find_api_key(id).await?.ok_or_else(|| ApiError::unauthenticated("unknown API key"))?;
+    let matches: bool = hash_secret(secret).as_bytes().ct_eq(key.secret_hash.as_bytes()).into();
     if !matches || !key.is_live(Timestamp::now()) {
-        return Err(ApiError::unauthenticated(
-            "API key invalid, revoked or expired",
-        ));
+        return Err(ApiError::unauthenticated("API key invalid, revoked or expired"));
     }
     Ok(key)
 }
@@ -368,70 +328,40 @@ pub async fn check_key(state: &AppState, id: &str, secret: &str) -> ApiResult<Ap
 /// The scopes a new key may carry; anything else is refused.
 pub fn validate_scopes(scopes: &[String]) -> Result<(), CoreError> {
     match scopes.iter().find(|s| Permission::from_scope(s).is_none()) {
-        Some(bad) => Err(CoreError::invalid_value(
-            "scopes",
-            format!("unknown scope `{bad}`"),
-        )),
-        None if scopes.is_empty() => Err(CoreError::invalid_value(
-            "scopes",
-            "at least one scope is needed",
-        )),
+        Some(bad) => Err(CoreError::invalid_value("scopes", format!("unknown scope `{bad}`"))),
+        None if scopes.is_empty() => Err(CoreError::invalid_value("scopes", "at least one scope is needed")),
         None => Ok(()),
     }
 }
 
 fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, rest) = v.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| rest.trim())
-            .filter(|t| !t.is_empty());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty());
     }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let presented = credential(&parts.headers)
-            .ok_or_else(|| ApiError::unauthenticated("credentials required"))?;
+        let presented = credential(&parts.headers).ok_or_else(|| ApiError::unauthenticated("credentials required"))?;
         if let Some((id, secret)) = split_key(presented) {
             let key = check_key(state, id, secret).await?;
             return Ok(Principal {
-                actor: Actor {
-                    tenant: key.tenant_id,
-                    subject: key.id,
-                    app: key.app,
-                },
-                permissions: Permissions::from_roles_and_scopes(
-                    &[],
-                    key.scopes.iter().map(String::as_str),
-                ),
+                actor: Actor { tenant: key.tenant_id, subject: key.id, app: key.app },
+                permissions: Permissions::from_roles_and_scopes(&[], key.scopes.iter().map(String::as_str)),
             });
         }
         let claims = state.auth().verify(presented)?;
         if claims.is_human() {
             state.provision_user(&claims).await?;
         }
-        let permissions = Permissions::from_roles_and_scopes(
-            &claims.roles,
-            claims.scope.as_deref().unwrap_or("").split_whitespace(),
-        );
+        let permissions =
+            Permissions::from_roles_and_scopes(&claims.roles, claims.scope.as_deref().unwrap_or("").split_whitespace());
         Ok(Principal {
-            actor: Actor {
-                tenant: claims.tenant_id,
-                subject: claims.sub,
-                app: claims.app_id,
-            },
+            actor: Actor { tenant: claims.tenant_id, subject: claims.sub, app: claims.app_id },
             permissions,
         })
     }
@@ -444,11 +374,8 @@ pub fn subject_user_id(tenant: &str, sub: &str) -> corral_core::RecordId {
 
 /// 401 for a failed client-credentials exchange, as the SPEC asks.
 pub fn bad_client() -> ApiError {
-    ApiError::new(
-        ErrorCode::Unauthenticated,
-        "invalid client_id or client_secret",
-    )
-    .with_header(header::WWW_AUTHENTICATE, "Bearer")
+    ApiError::new(ErrorCode::Unauthenticated, "invalid client_id or client_secret")
+        .with_header(header::WWW_AUTHENTICATE, "Bearer")
 }
 
 #[cfg(test)]
@@ -461,19 +388,9 @@ mod tests {
         assert!(p.has(Permission::AccountsRead) && p.has(Permission::AccountsWrite));
         assert!(!p.has(Permission::ContactsRead));
         let user = Permissions::from_roles_and_scopes(&["user".into()], []);
-        assert!(
-            user.has(Permission::ContactsWrite)
-                && user.has(Permission::UsersRead)
-                && !user.has(Permission::Admin)
-        );
-        assert_eq!(
-            Permissions::from_roles_and_scopes(&["tenant_admin".into()], []),
-            Permissions::all()
-        );
-        assert_eq!(
-            Permissions::from_roles_and_scopes(&["app_service_account".into()], []),
-            Permissions::default()
-        );
+        assert!(user.has(Permission::ContactsWrite) && user.has(Permission::UsersRead) && !user.has(Permission::Admin));
+        assert_eq!(Permissions::from_roles_and_scopes(&["tenant_admin".into()], []), Permissions::all());
+        assert_eq!(Permissions::from_roles_and_scopes(&["app_service_account".into()], []), Permissions::default());
     }
 
     #[test]

@@ -30,12 +30,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            details: Map::new(),
-            headers: Vec::new(),
-        }
+        ApiError { code, message: message.into(), details: Map::new(), headers: Vec::new() }
     }
 
     pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
@@ -47,8 +42,7 @@ impl ApiError {
 
     /// 401 with the `WWW-Authenticate` challenge.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        ApiError::new(ErrorCode::Unauthenticated, message)
-            .with_header(header::WWW_AUTHENTICATE, "Bearer")
+        ApiError::new(ErrorCode::Unauthenticated, message).with_header(header::WWW_AUTHENTICATE, "Bearer")
     }
 
     pub fn internal() -> Self {
@@ -58,12 +52,7 @@ impl ApiError {
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
-        ApiError {
-            code: e.code,
-            message: e.message,
-            details: e.details,
-            headers: Vec::new(),
-        }
+        ApiError { code: e.code, message: e.message, details: e.details, headers: Vec::new() }
     }
 }
 
@@ -73,11 +62,8 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(e) => e.into(),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(request_id = %request_id::current(), %cause, "database unavailable");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the database is unavailable; retry shortly",
-                )
-                .with_header(header::RETRY_AFTER, "1")
+                ApiError::new(ErrorCode::Unavailable, "the database is unavailable; retry shortly")
+                    .with_header(header::RETRY_AFTER, "1")
             }
             StoreError::Internal(cause) => {
                 tracing::error!(request_id = %request_id::current(), %cause, "internal store error");
@@ -94,8 +80,7 @@ pub fn error_body(code: ErrorCode, message: &str, details: Json) -> Json {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = error_body(self.code, &self.message, Json::Object(self.details));
         let mut response = (status, axum::Json(body)).into_response();
         for (name, value) in self.headers {
@@ -123,18 +108,9 @@ pub async fn normalize_error_responses(request: Request, next: Next) -> Response
     }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (ErrorCode::RouteNotFound, "no route matches this path"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            ErrorCode::MethodNotAllowed,
-            "this method is not allowed on this path",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than 1 MiB",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            ErrorCode::UnsupportedMediaType,
-            "send the body as application/json",
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "this method is not allowed on this path"),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is larger than 1 MiB"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
         StatusCode::UNAUTHORIZED => (ErrorCode::Unauthenticated, "authentication required"),
         StatusCode::SERVICE_UNAVAILABLE => (ErrorCode::Unavailable, "service unavailable"),
         s if s.is_client_error() => (ErrorCode::InvalidJson, "the request could not be read"),
@@ -142,10 +118,7 @@ pub async fn normalize_error_responses(request: Request, next: Next) -> Response
     };
     let (mut parts, _) = response.into_parts();
     let body = error_body(code, message, json!({}));
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body.to_string()))
 }

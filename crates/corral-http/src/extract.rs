@@ -37,23 +37,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, state: &S) -> ApiResult<Self> {
         if !is_json_content_type(request.headers()) {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "send the body as application/json",
-            ));
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
         }
-        let raw = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "the request body is larger than 1 MiB",
-                    )
-                } else {
-                    ApiError::new(ErrorCode::InvalidJson, "the request body could not be read")
-                }
-            })?;
+        let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is larger than 1 MiB")
+            } else {
+                ApiError::new(ErrorCode::InvalidJson, "the request body could not be read")
+            }
+        })?;
         parse_json(raw)
     }
 }
@@ -61,16 +53,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// Parses bytes as JSON; an empty or malformed body is 400 `invalid_json` saying where.
 pub fn parse_json(raw: Bytes) -> ApiResult<JsonBody> {
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidJson,
-            "the request body is empty; send a JSON object",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; send a JSON object"));
     }
     let value = serde_json::from_slice(&raw).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("malformed JSON at line {} column {}", e.line(), e.column()),
-        )
+        ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON at line {} column {}", e.line(), e.column()))
     })?;
     Ok(JsonBody { value, raw })
 }
@@ -83,12 +69,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(q).map(QueryPairs).map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidQueryParameter,
-                "the query string is malformed",
-            )
-        })
+        serde_urlencoded::from_str(q)
+            .map(QueryPairs)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidQueryParameter, "the query string is malformed"))
     }
 }
 
@@ -96,29 +79,17 @@ impl QueryPairs {
     /// Refuses every parameter not in `allowed`.
     pub fn only(&self, allowed: &[&str]) -> ApiResult<()> {
         match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => {
-                Err(corral_core::CoreError::invalid_query_parameter(k, "unknown parameter").into())
-            }
+            Some((k, _)) => Err(corral_core::CoreError::invalid_query_parameter(k, "unknown parameter").into()),
             None => Ok(()),
         }
     }
 
     /// A boolean parameter (`true`/`false`), false when absent.
     pub fn flag(&self, name: &str) -> ApiResult<bool> {
-        match self
-            .0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-        {
+        match self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") | Some("") => Ok(true),
-            Some(_) => Err(corral_core::CoreError::invalid_query_parameter(
-                name,
-                "expected true or false",
-            )
-            .into()),
+            Some(_) => Err(corral_core::CoreError::invalid_query_parameter(name, "expected true or false").into()),
         }
     }
 }
@@ -140,13 +111,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let s = s.strip_prefix("W/").unwrap_or(s);
         let s = s.trim_matches('"');
         let version = s.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::PreconditionFailed,
-                "If-Match must be a record version such as \"3\"",
-            )
+            ApiError::new(ErrorCode::PreconditionFailed, "If-Match must be a record version such as \"3\"")
         })?;
-        Ok(IfMatch(Preconditions {
-            if_match: Some(version),
-        }))
+        Ok(IfMatch(Preconditions { if_match: Some(version) }))
     }
 }

@@ -19,17 +19,13 @@ pub fn current() -> String {
 
 fn acceptable(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_owned())
+    (!s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_owned())
 }
 
 /// Middleware: assigns the request id and stamps it on the response.
 pub async fn assign(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(HEADER)
-        .and_then(acceptable)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let id =
+        request.headers().get(HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let header = HeaderValue::from_str(&id).expect("checked to be visible ASCII");
     let started = std::time::Instant::now();
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());

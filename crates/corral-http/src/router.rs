@@ -24,36 +24,18 @@ pub fn router(state: AppState) -> Router {
         // Token exchange (the API key is the credential).
         .route("/api/v1/auth/token", post(token::exchange))
         // v1 document dialect.
-        .route(
-            "/api/v1/crm/accounts",
-            get(v1_records::list).post(v1_records::create),
-        )
+        .route("/api/v1/crm/accounts", get(v1_records::list).post(v1_records::create))
         .route(
             "/api/v1/crm/accounts/{id}",
-            get(v1_records::get)
-                .patch(v1_records::patch)
-                .put(v1_records::put)
-                .delete(v1_records::delete),
+            get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
         )
-        .route(
-            "/api/v1/crm/accounts/{id}/restore",
-            post(v1_records::restore),
-        )
+        .route("/api/v1/crm/accounts/{id}/restore", post(v1_records::restore))
         // Admin.
-        .route(
-            "/api/admin/api-keys",
-            get(admin::list_api_keys).post(admin::create_api_key),
-        )
+        .route("/api/admin/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/api/admin/api-keys/{id}", delete(admin::revoke_api_key))
-        .route(
-            "/api/admin/users",
-            get(admin::list_users).post(admin::create_user),
-        )
+        .route("/api/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/api/admin/users/{id}", patch(admin::update_user))
-        .route(
-            "/api/admin/settings",
-            get(admin::get_settings).patch(admin::update_settings),
-        )
+        .route("/api/admin/settings", get(admin::get_settings).patch(admin::update_settings))
         .fallback(route_not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -26,12 +26,7 @@ struct Inner {
 impl AppState {
     pub fn new(store: Store, auth: AuthConfig) -> Self {
         let cursor_key = CursorKey::derive(auth.secret());
-        AppState(Arc::new(Inner {
-            store,
-            auth,
-            cursor_key,
-            provisioned: RwLock::new(HashSet::new()),
-        }))
+        AppState(Arc::new(Inner { store, auth, cursor_key, provisioned: RwLock::new(HashSet::new()) }))
     }
 
     pub fn store(&self) -> &Store {
@@ -49,33 +44,17 @@ impl AppState {
     /// Creates the directory user of a human token's subject on first sight (SPEC §4.4).
     pub async fn provision_user(&self, claims: &Claims) -> ApiResult<()> {
         let cache_key = format!("{}\0{}", claims.tenant_id, claims.sub);
-        if self
-            .0
-            .provisioned
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&cache_key)
-        {
+        if self.0.provisioned.read().unwrap_or_else(|p| p.into_inner()).contains(&cache_key) {
             return Ok(());
         }
         let id = subject_user_id(&claims.tenant_id, &claims.sub);
         if !self.0.store.user_exists(&claims.tenant_id, id).await? {
             self.0
                 .store
-                .provision_user(
-                    &claims.tenant_id,
-                    id,
-                    claims.email.as_deref(),
-                    claims.name.as_deref(),
-                    &claims.sub,
-                )
+                .provision_user(&claims.tenant_id, id, claims.email.as_deref(), claims.name.as_deref(), &claims.sub)
                 .await?;
         }
-        let mut cache = self
-            .0
-            .provisioned
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.0.provisioned.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= PROVISION_CACHE_LIMIT {
             cache.clear();
         }

@@ -27,8 +27,7 @@ impl ApiKey {
     }
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, app, name, scopes, secret_hash, created_at, created_by, expires_at, revoked_at";
+const COLUMNS: &str = "id, tenant_id, app, name, scopes, secret_hash, created_at, created_by, expires_at, revoked_at";
 
 fn decode(mut row: Row) -> StoreResult<ApiKey> {
     let corrupt = || StoreError::Internal("stored api key is malformed".into());
@@ -37,12 +36,7 @@ fn decode(mut row: Row) -> StoreResult<ApiKey> {
         tenant_id: row.text(1).ok_or_else(corrupt)?,
         app: row.text(2),
         name: row.text(3),
-        scopes: row
-            .text(4)
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
+        scopes: row.text(4).unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
         secret_hash: row.text(5).ok_or_else(corrupt)?,
         created_at: Timestamp(row.int(6).ok_or_else(corrupt)?),
         created_by: row.text(7).unwrap_or_default(),
@@ -53,9 +47,7 @@ fn decode(mut row: Row) -> StoreResult<ApiKey> {
 
 pub async fn insert<C: Conn>(c: &mut C, key: &ApiKey) -> StoreResult<()> {
     c.execute(
-        &format!(
-            "INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ),
+        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
         &[
             SqlValue::text(key.id.clone()),
             SqlValue::text(key.tenant_id.clone()),
@@ -76,31 +68,17 @@ pub async fn insert<C: Conn>(c: &mut C, key: &ApiKey) -> StoreResult<()> {
 /// Looks a key up by id alone: the id comes from the presented key, before the tenant is known.
 pub async fn find<C: Conn>(c: &mut C, id: &str) -> StoreResult<Option<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
-    c.query_opt(&sql, &[SqlValue::text(id)])
-        .await?
-        .map(decode)
-        .transpose()
+    c.query_opt(&sql, &[SqlValue::text(id)]).await?.map(decode).transpose()
 }
 
 /// A tenant's keys, newest first, revoked ones included.
 pub async fn list<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<Vec<ApiKey>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
-    );
-    c.query(&sql, &[SqlValue::text(tenant)])
-        .await?
-        .into_iter()
-        .map(decode)
-        .collect()
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC");
+    c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
 }
 
 /// Revokes a tenant's key; false when it does not exist or was already revoked.
-pub async fn revoke<C: Conn>(
-    c: &mut C,
-    tenant: &str,
-    id: &str,
-    now: Timestamp,
-) -> StoreResult<bool> {
+pub async fn revoke<C: Conn>(c: &mut C, tenant: &str, id: &str, now: Timestamp) -> StoreResult<bool> {
     let n = c
         .execute(
             "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",

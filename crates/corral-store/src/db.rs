@@ -23,8 +23,7 @@ impl SqlValue {
     }
 
     pub fn opt_text(s: Option<impl Into<String>>) -> Self {
-        s.map(|s| SqlValue::Text(s.into()))
-            .unwrap_or(SqlValue::Null)
+        s.map(|s| SqlValue::Text(s.into())).unwrap_or(SqlValue::Null)
     }
 
     pub fn opt_int(n: Option<i64>) -> Self {
@@ -39,10 +38,7 @@ pub struct Row(pub Vec<SqlValue>);
 impl Row {
     /// Takes column `i` out of the row.
     pub fn take(&mut self, i: usize) -> SqlValue {
-        self.0
-            .get_mut(i)
-            .map(|v| std::mem::replace(v, SqlValue::Null))
-            .unwrap_or(SqlValue::Null)
+        self.0.get_mut(i).map(|v| std::mem::replace(v, SqlValue::Null)).unwrap_or(SqlValue::Null)
     }
 
     pub fn text(&mut self, i: usize) -> Option<String> {
@@ -107,9 +103,9 @@ impl Dialect {
     /// case-insensitively.
     pub fn json_array_contains_ci(self, column: &str, param: &str) -> String {
         match self {
-            Dialect::Sqlite => format!(
-                "EXISTS (SELECT 1 FROM json_each({column}) WHERE lower(json_each.value) = lower({param}))"
-            ),
+            Dialect::Sqlite => {
+                format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE lower(json_each.value) = lower({param}))")
+            }
             Dialect::Postgres => {
                 format!(
                     "EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS e(v) WHERE lower(e.v) = lower({param}))"
@@ -133,28 +129,16 @@ pub trait Conn: Send {
     fn dialect(&self) -> Dialect;
 
     /// Runs a statement and returns its rows.
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> impl Future<Output = DbResult<Vec<Row>>> + Send;
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Vec<Row>>> + Send;
 
     /// Runs a statement and returns the number of rows it changed.
-    fn execute(
-        &mut self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> impl Future<Output = DbResult<u64>> + Send;
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<u64>> + Send;
 
     /// Runs several `;`-separated statements without parameters (migrations).
     fn execute_batch(&mut self, sql: &str) -> impl Future<Output = DbResult<()>> + Send;
 
     /// Runs a statement expected to return at most one row.
-    fn query_opt(
-        &mut self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> impl Future<Output = DbResult<Option<Row>>> + Send {
+    fn query_opt(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Option<Row>>> + Send {
         async move { Ok(self.query(sql, params).await?.into_iter().next()) }
     }
 }
@@ -168,10 +152,7 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: impl Into<String>) -> Self {
-        SqlBuilder {
-            sql: sql.into(),
-            params: Vec::new(),
-        }
+        SqlBuilder { sql: sql.into(), params: Vec::new() }
     }
 
     /// Binds a value and returns its placeholder.

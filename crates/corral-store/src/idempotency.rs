@@ -23,12 +23,7 @@ pub struct StoredResponse {
 }
 
 /// The live stored response for a key, if any.
-pub async fn find<C: Conn>(
-    c: &mut C,
-    tenant: &str,
-    key: &str,
-    now: Timestamp,
-) -> StoreResult<Option<StoredResponse>> {
+pub async fn find<C: Conn>(c: &mut C, tenant: &str, key: &str, now: Timestamp) -> StoreResult<Option<StoredResponse>> {
     let row = c
         .query_opt(
             "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at > $3",

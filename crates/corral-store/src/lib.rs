@@ -15,9 +15,7 @@ pub mod sqlite;
 pub mod users;
 
 use corral_core::list::Plan;
-use corral_core::{
-    Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp,
-};
+use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp};
 use db::{Conn, DbError};
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -46,9 +44,7 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unavailable(m) => StoreError::Unavailable(m),
-            DbError::UniqueViolation(m) => {
-                StoreError::Internal(format!("unexpected unique violation: {m}"))
-            }
+            DbError::UniqueViolation(m) => StoreError::Internal(format!("unexpected unique violation: {m}")),
             DbError::Other(m) => StoreError::Internal(m),
         }
     }
@@ -147,12 +143,10 @@ impl Store {
     /// Opens the database named by `url`.
     pub async fn open(url: &DatabaseUrl) -> StoreResult<Store> {
         match url {
-            DatabaseUrl::Sqlite(path) => Ok(Store {
-                backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?),
-            }),
-            DatabaseUrl::Postgres(_) => Err(StoreError::Unavailable(
-                "PostgreSQL support is not built yet; use a sqlite:// URL".into(),
-            )),
+            DatabaseUrl::Sqlite(path) => Ok(Store { backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?) }),
+            DatabaseUrl::Postgres(_) => {
+                Err(StoreError::Unavailable("PostgreSQL support is not built yet; use a sqlite:// URL".into()))
+            }
         }
     }
 
@@ -163,12 +157,7 @@ impl Store {
 
     /// Checks the database answers (for `/ready`).
     pub async fn ping(&self) -> StoreResult<()> {
-        in_read!(self, |c| async {
-            c.query("SELECT 1", &[])
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from)
-        })
+        in_read!(self, |c| async { c.query("SELECT 1", &[]).await.map(|_| ()).map_err(StoreError::from) })
     }
 
     // ----- records -----
@@ -181,15 +170,8 @@ impl Store {
         id: RecordId,
         include_deleted: bool,
     ) -> StoreResult<Record> {
-        in_read!(self, |c| records::get(
-            c,
-            actor,
-            rt,
-            id,
-            include_deleted,
-            false
-        ))?
-        .ok_or_else(|| CoreError::record_not_found().into())
+        in_read!(self, |c| records::get(c, actor, rt, id, include_deleted, false))?
+            .ok_or_else(|| CoreError::record_not_found().into())
     }
 
     /// One page of records; see [`records::list`].
@@ -245,15 +227,7 @@ impl Store {
         write: &RecordWrite,
         pre: Preconditions,
     ) -> StoreResult<Record> {
-        in_write!(self, |c| records::update(
-            c,
-            actor,
-            rt,
-            id,
-            write,
-            pre,
-            Timestamp::now()
-        ))
+        in_write!(self, |c| records::update(c, actor, rt, id, write, pre, Timestamp::now()))
     }
 
     pub async fn archive_record(
@@ -263,37 +237,14 @@ impl Store {
         id: RecordId,
         pre: Preconditions,
     ) -> StoreResult<Record> {
-        in_write!(self, |c| records::archive(
-            c,
-            actor,
-            rt,
-            id,
-            pre,
-            Timestamp::now()
-        ))
+        in_write!(self, |c| records::archive(c, actor, rt, id, pre, Timestamp::now()))
     }
 
-    pub async fn restore_record(
-        &self,
-        actor: &Actor,
-        rt: RecordType,
-        id: RecordId,
-    ) -> StoreResult<Record> {
-        in_write!(self, |c| records::restore(
-            c,
-            actor,
-            rt,
-            id,
-            Timestamp::now()
-        ))
+    pub async fn restore_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<Record> {
+        in_write!(self, |c| records::restore(c, actor, rt, id, Timestamp::now()))
     }
 
-    pub async fn purge_record(
-        &self,
-        actor: &Actor,
-        rt: RecordType,
-        id: RecordId,
-    ) -> StoreResult<()> {
+    pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
         in_write!(self, |c| records::purge(c, actor, rt, id, Timestamp::now()))
     }
 
@@ -311,15 +262,7 @@ impl Store {
         name: Option<&str>,
         subject: &str,
     ) -> StoreResult<()> {
-        in_write!(self, |c| users::provision(
-            c,
-            tenant,
-            id,
-            email,
-            name,
-            subject,
-            Timestamp::now()
-        ))
+        in_write!(self, |c| users::provision(c, tenant, id, email, name, subject, Timestamp::now()))
     }
 
     pub async fn add_user(
@@ -351,14 +294,7 @@ impl Store {
         changes: &UserChanges,
         actor: &str,
     ) -> StoreResult<User> {
-        in_write!(self, |c| users::update(
-            c,
-            tenant,
-            id,
-            changes,
-            actor,
-            Timestamp::now()
-        ))
+        in_write!(self, |c| users::update(c, tenant, id, changes, actor, Timestamp::now()))
     }
 
     // ----- api keys -----

@@ -7,21 +7,14 @@ use corral_core::Timestamp;
 /// A migration: its number, a short name and its SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-pub const SQLITE: &[Migration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub const SQLITE: &[Migration] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer
 /// Corral (its schema may not be what this binary expects).
 pub async fn run<C: Conn>(c: &mut C, migrations: &[Migration]) -> StoreResult<()> {
     c.execute_batch("CREATE TABLE IF NOT EXISTS corral_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").await?;
-    let current = c
-        .query_opt("SELECT MAX(version) FROM corral_migrations", &[])
-        .await?
-        .and_then(|mut r| r.int(0))
-        .unwrap_or(0);
+    let current =
+        c.query_opt("SELECT MAX(version) FROM corral_migrations", &[]).await?.and_then(|mut r| r.int(0)).unwrap_or(0);
     let latest = migrations.last().map(|m| m.0).unwrap_or(0);
     if current > latest {
         return Err(StoreError::Internal(format!(
@@ -33,11 +26,7 @@ pub async fn run<C: Conn>(c: &mut C, migrations: &[Migration]) -> StoreResult<()
         c.execute_batch(sql).await?;
         c.execute(
             "INSERT INTO corral_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            &[
-                SqlValue::Int(*version),
-                SqlValue::text(*name),
-                SqlValue::Int(Timestamp::now().millis()),
-            ],
+            &[SqlValue::Int(*version), SqlValue::text(*name), SqlValue::Int(Timestamp::now().millis())],
         )
         .await?;
     }

@@ -10,9 +10,7 @@ use corral_core::list::{Condition, Plan, Target};
 use corral_core::record::AccountDomain;
 use corral_core::schema::{FieldDef, ValueType, fields};
 use corral_core::value::Address;
-use corral_core::{
-    Actor, CoreError, Record, RecordId, RecordMeta, RecordType, RecordWrite, Timestamp, Value,
-};
+use corral_core::{Actor, CoreError, Record, RecordId, RecordMeta, RecordType, RecordWrite, Timestamp, Value};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value as Json;
@@ -61,11 +59,7 @@ fn build_table(record_type: RecordType) -> Table {
         columns.push("domains");
     }
     columns.push("custom_fields");
-    Table {
-        name: table_name(record_type),
-        columns,
-        has_domains,
-    }
+    Table { name: table_name(record_type), columns, has_domains }
 }
 
 fn table_name(record_type: RecordType) -> &'static str {
@@ -106,12 +100,8 @@ fn encode_field(f: &FieldDef, value: &Value, out: &mut Vec<SqlValue>) {
         Value::Bool(b) => SqlValue::Bool(*b),
         Value::Time(t) => SqlValue::Int(t.millis()),
         Value::Ref(id) => SqlValue::Text(id.canonical()),
-        Value::List(items) => {
-            SqlValue::Text(serde_json::to_string(items).unwrap_or_else(|_| "[]".into()))
-        }
-        Value::Addresses(list) => {
-            SqlValue::Text(serde_json::to_string(list).unwrap_or_else(|_| "[]".into()))
-        }
+        Value::List(items) => SqlValue::Text(serde_json::to_string(items).unwrap_or_else(|_| "[]".into())),
+        Value::Addresses(list) => SqlValue::Text(serde_json::to_string(list).unwrap_or_else(|_| "[]".into())),
     };
     out.push(v);
     if f.value_type == ValueType::Currency {
@@ -121,47 +111,32 @@ fn encode_field(f: &FieldDef, value: &Value, out: &mut Vec<SqlValue>) {
 
 fn decode_field(f: &FieldDef, row: &mut Row, i: &mut usize) -> Value {
     let at = *i;
-    *i += if f.value_type == ValueType::Currency {
-        2
-    } else {
-        1
-    };
+    *i += if f.value_type == ValueType::Currency { 2 } else { 1 };
     if f.is_array {
         let raw = row.text(at).unwrap_or_default();
         return match f.value_type {
-            ValueType::Address => {
-                Value::Addresses(serde_json::from_str::<Vec<Address>>(&raw).unwrap_or_default())
-            }
+            ValueType::Address => Value::Addresses(serde_json::from_str::<Vec<Address>>(&raw).unwrap_or_default()),
             _ => Value::List(serde_json::from_str::<Vec<String>>(&raw).unwrap_or_default()),
         };
     }
     match f.value_type {
         ValueType::Number => row.int(at).map(Value::Int).unwrap_or(Value::Null),
-        ValueType::Timestamp => row
-            .int(at)
-            .map(|n| Value::Time(Timestamp(n)))
-            .unwrap_or(Value::Null),
+        ValueType::Timestamp => row.int(at).map(|n| Value::Time(Timestamp(n))).unwrap_or(Value::Null),
         ValueType::Boolean => match row.take(at) {
             SqlValue::Null => Value::Null,
             SqlValue::Bool(b) => Value::Bool(b),
             SqlValue::Int(n) => Value::Bool(n != 0),
             _ => Value::Null,
         },
-        ValueType::Currency => row
-            .text(at)
-            .and_then(|s| Decimal::from_str(&s).ok())
-            .map(Value::Decimal)
-            .unwrap_or(Value::Null),
-        ValueType::Reference(rt) => row
-            .text(at)
-            .and_then(|s| RecordId::parse(rt, &s))
-            .map(Value::Ref)
-            .unwrap_or(Value::Null),
-        ValueType::Address => Value::Addresses(
-            row.text(at)
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default(),
-        ),
+        ValueType::Currency => {
+            row.text(at).and_then(|s| Decimal::from_str(&s).ok()).map(Value::Decimal).unwrap_or(Value::Null)
+        }
+        ValueType::Reference(rt) => {
+            row.text(at).and_then(|s| RecordId::parse(rt, &s)).map(Value::Ref).unwrap_or(Value::Null)
+        }
+        ValueType::Address => {
+            Value::Addresses(row.text(at).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+        }
         _ => row.text(at).map(Value::Text).unwrap_or(Value::Null),
     }
 }
@@ -169,10 +144,7 @@ fn decode_field(f: &FieldDef, row: &mut Row, i: &mut usize) -> Value {
 fn decode(record_type: RecordType, mut row: Row) -> StoreResult<Record> {
     let corrupt = || StoreError::Internal("stored record is malformed".into());
     let tenant_id = row.text(0).ok_or_else(corrupt)?;
-    let id = row
-        .text(1)
-        .and_then(|s| RecordId::parse(record_type, &s))
-        .ok_or_else(corrupt)?;
+    let id = row.text(1).and_then(|s| RecordId::parse(record_type, &s)).ok_or_else(corrupt)?;
     let meta = RecordMeta {
         id,
         tenant_id,
@@ -187,10 +159,7 @@ fn decode(record_type: RecordType, mut row: Row) -> StoreResult<Record> {
         version: row.int(10).ok_or_else(corrupt)?,
     };
     let mut i = META.len();
-    let values = fields(record_type)
-        .iter()
-        .map(|f| decode_field(f, &mut row, &mut i))
-        .collect();
+    let values = fields(record_type).iter().map(|f| decode_field(f, &mut row, &mut i)).collect();
     let mut record = Record::new(record_type, meta);
     record.values = values;
     if table(record_type).has_domains {
@@ -222,13 +191,9 @@ fn encode(record: &Record) -> Vec<SqlValue> {
         encode_field(f, v, &mut out);
     }
     if table(record.record_type).has_domains {
-        out.push(SqlValue::Text(
-            serde_json::to_string(&record.domains).unwrap_or_else(|_| "[]".into()),
-        ));
+        out.push(SqlValue::Text(serde_json::to_string(&record.domains).unwrap_or_else(|_| "[]".into())));
     }
-    out.push(SqlValue::Text(
-        Json::Object(record.custom.clone()).to_string(),
-    ));
+    out.push(SqlValue::Text(Json::Object(record.custom.clone()).to_string()));
     out
 }
 
@@ -281,18 +246,9 @@ pub async fn list<C: Conn>(
 ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
     let t = table(rt);
     let dialect = c.dialect();
-    let keys: Vec<String> = plan
-        .sort
-        .iter()
-        .map(|s| dialect.sortable(s.column))
-        .collect();
+    let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sortable(s.column)).collect();
     let key_list: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
-    let mut q = SqlBuilder::new(format!(
-        "SELECT {}, {} FROM {}",
-        t.select_list(),
-        key_list.join(", "),
-        t.name
-    ));
+    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), key_list.join(", "), t.name));
     scope_clause(&mut q, actor);
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
@@ -312,27 +268,16 @@ pub async fn list<C: Conn>(
         .sort
         .iter()
         .zip(&keys)
-        .map(|(s, k)| {
-            format!(
-                "{k} {} NULLS LAST",
-                if s.descending { "DESC" } else { "ASC" }
-            )
-        })
+        .map(|(s, k)| format!("{k} {} NULLS LAST", if s.descending { "DESC" } else { "ASC" }))
         .collect();
-    q.push(&format!(
-        " ORDER BY {} LIMIT {}",
-        order.join(", "),
-        limit + 1
-    ));
+    q.push(&format!(" ORDER BY {} LIMIT {}", order.join(", "), limit + 1));
     let rows = c.query(&q.sql, &q.params).await?;
     let more = rows.len() > limit;
     let width = t.columns.len();
     let mut records = Vec::with_capacity(rows.len().min(limit));
     let mut last_position = None;
     for mut row in rows.into_iter().take(limit) {
-        let position: Vec<Json> = (0..plan.sort.len())
-            .map(|i| sql_to_json(row.take(width + i)))
-            .collect();
+        let position: Vec<Json> = (0..plan.sort.len()).map(|i| sql_to_json(row.take(width + i))).collect();
         row.0.truncate(width);
         records.push(decode(rt, row)?);
         last_position = Some(position);
@@ -344,9 +289,7 @@ fn sql_to_json(v: SqlValue) -> Json {
     match v {
         SqlValue::Null => Json::Null,
         SqlValue::Int(n) => Json::from(n),
-        SqlValue::Real(f) => serde_json::Number::from_f64(f)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
+        SqlValue::Real(f) => serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null),
         SqlValue::Text(s) => Json::String(s),
         SqlValue::Bool(b) => Json::Bool(b),
     }
@@ -379,12 +322,7 @@ fn condition_value(value: &Value) -> SqlValue {
     }
 }
 
-fn condition_sql(
-    q: &mut SqlBuilder,
-    dialect: crate::db::Dialect,
-    table: &str,
-    cond: &Condition,
-) -> String {
+fn condition_sql(q: &mut SqlBuilder, dialect: crate::db::Dialect, table: &str, cond: &Condition) -> String {
     let p = q.bind(condition_value(&cond.value));
     match &cond.target {
         Target::Column(column) if cond.case_insensitive => format!("lower({column}) = lower({p})"),
@@ -398,17 +336,9 @@ fn condition_sql(
 
 /// The keyset condition "sorts after `after`" for keys that sort with nulls last in both
 /// directions: for some i, keys before i equal the cursor's and key i comes after it.
-fn keyset_sql(
-    q: &mut SqlBuilder,
-    plan: &Plan,
-    keys: &[String],
-    after: &[Json],
-) -> StoreResult<String> {
-    let values: Vec<SqlValue> = after
-        .iter()
-        .map(json_to_sql)
-        .collect::<Option<_>>()
-        .ok_or_else(CoreError::invalid_cursor)?;
+fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[String], after: &[Json]) -> StoreResult<String> {
+    let values: Vec<SqlValue> =
+        after.iter().map(json_to_sql).collect::<Option<_>>().ok_or_else(CoreError::invalid_cursor)?;
     let mut alternatives = Vec::new();
     for i in 0..keys.len() {
         let mut parts = Vec::new();
@@ -427,10 +357,7 @@ fn keyset_sql(
             v => {
                 let p = q.bind(v.clone());
                 let op = if plan.sort[i].descending { "<" } else { ">" };
-                parts.push(format!(
-                    "({} {op} {p} OR {} IS NULL)",
-                    keys[i], plan.sort[i].column
-                ));
+                parts.push(format!("({} {op} {p} OR {} IS NULL)", keys[i], plan.sort[i].column));
             }
         }
         alternatives.push(format!("({})", parts.join(" AND ")));
@@ -445,12 +372,7 @@ async fn insert<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
     let t = table(record.record_type);
     let params = encode(record);
     let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        t.name,
-        t.select_list(),
-        placeholders.join(", ")
-    );
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", t.name, t.select_list(), placeholders.join(", "));
     c.execute(&sql, &params).await?;
     Ok(())
 }
@@ -459,18 +381,9 @@ async fn save<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
     let t = table(record.record_type);
     let params = encode(record);
     // Skip tenant_id and id in SET; they key the WHERE clause.
-    let sets: Vec<String> = t
-        .columns
-        .iter()
-        .enumerate()
-        .skip(2)
-        .map(|(i, col)| format!("{col} = ${}", i + 1))
-        .collect();
-    let sql = format!(
-        "UPDATE {} SET {} WHERE tenant_id = $1 AND id = $2",
-        t.name,
-        sets.join(", ")
-    );
+    let sets: Vec<String> =
+        t.columns.iter().enumerate().skip(2).map(|(i, col)| format!("{col} = ${}", i + 1)).collect();
+    let sql = format!("UPDATE {} SET {} WHERE tenant_id = $1 AND id = $2", t.name, sets.join(", "));
     c.execute(&sql, &params).await?;
     Ok(())
 }
@@ -514,28 +427,15 @@ async fn check_no_cycle<C: Conn>(
 ) -> StoreResult<()> {
     let cycle = || CoreError::invalid_value(f.v1_name, "a record cannot be its own ancestor");
     let t = table(record.record_type);
-    let sql = format!(
-        "SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2",
-        f.column, t.name
-    );
+    let sql = format!("SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2", f.column, t.name);
     let mut current = parent;
     for _ in 0..10_000 {
         if current == record.meta.id {
             return Err(cycle().into());
         }
-        let row = c
-            .query_opt(
-                &sql,
-                &[
-                    SqlValue::text(actor.tenant.clone()),
-                    SqlValue::text(current.canonical()),
-                ],
-            )
-            .await?;
-        match row
-            .and_then(|mut r| r.text(0))
-            .and_then(|s| RecordId::parse(record.record_type, &s))
-        {
+        let row =
+            c.query_opt(&sql, &[SqlValue::text(actor.tenant.clone()), SqlValue::text(current.canonical())]).await?;
+        match row.and_then(|mut r| r.text(0)).and_then(|s| RecordId::parse(record.record_type, &s)) {
             Some(next) => current = next,
             None => return Ok(()),
         }
@@ -545,12 +445,7 @@ async fn check_no_cycle<C: Conn>(
 
 /// Makes the account_domains rows match `record.domains`, refusing domains that another
 /// active account holds (409 `conflict`; the holder's id only if the caller may see it).
-async fn sync_domains<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    record: &Record,
-    before: &[AccountDomain],
-) -> StoreResult<()> {
+async fn sync_domains<C: Conn>(c: &mut C, actor: &Actor, record: &Record, before: &[AccountDomain]) -> StoreResult<()> {
     if record.domains == before {
         return Ok(());
     }
@@ -562,11 +457,8 @@ async fn sync_domains<C: Conn>(
         }
         check_domain_free(c, actor, &d.domain_name, record.meta.id).await?;
     }
-    c.execute(
-        "DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2",
-        &[tenant.clone(), id.clone()],
-    )
-    .await?;
+    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), id.clone()])
+        .await?;
     let released = SqlValue::Bool(record.is_deleted());
     for d in &record.domains {
         let params = [
@@ -589,12 +481,7 @@ async fn sync_domains<C: Conn>(
     Ok(())
 }
 
-async fn check_domain_free<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    domain: &str,
-    own: RecordId,
-) -> StoreResult<()> {
+async fn check_domain_free<C: Conn>(c: &mut C, actor: &Actor, domain: &str, own: RecordId) -> StoreResult<()> {
     let row = c
         .query_opt(
             "SELECT d.account_id, a.app_id FROM account_domains d JOIN accounts a ON a.tenant_id = d.tenant_id AND a.id = d.account_id \
@@ -603,14 +490,10 @@ async fn check_domain_free<C: Conn>(
         )
         .await?;
     if let Some(mut row) = row {
-        let holder = row
-            .text(0)
-            .and_then(|s| RecordId::parse(RecordType::Account, &s));
+        let holder = row.text(0).and_then(|s| RecordId::parse(RecordType::Account, &s));
         let holder_app = row.text(1);
         let visible = actor.app.is_none() || actor.app == holder_app;
-        let shown = holder
-            .filter(|_| visible)
-            .map(|id| id.v1(RecordType::Account));
+        let shown = holder.filter(|_| visible).map(|id| id.v1(RecordType::Account));
         return Err(CoreError::conflict("domain", domain, shown).into());
     }
     Ok(())
@@ -638,11 +521,7 @@ pub struct Preconditions {
     pub if_match: Option<i64>,
 }
 
-fn check_preconditions(
-    record: &Record,
-    pre: Preconditions,
-    body_version: Option<i64>,
-) -> StoreResult<()> {
+fn check_preconditions(record: &Record, pre: Preconditions, body_version: Option<i64>) -> StoreResult<()> {
     let current = record.meta.version;
     if pre.if_match.is_some_and(|v| v != current) {
         return Err(CoreError::precondition_failed(current).into());
@@ -664,9 +543,7 @@ pub async fn update<C: Conn>(
     pre: Preconditions,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let before = get(c, actor, rt, id, false, true)
-        .await?
-        .ok_or_else(CoreError::record_not_found)?;
+    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
     check_preconditions(&before, pre, write.expected_version)?;
     let mut record = before.clone();
     if !record.apply(write, now)? {
@@ -688,9 +565,7 @@ pub async fn archive<C: Conn>(
     pre: Preconditions,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let mut record = get(c, actor, rt, id, false, true)
-        .await?
-        .ok_or_else(CoreError::record_not_found)?;
+    let mut record = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
     check_preconditions(&record, pre, None)?;
     record.meta.touch(actor, now);
     record.meta.deleted_at = Some(record.meta.updated_at);
@@ -700,19 +575,10 @@ pub async fn archive<C: Conn>(
     Ok(record)
 }
 
-async fn set_released<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    id: RecordId,
-    released: bool,
-) -> StoreResult<()> {
+async fn set_released<C: Conn>(c: &mut C, actor: &Actor, id: RecordId, released: bool) -> StoreResult<()> {
     c.execute(
         "UPDATE account_domains SET released = $3 WHERE tenant_id = $1 AND account_id = $2",
-        &[
-            SqlValue::text(actor.tenant.clone()),
-            SqlValue::text(id.canonical()),
-            SqlValue::Bool(released),
-        ],
+        &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical()), SqlValue::Bool(released)],
     )
     .await?;
     Ok(())
@@ -727,9 +593,7 @@ pub async fn restore<C: Conn>(
     id: RecordId,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let mut record = get(c, actor, rt, id, true, true)
-        .await?
-        .ok_or_else(CoreError::record_not_found)?;
+    let mut record = get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
     if !record.is_deleted() {
         return Ok(record);
     }
@@ -746,35 +610,17 @@ pub async fn restore<C: Conn>(
 
 /// Deletes a record for good, with its domains; records that referenced it as parent lose
 /// the reference (a change, so their version moves).
-pub async fn purge<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    rt: RecordType,
-    id: RecordId,
-    now: Timestamp,
-) -> StoreResult<()> {
-    get(c, actor, rt, id, true, true)
-        .await?
-        .ok_or_else(CoreError::record_not_found)?;
+pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<()> {
+    get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
     let tenant = SqlValue::text(actor.tenant.clone());
     let key = SqlValue::text(id.canonical());
-    c.execute(
-        "DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2",
-        &[tenant.clone(), key.clone()],
-    )
-    .await?;
+    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), key.clone()])
+        .await?;
     c.execute(
         "UPDATE accounts SET parent_account_id = NULL, version = version + 1, updated_at = $3, updated_by = $4 WHERE tenant_id = $1 AND parent_account_id = $2",
         &[tenant.clone(), key.clone(), SqlValue::Int(now.millis()), SqlValue::text(actor.subject.clone())],
     )
     .await?;
-    c.execute(
-        &format!(
-            "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-            table(rt).name
-        ),
-        &[tenant, key],
-    )
-    .await?;
+    c.execute(&format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(rt).name), &[tenant, key]).await?;
     Ok(())
 }

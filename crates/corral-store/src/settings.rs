@@ -17,42 +17,28 @@ pub struct TenantSettings {
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        TenantSettings {
-            auto_associate_contacts: true,
-            rate_limit_per_second: None,
-        }
+        TenantSettings { auto_associate_contacts: true, rate_limit_per_second: None }
     }
 }
 
 impl TenantSettings {
     /// Applies a partial JSON object; unknown keys and wrong types are refused.
     pub fn patch(&mut self, body: &Json) -> Result<(), CoreError> {
-        let obj = body.as_object().ok_or_else(|| {
-            CoreError::new(
-                corral_core::ErrorCode::InvalidJson,
-                "the body must be a JSON object",
-            )
-        })?;
+        let obj = body
+            .as_object()
+            .ok_or_else(|| CoreError::new(corral_core::ErrorCode::InvalidJson, "the body must be a JSON object"))?;
         for (key, value) in obj {
             match key.as_str() {
                 "auto_associate_contacts" => {
-                    self.auto_associate_contacts = value
-                        .as_bool()
-                        .ok_or_else(|| CoreError::invalid_value(key, "expected true or false"))?;
+                    self.auto_associate_contacts =
+                        value.as_bool().ok_or_else(|| CoreError::invalid_value(key, "expected true or false"))?;
                 }
                 "rate_limit_per_second" => {
                     self.rate_limit_per_second = match value {
                         Json::Null => None,
-                        v => Some(
-                            v.as_u64()
-                                .filter(|n| (1..=1_000_000).contains(n))
-                                .ok_or_else(|| {
-                                    CoreError::invalid_value(
-                                        key,
-                                        "expected a whole number from 1 to 1000000, or null",
-                                    )
-                                })? as u32,
-                        ),
+                        v => Some(v.as_u64().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| {
+                            CoreError::invalid_value(key, "expected a whole number from 1 to 1000000, or null")
+                        })? as u32),
                     };
                 }
                 other => return Err(CoreError::unknown_field(other)),
@@ -63,24 +49,12 @@ impl TenantSettings {
 }
 
 pub async fn get<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<TenantSettings> {
-    let row = c
-        .query_opt(
-            "SELECT settings FROM tenant_settings WHERE tenant_id = $1",
-            &[SqlValue::text(tenant)],
-        )
-        .await?;
-    Ok(row
-        .and_then(|mut r| r.text(0))
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default())
+    let row =
+        c.query_opt("SELECT settings FROM tenant_settings WHERE tenant_id = $1", &[SqlValue::text(tenant)]).await?;
+    Ok(row.and_then(|mut r| r.text(0)).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
 }
 
-pub async fn put<C: Conn>(
-    c: &mut C,
-    tenant: &str,
-    settings: &TenantSettings,
-    now: Timestamp,
-) -> StoreResult<()> {
+pub async fn put<C: Conn>(c: &mut C, tenant: &str, settings: &TenantSettings, now: Timestamp) -> StoreResult<()> {
     let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
     c.execute(
         "INSERT INTO tenant_settings (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \

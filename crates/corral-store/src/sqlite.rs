@@ -24,9 +24,7 @@ pub struct SqliteDb {
 
 impl std::fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteDb")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("SqliteDb").field("path", &self.path).finish()
     }
 }
 
@@ -45,8 +43,7 @@ fn open_connection(path: &Path, reader: bool) -> DbResult<Connection> {
     )
     .map_err(map_error)?;
     if reader {
-        conn.execute_batch("PRAGMA query_only = ON;")
-            .map_err(map_error)?;
+        conn.execute_batch("PRAGMA query_only = ON;").map_err(map_error)?;
     }
     Ok(conn)
 }
@@ -55,26 +52,18 @@ impl SqliteDb {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> DbResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = open_connection(path, false)?;
-        Ok(SqliteDb {
-            path: path.to_owned(),
-            writer: tokio::sync::Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(SqliteDb { path: path.to_owned(), writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     /// Starts a write transaction; waits for the writer connection.
     pub async fn begin(&self) -> DbResult<SqliteTx<'_>> {
         let guard = self.writer.lock().await;
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
-        Ok(SqliteTx {
-            conn: guard,
-            open: true,
-        })
+        Ok(SqliteTx { conn: guard, open: true })
     }
 
     /// Checks out a read connection.
@@ -84,10 +73,7 @@ impl SqliteDb {
             Some(c) => c,
             None => open_connection(&self.path, true)?,
         };
-        Ok(SqliteReader {
-            conn: Some(conn),
-            db: self,
-        })
+        Ok(SqliteReader { conn: Some(conn), db: self })
     }
 }
 
@@ -149,25 +135,13 @@ impl Conn for SqliteReader<'_> {
         Dialect::Sqlite
     }
     async fn query(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
-        query(
-            self.conn.as_ref().expect("reader holds a connection"),
-            sql,
-            params,
-        )
+        query(self.conn.as_ref().expect("reader holds a connection"), sql, params)
     }
     async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
-        execute(
-            self.conn.as_ref().expect("reader holds a connection"),
-            sql,
-            params,
-        )
+        execute(self.conn.as_ref().expect("reader holds a connection"), sql, params)
     }
     async fn execute_batch(&mut self, sql: &str) -> DbResult<()> {
-        self.conn
-            .as_ref()
-            .expect("reader holds a connection")
-            .execute_batch(sql)
-            .map_err(map_error)
+        self.conn.as_ref().expect("reader holds a connection").execute_batch(sql).map_err(map_error)
     }
 }
 
@@ -194,9 +168,7 @@ impl rusqlite::ToSql for SqlValue {
 fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
     let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
     let width = stmt.column_count();
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
-        .map_err(map_error)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(map_error)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
         let mut values = Vec::with_capacity(width);
@@ -205,9 +177,7 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>
                 ValueRef::Null => SqlValue::Null,
                 ValueRef::Integer(n) => SqlValue::Int(n),
                 ValueRef::Real(f) => SqlValue::Real(f),
-                ValueRef::Text(t) | ValueRef::Blob(t) => {
-                    SqlValue::Text(String::from_utf8_lossy(t).into_owned())
-                }
+                ValueRef::Text(t) | ValueRef::Blob(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
             });
         }
         out.push(Row(values));
@@ -217,9 +187,7 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>
 
 fn execute(conn: &Connection, sql: &str, params: &[SqlValue]) -> DbResult<u64> {
     let mut stmt = conn.prepare_cached(&placeholders(sql)).map_err(map_error)?;
-    stmt.execute(rusqlite::params_from_iter(params))
-        .map(|n| n as u64)
-        .map_err(map_error)
+    stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(map_error)
 }
 
 fn map_error(e: rusqlite::Error) -> DbError {

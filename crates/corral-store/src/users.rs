@@ -29,15 +29,13 @@ pub struct UserChanges {
     pub is_active: Option<bool>,
 }
 
-const COLUMNS: &str = "id, tenant_id, email, display_name, is_active, created_at, updated_at, created_by, updated_by, version";
+const COLUMNS: &str =
+    "id, tenant_id, email, display_name, is_active, created_at, updated_at, created_by, updated_by, version";
 
 fn decode(mut row: Row) -> StoreResult<User> {
     let corrupt = || StoreError::Internal("stored user is malformed".into());
     Ok(User {
-        id: row
-            .text(0)
-            .and_then(|s| RecordId::parse(RecordType::User, &s))
-            .ok_or_else(corrupt)?,
+        id: row.text(0).and_then(|s| RecordId::parse(RecordType::User, &s)).ok_or_else(corrupt)?,
         tenant_id: row.text(1).ok_or_else(corrupt)?,
         email: row.text(2),
         display_name: row.text(3),
@@ -62,31 +60,19 @@ pub async fn exists<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResu
 
 pub async fn get<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
-    c.query_opt(
-        &sql,
-        &[SqlValue::text(tenant), SqlValue::text(id.canonical())],
-    )
-    .await?
-    .map(decode)
-    .transpose()
+    c.query_opt(&sql, &[SqlValue::text(tenant), SqlValue::text(id.canonical())]).await?.map(decode).transpose()
 }
 
 /// Users of a tenant, oldest first.
 pub async fn list<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<Vec<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY created_at, id");
-    c.query(&sql, &[SqlValue::text(tenant)])
-        .await?
-        .into_iter()
-        .map(decode)
-        .collect()
+    c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
 }
 
 fn normalise_email(email: Option<&str>) -> StoreResult<Option<String>> {
     email
         .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            normalize::email(e).map_err(|r| StoreError::from(CoreError::invalid_value("email", r)))
-        })
+        .map(|e| normalize::email(e).map_err(|r| StoreError::from(CoreError::invalid_value("email", r))))
         .transpose()
 }
 
@@ -128,9 +114,7 @@ pub async fn add<C: Conn>(
         }),
         other => {
             other?;
-            get(c, tenant, id)
-                .await?
-                .ok_or_else(|| StoreError::Internal("user vanished after insert".into()))
+            get(c, tenant, id).await?.ok_or_else(|| StoreError::Internal("user vanished after insert".into()))
         }
     }
 }
@@ -154,10 +138,7 @@ pub async fn provision<C: Conn>(
         Some(e) => c
             .query_opt(
                 "SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2",
-                &[
-                    SqlValue::text(tenant),
-                    SqlValue::text(normalize::email_key(e)),
-                ],
+                &[SqlValue::text(tenant), SqlValue::text(normalize::email_key(e))],
             )
             .await?
             .is_some(),
@@ -181,9 +162,7 @@ pub async fn update<C: Conn>(
     actor: &str,
     now: Timestamp,
 ) -> StoreResult<User> {
-    let mut user = get(c, tenant, id)
-        .await?
-        .ok_or_else(CoreError::record_not_found)?;
+    let mut user = get(c, tenant, id).await?.ok_or_else(CoreError::record_not_found)?;
     let before = user.clone();
     if let Some(email) = &changes.email {
         user.email = normalise_email(email.as_deref())?;
@@ -198,11 +177,7 @@ pub async fn update<C: Conn>(
         return Ok(user);
     }
     user.version += 1;
-    user.updated_at = if now > user.updated_at {
-        now
-    } else {
-        Timestamp(user.updated_at.0 + 1)
-    };
+    user.updated_at = if now > user.updated_at { now } else { Timestamp(user.updated_at.0 + 1) };
     user.updated_by = actor.to_owned();
     let result = c
         .execute(
@@ -221,9 +196,7 @@ pub async fn update<C: Conn>(
         )
         .await;
     match result {
-        Err(DbError::UniqueViolation(_)) => {
-            Err(email_conflict(user.email.as_deref().unwrap_or_default()))
-        }
+        Err(DbError::UniqueViolation(_)) => Err(email_conflict(user.email.as_deref().unwrap_or_default())),
         other => {
             other?;
             Ok(user)

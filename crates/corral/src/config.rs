@@ -69,19 +69,14 @@ impl Config {
             .extract()
             .context("invalid configuration")?;
         if !matches!(config.log_format.as_str(), "text" | "json") {
-            bail!(
-                "log_format must be `text` or `json`, not `{}`",
-                config.log_format
-            );
+            bail!("log_format must be `text` or `json`, not `{}`", config.log_format);
         }
         Ok(config)
     }
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("corral.db").display()))
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("corral.db").display()))
     }
 
     /// The HS256 secret: configured, or generated once into `<data dir>/jwt.secret` (0600).
@@ -106,9 +101,7 @@ impl Config {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         match options.open(&path) {
-            Ok(mut f) => f
-                .write_all(secret.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?,
+            Ok(mut f) => f.write_all(secret.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?,
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
@@ -120,15 +113,10 @@ impl Config {
 
     /// The token verifier and signer.
     pub fn auth(&self) -> Result<corral_http::AuthConfig> {
-        let auth = corral_http::AuthConfig::new(
-            self.jwt_secret()?,
-            self.jwt_issuer.clone(),
-            self.jwt_audience.clone(),
-        );
+        let auth = corral_http::AuthConfig::new(self.jwt_secret()?, self.jwt_issuer.clone(), self.jwt_audience.clone());
         match &self.jwt_public_key_file {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
                 auth.with_public_key_pem(&pem).map_err(anyhow::Error::msg)
             }
             None => Ok(auth),

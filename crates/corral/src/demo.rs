@@ -16,15 +16,9 @@ const ADMIN_SUB: &str = "demo-admin";
 /// Seeds the demo tenant if it has no accounts yet; returns a 24-hour admin token.
 pub async fn seed(state: &AppState) -> Result<String> {
     let store = state.store();
-    let actor = Actor {
-        tenant: TENANT.into(),
-        subject: ADMIN_SUB.into(),
-        app: None,
-    };
+    let actor = Actor { tenant: TENANT.into(), subject: ADMIN_SUB.into(), app: None };
     let plan = ListQuery::default().resolve(RecordType::Account, &[])?;
-    let (existing, _) = store
-        .list_records(&actor, RecordType::Account, &plan, None, 1)
-        .await?;
+    let (existing, _) = store.list_records(&actor, RecordType::Account, &plan, None, 1).await?;
     if existing.is_empty() {
         let mut owners = Vec::new();
         for (email, name) in [
@@ -32,13 +26,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
             ("grace@demo.corral.dev", "Grace Hopper"),
             ("alan@demo.corral.dev", "Alan Turing"),
         ] {
-            owners.push(
-                store
-                    .add_user(TENANT, email, Some(name), ADMIN_SUB)
-                    .await?
-                    .id
-                    .v1(RecordType::User),
-            );
+            owners.push(store.add_user(TENANT, email, Some(name), ADMIN_SUB).await?.id.v1(RecordType::User));
         }
         let stages = default_stages(TENANT, RecordType::Account);
         let accounts = [
@@ -54,9 +42,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
             let mut doc = doc;
             doc["owner_id"] = json!(owners[i % owners.len()]);
             let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &stages)?;
-            let created = store
-                .create_record(&actor, RecordType::Account, &write, None, |_| String::new())
-                .await?;
+            let created = store.create_record(&actor, RecordType::Account, &write, None, |_| String::new()).await?;
             if let (None, corral_store::Created::New(record, _)) = (&first, created) {
                 first = Some(record.meta.id.v1(RecordType::Account));
             }
@@ -64,9 +50,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
         // A subsidiary, to show parent references.
         let doc = json!({"name": "Acme Robotics", "domain": "robotics.acme.example", "industry": "manufacturing", "parent_account_id": first, "owner_id": owners[0], "lifecycle_stage": "customer"});
         let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &stages)?;
-        store
-            .create_record(&actor, RecordType::Account, &write, None, |_| String::new())
-            .await?;
+        store.create_record(&actor, RecordType::Account, &write, None, |_| String::new()).await?;
     }
     let now = corral_http::auth::unix_now();
     Ok(state.auth().mint(Claims {
@@ -89,8 +73,6 @@ pub fn print_banner(address: SocketAddr, token: &str) {
     println!("{token}");
     println!();
     println!("Try:");
-    println!(
-        "  curl -s -H 'Authorization: Bearer {token}' 'http://{address}/api/v1/crm/accounts?limit=3'"
-    );
+    println!("  curl -s -H 'Authorization: Bearer {token}' 'http://{address}/api/v1/crm/accounts?limit=3'");
     println!();
 }

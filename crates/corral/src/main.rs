@@ -13,11 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "corral",
-    version,
-    about = "A fast, multi-tenant CRM records server"
-)]
+#[command(name = "corral", version, about = "A fast, multi-tenant CRM records server")]
 struct Cli {
     /// Config file (default: ./corral.toml when present).
     #[arg(long, global = true)]
@@ -125,9 +121,7 @@ enum UserCommand {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -137,13 +131,8 @@ fn init_logging(config: &Config) {
 
 async fn open_store(config: &Config) -> Result<Store> {
     let url = DatabaseUrl::parse(&config.database_url()).map_err(anyhow::Error::msg)?;
-    let store = Store::open(&url)
-        .await
-        .context("cannot open the database")?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+    let store = Store::open(&url).await.context("cannot open the database")?;
+    store.migrate().await.context("cannot migrate the database")?;
     Ok(store)
 }
 
@@ -154,11 +143,7 @@ async fn main() -> Result<()> {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
     };
-    let flags = FlagOverrides {
-        listen,
-        database_url: cli.database_url.clone(),
-        data_dir: cli.data_dir.clone(),
-    };
+    let flags = FlagOverrides { listen, database_url: cli.database_url.clone(), data_dir: cli.data_dir.clone() };
     let config = Config::load(cli.config.as_deref(), &flags)?;
     init_logging(&config);
     match cli.command {
@@ -173,15 +158,9 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::ApiKey(cmd) => api_key(&config, cmd).await,
-        Command::User(UserCommand::Add {
-            tenant,
-            email,
-            name,
-        }) => {
+        Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
-            let user = store
-                .add_user(&tenant, &email, name.as_deref(), "corral-cli")
-                .await?;
+            let user = store.add_user(&tenant, &email, name.as_deref(), "corral-cli").await?;
             println!("{}", user.id.v1(corral_core::RecordType::User));
             Ok(())
         }
@@ -191,11 +170,8 @@ async fn main() -> Result<()> {
 fn mint_token(config: &Config, args: TokenArgs) -> Result<String> {
     let auth = config.auth()?;
     let now = corral_http::auth::unix_now();
-    let roles = if args.roles.is_empty() && args.scopes.is_empty() {
-        vec!["tenant_admin".to_owned()]
-    } else {
-        args.roles
-    };
+    let roles =
+        if args.roles.is_empty() && args.scopes.is_empty() { vec!["tenant_admin".to_owned()] } else { args.roles };
     let scope = args.scopes.join(" ");
     Ok(auth.mint(Claims {
         sub: args.sub,
@@ -214,17 +190,8 @@ fn mint_token(config: &Config, args: TokenArgs) -> Result<String> {
 async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
     let store = open_store(config).await?;
     match cmd {
-        ApiKeyCommand::Create {
-            tenant,
-            app,
-            scopes,
-            name,
-        } => {
-            let scopes: Vec<String> = scopes
-                .iter()
-                .flat_map(|s| s.split_whitespace())
-                .map(str::to_owned)
-                .collect();
+        ApiKeyCommand::Create { tenant, app, scopes, name } => {
+            let scopes: Vec<String> = scopes.iter().flat_map(|s| s.split_whitespace()).map(str::to_owned).collect();
             corral_http::auth::validate_scopes(&scopes).map_err(|e| anyhow::anyhow!(e.message))?;
             let new = corral_http::auth::generate_key();
             store
@@ -246,11 +213,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
         }
         ApiKeyCommand::List { tenant } => {
             for k in store.list_api_keys(&tenant).await? {
-                let state = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     k.id,
@@ -285,9 +248,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     } else {
         println!("Corral listening on http://{address}");
     }
-    axum::serve(listener, corral_http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, corral_http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -339,13 +300,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://corral:s3cret@db:5432/corral"),
-            "postgres://corral:***@db:5432/corral"
-        );
-        assert_eq!(
-            redact("sqlite://./corral-data/corral.db"),
-            "sqlite://./corral-data/corral.db"
-        );
+        assert_eq!(redact("postgres://corral:s3cret@db:5432/corral"), "postgres://corral:***@db:5432/corral");
+        assert_eq!(redact("sqlite://./corral-data/corral.db"), "sqlite://./corral-data/corral.db");
     }
 }

@@ -25,12 +25,9 @@ fn key_json(key: &ApiKey) -> Json_ {
 }
 
 fn object<'a>(body: &'a Json_, allowed: &[&str]) -> ApiResult<&'a Map<String, Json_>> {
-    let obj = body.as_object().ok_or_else(|| {
-        CoreError::new(
-            corral_core::ErrorCode::InvalidJson,
-            "the body must be a JSON object",
-        )
-    })?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| CoreError::new(corral_core::ErrorCode::InvalidJson, "the body must be a JSON object"))?;
     if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(CoreError::unknown_field(k).into());
     }
@@ -57,9 +54,7 @@ pub async fn create_api_key(
         Some(Json_::Array(items)) => items
             .iter()
             .map(|s| {
-                s.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| CoreError::invalid_value("scopes", "expected strings"))
+                s.as_str().map(str::to_owned).ok_or_else(|| CoreError::invalid_value("scopes", "expected strings"))
             })
             .collect::<Result<_, _>>()?,
         Some(_) => {
@@ -70,22 +65,15 @@ pub async fn create_api_key(
     validate_scopes(&scopes)?;
     let app = opt_string(obj, "app")?;
     if let Some(a) = &app
-        && (a.is_empty()
-            || a.len() > 100
-            || !a
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        && (a.is_empty() || a.len() > 100 || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     {
-        return Err(CoreError::invalid_value(
-            "app",
-            "an app slug is 1-100 letters, digits, - or _",
-        )
-        .into());
+        return Err(CoreError::invalid_value("app", "an app slug is 1-100 letters, digits, - or _").into());
     }
     let expires_at = match opt_string(obj, "expires_at")? {
-        Some(s) => Some(Timestamp::parse(&s).ok_or_else(|| {
-            CoreError::invalid_value("expires_at", "expected an RFC 3339 timestamp")
-        })?),
+        Some(s) => Some(
+            Timestamp::parse(&s)
+                .ok_or_else(|| CoreError::invalid_value("expires_at", "expected an RFC 3339 timestamp"))?,
+        ),
         None => None,
     };
     let new = generate_key();
@@ -108,15 +96,10 @@ pub async fn create_api_key(
 }
 
 /// Lists the tenant's API keys, without secrets.
-pub async fn list_api_keys(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<Json_>> {
+pub async fn list_api_keys(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let keys = state.store().list_api_keys(&principal.actor.tenant).await?;
-    Ok(Json(
-        json!({"data": keys.iter().map(key_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>()})))
 }
 
 /// Revokes a key: it stops working at once.
@@ -126,11 +109,7 @@ pub async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::Admin)?;
-    if state
-        .store()
-        .revoke_api_key(&principal.actor.tenant, &id)
-        .await?
-    {
+    if state.store().revoke_api_key(&principal.actor.tenant, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(CoreError::record_not_found().into())
@@ -161,35 +140,19 @@ pub async fn create_user(
     let tenant = &principal.actor.tenant;
     let mut user = state
         .store()
-        .add_user(
-            tenant,
-            &email,
-            opt_string(obj, "display_name")?.as_deref(),
-            &principal.actor.subject,
-        )
+        .add_user(tenant, &email, opt_string(obj, "display_name")?.as_deref(), &principal.actor.subject)
         .await?;
     if obj.get("is_active") == Some(&Json_::Bool(false)) {
-        let changes = UserChanges {
-            is_active: Some(false),
-            ..Default::default()
-        };
-        user = state
-            .store()
-            .update_user(tenant, user.id, &changes, &principal.actor.subject)
-            .await?;
+        let changes = UserChanges { is_active: Some(false), ..Default::default() };
+        user = state.store().update_user(tenant, user.id, &changes, &principal.actor.subject).await?;
     }
     Ok((StatusCode::CREATED, Json(json!({"data": user_json(&user)}))))
 }
 
-pub async fn list_users(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<Json_>> {
+pub async fn list_users(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let users = state.store().list_users(&principal.actor.tenant).await?;
-    Ok(Json(
-        json!({"data": users.iter().map(user_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(json!({"data": users.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
 pub async fn update_user(
@@ -202,14 +165,8 @@ pub async fn update_user(
     let id = RecordId::parse(RecordType::User, &id).ok_or_else(CoreError::record_not_found)?;
     let obj = object(&body.value, &["email", "display_name", "is_active"])?;
     let changes = UserChanges {
-        email: obj
-            .contains_key("email")
-            .then(|| opt_string(obj, "email"))
-            .transpose()?,
-        display_name: obj
-            .contains_key("display_name")
-            .then(|| opt_string(obj, "display_name"))
-            .transpose()?,
+        email: obj.contains_key("email").then(|| opt_string(obj, "email")).transpose()?,
+        display_name: obj.contains_key("display_name").then(|| opt_string(obj, "display_name")).transpose()?,
         is_active: match obj.get("is_active") {
             None => None,
             Some(Json_::Bool(b)) => Some(*b),
@@ -218,22 +175,11 @@ pub async fn update_user(
             }
         },
     };
-    let user = state
-        .store()
-        .update_user(
-            &principal.actor.tenant,
-            id,
-            &changes,
-            &principal.actor.subject,
-        )
-        .await?;
+    let user = state.store().update_user(&principal.actor.tenant, id, &changes, &principal.actor.subject).await?;
     Ok(Json(json!({"data": user_json(&user)})))
 }
 
-pub async fn get_settings(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<Json_>> {
+pub async fn get_settings(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let settings = state.store().settings(&principal.actor.tenant).await?;
     Ok(Json(json!({"data": settings})))
@@ -245,9 +191,6 @@ pub async fn update_settings(
     body: JsonBody,
 ) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
-    let settings = state
-        .store()
-        .update_settings(&principal.actor.tenant, &body.value)
-        .await?;
+    let settings = state.store().update_settings(&principal.actor.tenant, &body.value).await?;
     Ok(Json(json!({"data": settings})))
 }

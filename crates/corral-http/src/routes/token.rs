@@ -22,16 +22,9 @@ struct TokenRequest {
 
 /// Exchanges `client_id` (the key id) and `client_secret` for a token carrying the key's
 /// tenant, scopes and app. Accepts a form or a JSON body.
-pub async fn exchange(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Json_>> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Json_>> {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let request: TokenRequest = if content_type.starts_with("application/x-www-form-urlencoded") {
         serde_urlencoded::from_bytes(&body)
             .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the form body is malformed"))?
@@ -47,23 +40,13 @@ pub async fn exchange(
     match request.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
-            return Err(CoreError::invalid_value(
-                "grant_type",
-                "only client_credentials is supported",
-            )
-            .into());
+            return Err(CoreError::invalid_value("grant_type", "only client_credentials is supported").into());
         }
         None => return Err(CoreError::required_missing("grant_type").into()),
     }
-    let id = request
-        .client_id
-        .ok_or_else(|| CoreError::required_missing("client_id"))?;
-    let secret = request
-        .client_secret
-        .ok_or_else(|| CoreError::required_missing("client_secret"))?;
-    let key = auth::check_key(&state, &id, &secret)
-        .await
-        .map_err(|_| bad_client())?;
+    let id = request.client_id.ok_or_else(|| CoreError::required_missing("client_id"))?;
+    let secret = request.client_secret.ok_or_else(|| CoreError::required_missing("client_secret"))?;
+    let key = auth::check_key(&state, &id, &secret).await.map_err(|_| bad_client())?;
     let now = unix_now();
     let token = state.auth().mint(Claims {
         sub: key.id.clone(),
@@ -75,7 +58,5 @@ pub async fn exchange(
         app_id: key.app.clone(),
         ..Default::default()
     });
-    Ok(Json(
-        json!({"access_token": token, "token_type": "Bearer", "expires_in": EXCHANGED_TOKEN_SECONDS}),
-    ))
+    Ok(Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": EXCHANGED_TOKEN_SECONDS})))
 }

@@ -29,15 +29,9 @@ fn json_response(status: StatusCode, body: String, version: Option<i64>) -> Resp
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(v) = version {
-        headers.insert(
-            header::ETAG,
-            HeaderValue::from_str(&format!("\"{v}\"")).expect("digits are a valid header"),
-        );
+        headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{v}\"")).expect("digits are a valid header"));
     }
     response
 }
@@ -67,15 +61,8 @@ pub async fn list(
     };
     let stages = default_stages(&actor.tenant, RT);
     let plan = query.resolve(RT, &stages)?;
-    let (records, next) = state
-        .store()
-        .list_records(actor, RT, &plan, after.as_deref(), request.limit)
-        .await?;
-    let next_cursor = next.map(|after| {
-        state
-            .cursor_key()
-            .seal(&actor.tenant, &CursorState { query, after })
-    });
+    let (records, next) = state.store().list_records(actor, RT, &plan, after.as_deref(), request.limit).await?;
+    let next_cursor = next.map(|after| state.cursor_key().seal(&actor.tenant, &CursorState { query, after }));
     let body = json!({
         "data": records.iter().map(v1::render).collect::<Vec<_>>(),
         "has_more": next_cursor.is_some(),
@@ -93,15 +80,7 @@ pub async fn get(
 ) -> ApiResult<Response> {
     principal.require(Permission::AccountsRead)?;
     query.only(&["include_deleted"])?;
-    let record = state
-        .store()
-        .get_record(
-            &principal.actor,
-            RT,
-            parse_id(&id)?,
-            query.flag("include_deleted")?,
-        )
-        .await?;
+    let record = state.store().get_record(&principal.actor, RT, parse_id(&id)?, query.flag("include_deleted")?).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -109,25 +88,11 @@ fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idempot
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = raw
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQueryParameter,
-                "Idempotency-Key must be 1-255 visible characters",
-            )
-        })?;
-    let request_hash = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Some(IdempotencyKey {
-        key: key.to_owned(),
-        request_hash,
-    }))
+    let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidQueryParameter, "Idempotency-Key must be 1-255 visible characters")
+    })?;
+    let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyKey { key: key.to_owned(), request_hash }))
 }
 
 /// `POST /api/v1/crm/accounts`: 201 with the document and `Location`.
@@ -141,19 +106,13 @@ pub async fn create(
     let stages = default_stages(&principal.actor.tenant, RT);
     let write = v1::parse_write(RT, &body.value, WriteMode::Create, &stages)?;
     let key = idempotency_key(&headers, &body.raw)?;
-    let created = state
-        .store()
-        .create_record(&principal.actor, RT, &write, key.as_ref(), |r| {
-            v1::render(r).to_string()
-        })
-        .await?;
+    let created =
+        state.store().create_record(&principal.actor, RT, &write, key.as_ref(), |r| v1::render(r).to_string()).await?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
-        Created::Replayed(stored) => (
-            StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED),
-            stored.body,
-            true,
-        ),
+        Created::Replayed(stored) => {
+            (StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED), stored.body, true)
+        }
     };
     // Location and ETag come from the stored document so replays carry them too.
     let doc: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
@@ -164,9 +123,7 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -183,10 +140,7 @@ async fn write(
     let id = parse_id(&id)?;
     let stages = default_stages(&principal.actor.tenant, RT);
     let write = v1::parse_write(RT, &body.value, mode, &stages)?;
-    let record = state
-        .store()
-        .update_record(&principal.actor, RT, id, &write, if_match.0)
-        .await?;
+    let record = state.store().update_record(&principal.actor, RT, id, &write, if_match.0).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -229,10 +183,7 @@ pub async fn delete(
         state.store().purge_record(&principal.actor, RT, id).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let record = state
-        .store()
-        .archive_record(&principal.actor, RT, id, if_match.0)
-        .await?;
+    let record = state.store().archive_record(&principal.actor, RT, id, if_match.0).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -243,9 +194,6 @@ pub async fn restore(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     principal.require(Permission::AccountsWrite)?;
-    let record = state
-        .store()
-        .restore_record(&principal.actor, RT, parse_id(&id)?)
-        .await?;
+    let record = state.store().restore_record(&principal.actor, RT, parse_id(&id)?).await?;
     Ok(record_response(StatusCode::OK, &record))
 }

@@ -65,52 +65,26 @@ async fn users_are_added_listed_and_updated_per_tenant() {
         .send()
         .await
         .assert_error(404, "record_not_found");
-    let list = app
-        .get("/api/admin/users")
-        .bearer(&app.admin())
-        .send()
-        .await;
-    let emails: Vec<_> = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].clone())
-        .collect();
+    let list = app.get("/api/admin/users").bearer(&app.admin()).send().await;
+    let emails: Vec<_> = list.body["data"].as_array().unwrap().iter().map(|u| u["email"].clone()).collect();
     assert!(emails.contains(&json!("Bob@example.com")));
 }
 
 #[tokio::test]
 async fn settings_have_defaults_and_accept_partial_updates() {
     let app = TestApp::spawn().await;
-    let r = app
-        .get("/api/admin/settings")
-        .bearer(&app.admin())
-        .send()
-        .await;
-    assert_eq!(
-        r.body["data"],
-        json!({"auto_associate_contacts": true, "rate_limit_per_second": null})
-    );
+    let r = app.get("/api/admin/settings").bearer(&app.admin()).send().await;
+    assert_eq!(r.body["data"], json!({"auto_associate_contacts": true, "rate_limit_per_second": null}));
     let r = app
         .patch("/api/admin/settings")
         .bearer(&app.admin())
         .json(json!({"auto_associate_contacts": false}))
         .send()
         .await;
-    assert_eq!(
-        r.body["data"],
-        json!({"auto_associate_contacts": false, "rate_limit_per_second": null})
-    );
-    let r = app
-        .patch("/api/admin/settings")
-        .bearer(&app.admin())
-        .json(json!({"rate_limit_per_second": 50}))
-        .send()
-        .await;
-    assert_eq!(
-        r.body["data"],
-        json!({"auto_associate_contacts": false, "rate_limit_per_second": 50})
-    );
+    assert_eq!(r.body["data"], json!({"auto_associate_contacts": false, "rate_limit_per_second": null}));
+    let r =
+        app.patch("/api/admin/settings").bearer(&app.admin()).json(json!({"rate_limit_per_second": 50})).send().await;
+    assert_eq!(r.body["data"], json!({"auto_associate_contacts": false, "rate_limit_per_second": 50}));
     app.patch("/api/admin/settings")
         .bearer(&app.admin())
         .json(json!({"rate_limit_per_second": -1}))

@@ -18,31 +18,20 @@ fn claims(tenant: &str) -> Claims {
 }
 
 fn sign(claims: &serde_json::Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).unwrap()
 }
 
 #[tokio::test]
 async fn requests_without_valid_credentials_are_401_with_a_challenge() {
     let app = TestApp::spawn().await;
     let now = corral_http::auth::unix_now();
-    let good =
-        json!({"sub": "a", "tenant_id": app.tenant, "exp": now + 600, "roles": ["tenant_admin"]});
+    let good = json!({"sub": "a", "tenant_id": app.tenant, "exp": now + 600, "roles": ["tenant_admin"]});
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(good.to_string())
     );
-    let hs512 = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS512),
-        &good,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &good, &EncodingKey::from_secret(SECRET)).unwrap();
     let mut no_tenant = good.clone();
     no_tenant.as_object_mut().unwrap().remove("tenant_id");
     let mut no_sub = good.clone();
@@ -69,10 +58,7 @@ async fn requests_without_valid_credentials_are_401_with_a_challenge() {
         r.assert_error(401, "unauthenticated");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{what}");
     }
-    app.get("/api/v1/crm/accounts")
-        .send()
-        .await
-        .assert_error(401, "unauthenticated");
+    app.get("/api/v1/crm/accounts").send().await.assert_error(401, "unauthenticated");
     app.get("/api/v1/crm/accounts")
         .header("authorization", "Basic dXNlcjpwdw==")
         .send()
@@ -81,16 +67,8 @@ async fn requests_without_valid_credentials_are_401_with_a_challenge() {
     // 30 s of leeway on exp.
     let mut just_expired = good.clone();
     just_expired["exp"] = json!(now - 5);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&sign(&just_expired, SECRET))
-        .send()
-        .await
-        .assert_status(200);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&sign(&good, SECRET))
-        .send()
-        .await
-        .assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&sign(&just_expired, SECRET)).send().await.assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&sign(&good, SECRET)).send().await.assert_status(200);
 }
 
 #[tokio::test]
@@ -119,11 +97,7 @@ async fn issuer_and_audience_are_checked_when_configured() {
         with(Some("https://idp.example"), Some(json!("other"))),
         with(Some("https://idp.example"), None),
     ] {
-        app.get("/api/v1/crm/accounts")
-            .bearer(&bad)
-            .send()
-            .await
-            .assert_error(401, "unauthenticated");
+        app.get("/api/v1/crm/accounts").bearer(&bad).send().await.assert_error(401, "unauthenticated");
     }
     app.get("/api/v1/crm/accounts")
         .bearer(&with(Some("https://idp.example"), Some(json!("corral"))))
@@ -131,19 +105,12 @@ async fn issuer_and_audience_are_checked_when_configured() {
         .await
         .assert_status(200);
     app.get("/api/v1/crm/accounts")
-        .bearer(&with(
-            Some("https://idp.example"),
-            Some(json!(["x", "corral"])),
-        ))
+        .bearer(&with(Some("https://idp.example"), Some(json!(["x", "corral"]))))
         .send()
         .await
         .assert_status(200);
     // Tokens Corral mints carry the configured issuer and audience.
-    app.get("/api/v1/crm/accounts")
-        .bearer(&app.mint(claims("t")))
-        .send()
-        .await
-        .assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&app.mint(claims("t"))).send().await.assert_status(200);
 }
 
 #[tokio::test]
@@ -153,44 +120,15 @@ async fn permissions_come_from_roles_and_scopes() {
     let reader = app.token_for(&t, "r", &[], &["accounts:read"], None);
     let writer = app.token_for(&t, "w", &[], &["accounts:write"], None);
     let service = app.token_for(&t, "svc", &["app_service_account"], &[], None);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&reader)
-        .send()
-        .await
-        .assert_status(200);
-    let r = app
-        .post("/api/v1/crm/accounts")
-        .bearer(&reader)
-        .json(json!({"name": "x"}))
-        .send()
-        .await;
+    app.get("/api/v1/crm/accounts").bearer(&reader).send().await.assert_status(200);
+    let r = app.post("/api/v1/crm/accounts").bearer(&reader).json(json!({"name": "x"})).send().await;
     r.assert_error(403, "forbidden");
-    assert_eq!(
-        r.body["error"]["details"]["required_scope"],
-        "accounts:write"
-    );
+    assert_eq!(r.body["error"]["details"]["required_scope"], "accounts:write");
     // write implies read
-    app.post("/api/v1/crm/accounts")
-        .bearer(&writer)
-        .json(json!({"name": "x"}))
-        .send()
-        .await
-        .assert_status(201);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&writer)
-        .send()
-        .await
-        .assert_status(200);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&service)
-        .send()
-        .await
-        .assert_error(403, "forbidden");
-    app.get("/api/admin/api-keys")
-        .bearer(&app.user())
-        .send()
-        .await
-        .assert_error(403, "forbidden");
+    app.post("/api/v1/crm/accounts").bearer(&writer).json(json!({"name": "x"})).send().await.assert_status(201);
+    app.get("/api/v1/crm/accounts").bearer(&writer).send().await.assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&service).send().await.assert_error(403, "forbidden");
+    app.get("/api/admin/api-keys").bearer(&app.user()).send().await.assert_error(403, "forbidden");
     app.get("/api/admin/api-keys")
         .bearer(&app.token_for(&t, "a", &[], &["admin"], None))
         .send()
@@ -215,52 +153,22 @@ async fn api_keys_work_as_bearer_and_header_until_revoked() {
     assert_eq!(data["app"], "crm-sync");
     assert_eq!(data["scopes"], json!(["accounts:write"]));
     // Used directly, both ways; records it creates carry its app.
-    let created = app
-        .post("/api/v1/crm/accounts")
-        .bearer(&key)
-        .json(json!({"name": "Via key"}))
-        .send()
-        .await;
+    let created = app.post("/api/v1/crm/accounts").bearer(&key).json(json!({"name": "Via key"})).send().await;
     created.assert_status(201);
     assert_eq!(created.body["app_id"], "crm-sync");
     assert_eq!(created.body["created_by"], id.as_str());
-    app.get("/api/v1/crm/accounts")
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .assert_status(200);
+    app.get("/api/v1/crm/accounts").header("x-api-key", &key).send().await.assert_status(200);
     // Listing never shows secrets.
-    let list = app
-        .get("/api/admin/api-keys")
-        .bearer(&app.admin())
-        .send()
-        .await;
+    let list = app.get("/api/admin/api-keys").bearer(&app.admin()).send().await;
     assert_eq!(list.body["data"][0]["id"], id.as_str());
     assert!(list.body["data"][0].get("key").is_none());
-    assert!(
-        !list
-            .body
-            .to_string()
-            .contains(key.rsplit('_').next().unwrap())
-    );
+    assert!(!list.body.to_string().contains(key.rsplit('_').next().unwrap()));
     // A wrong secret fails.
     let wrong = format!("crl_{id}_{}", "0".repeat(64));
-    app.get("/api/v1/crm/accounts")
-        .bearer(&wrong)
-        .send()
-        .await
-        .assert_error(401, "unauthenticated");
+    app.get("/api/v1/crm/accounts").bearer(&wrong).send().await.assert_error(401, "unauthenticated");
     // Revoked: stops at once.
-    app.delete(&format!("/api/admin/api-keys/{id}"))
-        .bearer(&app.admin())
-        .send()
-        .await
-        .assert_status(204);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&key)
-        .send()
-        .await
-        .assert_error(401, "unauthenticated");
+    app.delete(&format!("/api/admin/api-keys/{id}")).bearer(&app.admin()).send().await.assert_status(204);
+    app.get("/api/v1/crm/accounts").bearer(&key).send().await.assert_error(401, "unauthenticated");
     app.delete(&format!("/api/admin/api-keys/{id}"))
         .bearer(&app.admin())
         .send()
@@ -292,11 +200,7 @@ async fn expired_keys_stop_working() {
         .await;
     r.assert_status(201);
     let key = r.body["data"]["key"].as_str().unwrap();
-    app.get("/api/v1/crm/accounts")
-        .bearer(key)
-        .send()
-        .await
-        .assert_error(401, "unauthenticated");
+    app.get("/api/v1/crm/accounts").bearer(key).send().await.assert_error(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -312,11 +216,7 @@ async fn client_credentials_exchange_returns_an_oauth_token() {
     let id = r.body["data"]["id"].as_str().unwrap().to_owned();
     let secret = key.rsplit('_').next().unwrap().to_owned();
     let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-    let r = app
-        .post("/api/v1/auth/token")
-        .raw("application/x-www-form-urlencoded", form)
-        .send()
-        .await;
+    let r = app.post("/api/v1/auth/token").raw("application/x-www-form-urlencoded", form).send().await;
     r.assert_status(200);
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 3600);
@@ -326,11 +226,7 @@ async fn client_credentials_exchange_returns_an_oauth_token() {
     assert_eq!(claims.app_id.as_deref(), Some("reporting"));
     assert_eq!(claims.scope.as_deref(), Some("accounts:read"));
     assert_eq!(claims.tenant_id, app.tenant);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&token)
-        .send()
-        .await
-        .assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_status(200);
     app.post("/api/v1/crm/accounts")
         .bearer(&token)
         .json(json!({"name": "x"}))
@@ -351,52 +247,34 @@ async fn client_credentials_exchange_returns_an_oauth_token() {
         .send()
         .await;
     r.assert_error(401, "unauthenticated");
-    app.post("/api/v1/auth/token").json(json!({"grant_type": "client_credentials", "client_id": "nope", "client_secret": secret})).send().await.assert_error(401, "unauthenticated");
+    app.post("/api/v1/auth/token")
+        .json(json!({"grant_type": "client_credentials", "client_id": "nope", "client_secret": secret}))
+        .send()
+        .await
+        .assert_error(401, "unauthenticated");
     app.post("/api/v1/auth/token")
         .json(json!({"grant_type": "password", "client_id": id, "client_secret": secret}))
         .send()
         .await
         .assert_error(422, "field_value_invalid");
-    app.post("/api/v1/auth/token")
-        .raw("text/plain", "hello")
-        .send()
-        .await
-        .assert_error(415, "unsupported_media_type");
+    app.post("/api/v1/auth/token").raw("text/plain", "hello").send().await.assert_error(415, "unsupported_media_type");
 }
 
 #[tokio::test]
 async fn human_tokens_provision_their_user_once() {
     let app = TestApp::spawn().await;
-    let token = app.mint(Claims {
-        email: Some("Alice@Example.COM".into()),
-        name: Some("Alice".into()),
-        ..claims(&app.tenant)
-    });
-    app.get("/api/v1/crm/accounts")
-        .bearer(&token)
-        .send()
-        .await
-        .assert_status(200);
-    app.get("/api/v1/crm/accounts")
-        .bearer(&token)
-        .send()
-        .await
-        .assert_status(200);
+    let token =
+        app.mint(Claims { email: Some("Alice@Example.COM".into()), name: Some("Alice".into()), ..claims(&app.tenant) });
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_status(200);
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_status(200);
     let users = app.get("/api/admin/users").bearer(&token).send().await;
     let data = users.body["data"].as_array().unwrap();
-    let alice: Vec<_> = data
-        .iter()
-        .filter(|u| u["display_name"] == "Alice")
-        .collect();
+    let alice: Vec<_> = data.iter().filter(|u| u["display_name"] == "Alice").collect();
     assert_eq!(alice.len(), 1);
     assert_eq!(alice[0]["email"], "Alice@example.com");
     // The user id is a stable UUIDv5 of (tenant, sub), so the human can own records.
     let id = alice[0]["id"].as_str().unwrap();
-    assert_eq!(
-        id,
-        corral_core::ids::user_id_for_subject(&app.tenant, "alice")
-            .v1(corral_core::RecordType::User)
-    );
+    assert_eq!(id, corral_core::ids::user_id_for_subject(&app.tenant, "alice").v1(corral_core::RecordType::User));
     app.post("/api/v1/crm/accounts")
         .bearer(&token)
         .json(json!({"name": "Mine", "owner_id": id}))
@@ -404,18 +282,8 @@ async fn human_tokens_provision_their_user_once() {
         .await
         .assert_status(201);
     // App tokens are not humans.
-    let app_token = app.token_for(
-        &app.tenant,
-        "svc-1",
-        &["app_service_account"],
-        &["accounts:read"],
-        Some("x"),
-    );
-    app.get("/api/v1/crm/accounts")
-        .bearer(&app_token)
-        .send()
-        .await
-        .assert_status(200);
+    let app_token = app.token_for(&app.tenant, "svc-1", &["app_service_account"], &["accounts:read"], Some("x"));
+    app.get("/api/v1/crm/accounts").bearer(&app_token).send().await.assert_status(200);
     let users = app.get("/api/admin/users").bearer(&token).send().await;
     assert_eq!(users.body["data"].as_array().unwrap().len(), 1);
 }

@@ -9,16 +9,8 @@ async fn concurrent_patches_of_different_fields_lose_nothing() {
     let app = Arc::new(TestApp::spawn().await);
     let doc = app.create_account(json!({"name": "Acme"})).await;
     let path = format!("/api/v1/crm/accounts/{}", doc["id"].as_str().unwrap());
-    let fields = [
-        "legal_name",
-        "industry",
-        "sub_industry",
-        "phone",
-        "lead_source",
-        "health_score",
-        "description",
-        "source",
-    ];
+    let fields =
+        ["legal_name", "industry", "sub_industry", "phone", "lead_source", "health_score", "description", "source"];
     let mut tasks = Vec::new();
     for (i, field) in fields.iter().enumerate() {
         let app = app.clone();
@@ -32,12 +24,7 @@ async fn concurrent_patches_of_different_fields_lose_nothing() {
                 .send()
                 .await;
             r.assert_status(200);
-            let r = app
-                .patch(&path)
-                .bearer(&app.admin())
-                .json(json!({ field: format!("value-{i}-2") }))
-                .send()
-                .await;
+            let r = app.patch(&path).bearer(&app.admin()).json(json!({ field: format!("value-{i}-2") })).send().await;
             r.assert_status(200);
         }));
     }
@@ -71,14 +58,6 @@ async fn concurrent_creates_claiming_one_domain_let_exactly_one_win() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        15,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 15, "{statuses:?}");
 }

@@ -7,19 +7,9 @@ use serde_json::json;
 async fn malformed_bodies_are_400_415_and_413() {
     let app = TestApp::spawn().await;
     let admin = app.admin();
-    let r = app
-        .post("/api/v1/crm/accounts")
-        .bearer(&admin)
-        .raw("application/json", "{\"name\": ")
-        .send()
-        .await;
+    let r = app.post("/api/v1/crm/accounts").bearer(&admin).raw("application/json", "{\"name\": ").send().await;
     r.assert_error(400, "invalid_json");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("line 1")
-    );
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("line 1"));
     app.post("/api/v1/crm/accounts")
         .bearer(&admin)
         .raw("application/json", "")
@@ -38,21 +28,14 @@ async fn malformed_bodies_are_400_415_and_413() {
         .send()
         .await
         .assert_error(415, "unsupported_media_type");
-    app.post("/api/v1/crm/accounts")
-        .bearer(&admin)
-        .send()
-        .await
-        .assert_error(415, "unsupported_media_type");
+    app.post("/api/v1/crm/accounts").bearer(&admin).send().await.assert_error(415, "unsupported_media_type");
     app.post("/api/v1/crm/accounts")
         .bearer(&admin)
         .raw("application/json; charset=utf-8", "{\"name\":\"ok\"}")
         .send()
         .await
         .assert_status(201);
-    let big = format!(
-        "{{\"name\": \"x\", \"description\": \"{}\"}}",
-        "a".repeat(1024 * 1024 + 10)
-    );
+    let big = format!("{{\"name\": \"x\", \"description\": \"{}\"}}", "a".repeat(1024 * 1024 + 10));
     app.post("/api/v1/crm/accounts")
         .bearer(&admin)
         .raw("application/json", big)
@@ -79,29 +62,13 @@ async fn malformed_bodies_are_400_415_and_413() {
 #[tokio::test]
 async fn unknown_routes_and_methods_use_the_error_body() {
     let app = TestApp::spawn().await;
-    app.get("/api/v1/crm/nothing")
-        .bearer(&app.admin())
-        .send()
-        .await
-        .assert_error(404, "route_not_found");
-    app.get("/")
-        .send()
-        .await
-        .assert_error(404, "route_not_found");
-    let r = app
-        .delete("/api/v1/crm/accounts")
-        .bearer(&app.admin())
-        .send()
-        .await;
+    app.get("/api/v1/crm/nothing").bearer(&app.admin()).send().await.assert_error(404, "route_not_found");
+    app.get("/").send().await.assert_error(404, "route_not_found");
+    let r = app.delete("/api/v1/crm/accounts").bearer(&app.admin()).send().await;
     r.assert_error(405, "method_not_allowed");
     let allow = r.header("allow").unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
-    let r = app
-        .post("/api/v1/crm/accounts/acc-x")
-        .bearer(&app.admin())
-        .json(json!({}))
-        .send()
-        .await;
+    let r = app.post("/api/v1/crm/accounts/acc-x").bearer(&app.admin()).json(json!({})).send().await;
     r.assert_error(405, "method_not_allowed");
     assert!(r.header("allow").unwrap().contains("PATCH"));
 }
@@ -129,17 +96,9 @@ async fn every_response_carries_a_request_id() {
     let r = app.get("/health").send().await;
     r.assert_status(200);
     assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
-    let r = app
-        .get("/health")
-        .header("x-request-id", "trace-me-42")
-        .send()
-        .await;
+    let r = app.get("/health").header("x-request-id", "trace-me-42").send().await;
     assert_eq!(r.header("x-request-id"), Some("trace-me-42"));
-    let r = app
-        .get("/api/v1/crm/accounts")
-        .header("x-request-id", "abc-1")
-        .send()
-        .await;
+    let r = app.get("/api/v1/crm/accounts").header("x-request-id", "abc-1").send().await;
     assert_eq!(r.header("x-request-id"), Some("abc-1"));
     assert_eq!(r.body["error"]["request_id"], "abc-1");
 }
@@ -147,20 +106,8 @@ async fn every_response_carries_a_request_id() {
 #[tokio::test]
 async fn health_routes_answer_without_auth() {
     let app = TestApp::spawn().await;
-    assert_eq!(
-        app.get("/health").send().await.body,
-        json!({"status": "ok"})
-    );
-    assert_eq!(
-        app.get("/ready").send().await.body,
-        json!({"status": "ready"})
-    );
-    assert_eq!(
-        app.get("/api/v1/health").send().await.body,
-        json!({"status": "ok", "database": "connected"})
-    );
-    assert_eq!(
-        app.get("/api/v2/health").send().await.body,
-        json!({"data": {"status": "healthy"}})
-    );
+    assert_eq!(app.get("/health").send().await.body, json!({"status": "ok"}));
+    assert_eq!(app.get("/ready").send().await.body, json!({"status": "ready"}));
+    assert_eq!(app.get("/api/v1/health").send().await.body, json!({"status": "ok", "database": "connected"}));
+    assert_eq!(app.get("/api/v2/health").send().await.body, json!({"data": {"status": "healthy"}}));
 }

@@ -31,9 +31,7 @@ pub struct TestResponse {
 impl TestResponse {
     /// The error code of an error body.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"]
-            .as_str()
-            .unwrap_or("<no error code>")
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -42,12 +40,7 @@ impl TestResponse {
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         self
     }
 
@@ -56,11 +49,7 @@ impl TestResponse {
         self.assert_status(status);
         assert_eq!(self.code(), code, "body: {}", self.body);
         assert!(self.body["error"]["message"].is_string());
-        assert!(
-            self.body["error"]["request_id"]
-                .as_str()
-                .is_some_and(|s| !s.is_empty())
-        );
+        assert!(self.body["error"]["request_id"].as_str().is_some_and(|s| !s.is_empty()));
         assert_eq!(self.header("content-type"), Some("application/json"));
         self
     }
@@ -75,9 +64,7 @@ pub struct Req<'a> {
 
 impl Req<'_> {
     pub fn bearer(mut self, token: &str) -> Self {
-        self.builder = self
-            .builder
-            .header("authorization", format!("Bearer {token}"));
+        self.builder = self.builder.header("authorization", format!("Bearer {token}"));
         self
     }
 
@@ -100,32 +87,17 @@ impl Req<'_> {
 
     pub async fn send(self) -> TestResponse {
         let request = self.builder.body(self.body).expect("valid request");
-        let response = self
-            .app
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible");
+        let response = self.app.router.clone().oneshot(request).await.expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        TestResponse { status, headers, body }
     }
 }
 
@@ -139,26 +111,15 @@ impl TestApp {
 
     pub async fn spawn_with(auth: AuthConfig) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("corral.db")))
-            .await
-            .expect("open store");
+        let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("corral.db"))).await.expect("open store");
         store.migrate().await.expect("migrate");
         let state = AppState::new(store, auth);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TestApp {
-            router: corral_http::router(state.clone()),
-            state,
-            tenant: format!("tenant-{n}"),
-            _dir: dir,
-        }
+        TestApp { router: corral_http::router(state.clone()), state, tenant: format!("tenant-{n}"), _dir: dir }
     }
 
     pub fn request(&self, method: Method, path: &str) -> Req<'_> {
-        Req {
-            app: self,
-            builder: Request::builder().method(method).uri(path),
-            body: Body::empty(),
-        }
+        Req { app: self, builder: Request::builder().method(method).uri(path), body: Body::empty() }
     }
 
     pub fn get(&self, path: &str) -> Req<'_> {
@@ -183,14 +144,7 @@ impl TestApp {
     }
 
     /// A token for `tenant` with the given roles, scopes and app.
-    pub fn token_for(
-        &self,
-        tenant: &str,
-        sub: &str,
-        roles: &[&str],
-        scopes: &[&str],
-        app: Option<&str>,
-    ) -> String {
+    pub fn token_for(&self, tenant: &str, sub: &str, roles: &[&str], scopes: &[&str], app: Option<&str>) -> String {
         self.mint(Claims {
             sub: sub.into(),
             tenant_id: tenant.into(),
@@ -214,24 +168,15 @@ impl TestApp {
 
     /// Creates an account as admin and returns its document.
     pub async fn create_account(&self, body: Value) -> Value {
-        let r = self
-            .post("/api/v1/crm/accounts")
-            .bearer(&self.admin())
-            .json(body)
-            .send()
-            .await;
+        let r = self.post("/api/v1/crm/accounts").bearer(&self.admin()).json(body).send().await;
         r.assert_status(201);
         r.body
     }
 
     /// Adds a directory user and returns its v1 id.
     pub async fn add_user(&self, email: &str) -> String {
-        let r = self
-            .post("/api/admin/users")
-            .bearer(&self.admin())
-            .json(serde_json::json!({"email": email}))
-            .send()
-            .await;
+        let r =
+            self.post("/api/admin/users").bearer(&self.admin()).json(serde_json::json!({"email": email})).send().await;
         r.assert_status(201);
         r.body["data"]["id"].as_str().unwrap().to_owned()
     }

@@ -5,24 +5,13 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 
 fn names(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap().to_owned())
-        .collect()
+    body["data"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn seed(app: &TestApp) {
     for (name, industry, employees, stage, tags) in [
         ("Alpha", "software", Some(10), "customer", vec!["vip"]),
-        (
-            "Bravo",
-            "Software",
-            Some(500),
-            "prospect",
-            vec!["partner", "VIP"],
-        ),
+        ("Bravo", "Software", Some(500), "prospect", vec!["partner", "VIP"]),
         ("Charlie", "hardware", None, "customer", vec![]),
         ("Delta", "software", Some(50), "churned", vec!["partner"]),
         ("Echo", "retail", Some(50), "engaged", vec![]),
@@ -35,16 +24,9 @@ async fn seed(app: &TestApp) {
 async fn default_order_is_newest_first_and_limit_pages() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let r = app
-        .get("/api/v1/crm/accounts")
-        .bearer(&app.admin())
-        .send()
-        .await;
+    let r = app.get("/api/v1/crm/accounts").bearer(&app.admin()).send().await;
     r.assert_status(200);
-    assert_eq!(
-        names(&r.body),
-        ["Echo", "Delta", "Charlie", "Bravo", "Alpha"]
-    );
+    assert_eq!(names(&r.body), ["Echo", "Delta", "Charlie", "Bravo", "Alpha"]);
     assert_eq!(r.body["has_more"], false);
     assert_eq!(r.body["next_cursor"], json!(null));
 
@@ -70,36 +52,13 @@ async fn default_order_is_newest_first_and_limit_pages() {
 async fn sorting_by_fields_puts_nulls_last_both_ways() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let asc = app
-        .get("/api/v1/crm/accounts?sort=employee_count,name")
-        .bearer(&app.admin())
-        .send()
-        .await;
-    assert_eq!(
-        names(&asc.body),
-        ["Alpha", "Delta", "Echo", "Bravo", "Charlie"]
-    );
-    let desc = app
-        .get("/api/v1/crm/accounts?sort=-employee_count,name")
-        .bearer(&app.admin())
-        .send()
-        .await;
-    assert_eq!(
-        names(&desc.body),
-        ["Bravo", "Delta", "Echo", "Alpha", "Charlie"]
-    );
+    let asc = app.get("/api/v1/crm/accounts?sort=employee_count,name").bearer(&app.admin()).send().await;
+    assert_eq!(names(&asc.body), ["Alpha", "Delta", "Echo", "Bravo", "Charlie"]);
+    let desc = app.get("/api/v1/crm/accounts?sort=-employee_count,name").bearer(&app.admin()).send().await;
+    assert_eq!(names(&desc.body), ["Bravo", "Delta", "Echo", "Alpha", "Charlie"]);
     // Paging one by one through a mixed-direction sort with nulls gives the same order.
-    for sort in [
-        "employee_count,name",
-        "-employee_count,name",
-        "-employee_count,-name",
-        "industry,-employee_count",
-    ] {
-        let full = app
-            .get(&format!("/api/v1/crm/accounts?sort={sort}"))
-            .bearer(&app.admin())
-            .send()
-            .await;
+    for sort in ["employee_count,name", "-employee_count,name", "-employee_count,-name", "industry,-employee_count"] {
+        let full = app.get(&format!("/api/v1/crm/accounts?sort={sort}")).bearer(&app.admin()).send().await;
         let mut paged = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -171,27 +130,19 @@ async fn equality_filters_match_case_insensitively_and_by_normalised_value() {
 async fn cursors_are_tamper_evident_and_bound_to_their_query() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let r = app
-        .get("/api/v1/crm/accounts?limit=2&industry=software")
-        .bearer(&app.admin())
-        .send()
-        .await;
+    let r = app.get("/api/v1/crm/accounts?limit=2&industry=software").bearer(&app.admin()).send().await;
     let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
     // Same query: fine. Another filter: refused.
-    app.get(&format!(
-        "/api/v1/crm/accounts?limit=2&industry=software&cursor={cursor}"
-    ))
-    .bearer(&app.admin())
-    .send()
-    .await
-    .assert_status(200);
-    app.get(&format!(
-        "/api/v1/crm/accounts?industry=retail&cursor={cursor}"
-    ))
-    .bearer(&app.admin())
-    .send()
-    .await
-    .assert_error(400, "invalid_cursor");
+    app.get(&format!("/api/v1/crm/accounts?limit=2&industry=software&cursor={cursor}"))
+        .bearer(&app.admin())
+        .send()
+        .await
+        .assert_status(200);
+    app.get(&format!("/api/v1/crm/accounts?industry=retail&cursor={cursor}"))
+        .bearer(&app.admin())
+        .send()
+        .await
+        .assert_error(400, "invalid_cursor");
     app.get(&format!("/api/v1/crm/accounts?sort=name&cursor={cursor}"))
         .bearer(&app.admin())
         .send()
@@ -225,9 +176,7 @@ async fn a_walk_under_concurrent_writes_never_repeats_or_skips_unchanged_records
     let app = TestApp::spawn().await;
     let mut original = HashSet::new();
     for i in 0..30 {
-        let d = app
-            .create_account(json!({"name": format!("acc-{i:02}")}))
-            .await;
+        let d = app.create_account(json!({"name": format!("acc-{i:02}")})).await;
         original.insert(d["id"].as_str().unwrap().to_owned());
     }
     let mut seen = Vec::new();
@@ -243,10 +192,8 @@ async fn a_walk_under_concurrent_writes_never_repeats_or_skips_unchanged_records
             seen.push(d["id"].as_str().unwrap().to_owned());
         }
         // Between pages, insert records on both sides of the walk.
-        app.create_account(json!({"name": format!("acc-{round:02}-new")}))
-            .await;
-        app.create_account(json!({"name": format!("zzz-{round}")}))
-            .await;
+        app.create_account(json!({"name": format!("acc-{round:02}-new")})).await;
+        app.create_account(json!({"name": format!("zzz-{round}")})).await;
         round += 1;
         cursor = r.body["next_cursor"].as_str().map(str::to_owned);
         if cursor.is_none() {
