@@ -113,15 +113,6 @@ impl Dialect {
             }
         }
     }
-
-    /// A column reference for comparisons and ordering with byte-wise text order, identical
-    /// on both databases.
-    pub fn sortable(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => column.to_owned(),
-            Dialect::Postgres => format!("{column} COLLATE \"C\""),
-        }
-    }
 }
 
 /// A database connection (or open transaction) that store operations run on.
@@ -141,6 +132,16 @@ pub trait Conn: Send {
     fn query_opt(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Option<Row>>> + Send {
         async move { Ok(self.query(sql, params).await?.into_iter().next()) }
     }
+}
+
+/// Serialises write transactions that take the same `name`, until they end. SQLite's write
+/// transactions are serial already; PostgreSQL takes a transaction-scoped advisory lock.
+pub async fn lock_name<C: Conn>(c: &mut C, name: &str) -> DbResult<()> {
+    if c.dialect() == Dialect::Postgres {
+        // execute, not query: the function returns void, which has no row decoding.
+        c.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[SqlValue::text(name)]).await?;
+    }
+    Ok(())
 }
 
 /// Builds SQL with numbered placeholders, collecting the bound values alongside.

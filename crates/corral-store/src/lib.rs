@@ -9,9 +9,11 @@ pub mod api_keys;
 pub mod db;
 pub mod idempotency;
 mod migrate;
+pub mod postgres;
 pub mod records;
 pub mod settings;
 pub mod sqlite;
+pub mod testing;
 pub mod users;
 
 use corral_core::list::Plan;
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 
 pub use api_keys::ApiKey;
 pub use idempotency::{IdempotencyKey, StoredResponse};
+pub use postgres::PgOptions;
 pub use records::Preconditions;
 pub use settings::TenantSettings;
 pub use users::{User, UserChanges};
@@ -79,6 +82,7 @@ impl DatabaseUrl {
 
 enum Backend {
     Sqlite(sqlite::SqliteDb),
+    Postgres(postgres::PgDb),
 }
 
 /// The record store.
@@ -90,31 +94,39 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.backend {
             Backend::Sqlite(db) => f.debug_tuple("Store").field(db).finish(),
+            Backend::Postgres(db) => f.debug_tuple("Store").field(db).finish(),
         }
     }
 }
 
 /// Runs `$body` (an expression over `$c: &mut impl Conn`) in a write transaction: committed
-/// when it returns `Ok`, rolled back otherwise.
+/// when it returns `Ok`, rolled back otherwise. The one place that knows each backend's
+/// transaction type.
 macro_rules! in_write {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite(db) => {
-                let mut tx = db.begin().await?;
-                let result = {
-                    let $c = &mut tx;
-                    $body.await
-                };
-                match result {
-                    Ok(v) => {
-                        tx.commit()?;
-                        Ok(v)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Backend::Sqlite(db) => in_write!(@run db.begin().await?, $c, $body),
+            Backend::Postgres(db) => in_write!(@run db.begin().await?, $c, $body),
         }
     };
+    (@run $begin:expr, $c:ident, $body:expr) => {{
+        let mut tx = $begin;
+        let result = {
+            let $c = &mut tx;
+            $body.await
+        };
+        match result {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The operation's error matters more than a failed rollback.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
 }
 
 /// Runs `$body` on a read connection.
@@ -123,6 +135,11 @@ macro_rules! in_read {
         match &$store.backend {
             Backend::Sqlite(db) => {
                 let mut reader = db.reader()?;
+                let $c = &mut reader;
+                $body.await
+            }
+            Backend::Postgres(db) => {
+                let mut reader = db.reader().await?;
                 let $c = &mut reader;
                 $body.await
             }
@@ -140,19 +157,31 @@ pub enum Created {
 }
 
 impl Store {
-    /// Opens the database named by `url`.
+    /// Opens the database named by `url` with default PostgreSQL pool settings.
     pub async fn open(url: &DatabaseUrl) -> StoreResult<Store> {
-        match url {
-            DatabaseUrl::Sqlite(path) => Ok(Store { backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?) }),
-            DatabaseUrl::Postgres(_) => {
-                Err(StoreError::Unavailable("PostgreSQL support is not built yet; use a sqlite:// URL".into()))
-            }
+        Self::open_with(url, &PgOptions::default()).await
+    }
+
+    /// Opens the database named by `url`; `pg` sizes the PostgreSQL pool.
+    pub async fn open_with(url: &DatabaseUrl, pg: &PgOptions) -> StoreResult<Store> {
+        let backend = match url {
+            DatabaseUrl::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
+            DatabaseUrl::Postgres(url) => Backend::Postgres(postgres::PgDb::open(url, pg)?),
+        };
+        Ok(Store { backend })
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> db::Dialect {
+        match &self.backend {
+            Backend::Sqlite(_) => db::Dialect::Sqlite,
+            Backend::Postgres(_) => db::Dialect::Postgres,
         }
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
-        in_write!(self, |c| migrate::run(c, migrate::SQLITE))
+        in_write!(self, |c| migrate::run(c))
     }
 
     /// Checks the database answers (for `/ready`).
@@ -198,6 +227,10 @@ impl Store {
     ) -> StoreResult<Created> {
         let now = Timestamp::now();
         in_write!(self, |c| async {
+            if let Some(key) = key {
+                // Two requests with one key must not both miss the stored response.
+                db::lock_name(c, &format!("idempotency\0{}\0{}", actor.tenant, key.key)).await?;
+            }
             if let Some(key) = key
                 && let Some(stored) = idempotency::find(c, &actor.tenant, &key.key, now).await?
             {

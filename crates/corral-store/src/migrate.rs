@@ -1,17 +1,27 @@
 //! Embedded, numbered migrations, one list per backend, applied in one transaction.
 
-use crate::db::{Conn, SqlValue};
+use crate::db::{Conn, Dialect, SqlValue};
 use crate::{StoreError, StoreResult};
 use corral_core::Timestamp;
 
 /// A migration: its number, a short name and its SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-pub const SQLITE: &[Migration] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const SQLITE: &[Migration] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[Migration] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer
 /// Corral (its schema may not be what this binary expects).
-pub async fn run<C: Conn>(c: &mut C, migrations: &[Migration]) -> StoreResult<()> {
+pub async fn run<C: Conn>(c: &mut C) -> StoreResult<()> {
+    let migrations = match c.dialect() {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => {
+            // Instances starting together must not migrate at once; SQLite's write
+            // transaction already excludes other writers.
+            c.execute_batch("SELECT pg_advisory_xact_lock(7306010001)").await?;
+            POSTGRES
+        }
+    };
     c.execute_batch("CREATE TABLE IF NOT EXISTS corral_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").await?;
     let current =
         c.query_opt("SELECT MAX(version) FROM corral_migrations", &[]).await?.and_then(|mut r| r.int(0)).unwrap_or(0);

@@ -246,9 +246,8 @@ pub async fn list<C: Conn>(
 ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
     let t = table(rt);
     let dialect = c.dialect();
-    let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sortable(s.column)).collect();
-    let key_list: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
-    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), key_list.join(", "), t.name));
+    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
     scope_clause(&mut q, actor);
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
@@ -336,7 +335,7 @@ fn condition_sql(q: &mut SqlBuilder, dialect: crate::db::Dialect, table: &str, c
 
 /// The keyset condition "sorts after `after`" for keys that sort with nulls last in both
 /// directions: for some i, keys before i equal the cursor's and key i comes after it.
-fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[String], after: &[Json]) -> StoreResult<String> {
+fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[&str], after: &[Json]) -> StoreResult<String> {
     let values: Vec<SqlValue> =
         after.iter().map(json_to_sql).collect::<Option<_>>().ok_or_else(CoreError::invalid_cursor)?;
     let mut alternatives = Vec::new();

@@ -84,9 +84,14 @@ pub struct SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
-    pub fn commit(mut self) -> DbResult<()> {
+    pub async fn commit(mut self) -> DbResult<()> {
         self.open = false;
         self.conn.execute_batch("COMMIT").map_err(map_error)
+    }
+
+    pub async fn rollback(mut self) -> DbResult<()> {
+        self.open = false;
+        self.conn.execute_batch("ROLLBACK").map_err(map_error)
     }
 }
 

@@ -80,7 +80,12 @@ fn email_conflict(email: &str) -> StoreError {
     CoreError::conflict("email", email, None).into()
 }
 
-/// Adds a user; a taken email is a 409 `conflict`.
+async fn email_taken<C: Conn>(c: &mut C, tenant: &str, email: &str) -> StoreResult<bool> {
+    let sql = "SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2";
+    Ok(c.query_opt(sql, &[SqlValue::text(tenant), SqlValue::text(normalize::email_key(email))]).await?.is_some())
+}
+
+/// Adds a user; a taken email (or id) is a 409 `conflict`.
 pub async fn add<C: Conn>(
     c: &mut C,
     tenant: &str,
@@ -91,6 +96,12 @@ pub async fn add<C: Conn>(
     now: Timestamp,
 ) -> StoreResult<User> {
     let email = normalise_email(email)?;
+    // Checked first: after a failed statement PostgreSQL accepts no more in the transaction.
+    if let Some(e) = &email
+        && email_taken(c, tenant, e).await?
+    {
+        return Err(email_conflict(e));
+    }
     let params = [
         SqlValue::text(tenant),
         SqlValue::text(id.canonical()),
@@ -99,17 +110,19 @@ pub async fn add<C: Conn>(
         SqlValue::opt_text(display_name),
         SqlValue::Int(now.millis()),
         SqlValue::text(actor),
+        SqlValue::Bool(true),
     ];
     let inserted = c
         .execute(
             "INSERT INTO users (tenant_id, id, email, email_key, display_name, is_active, created_at, updated_at, created_by, updated_by, version) \
              VALUES ($1, $2, $3, $4, $5, $8, $6, $6, $7, $7, 1)",
-            &[params.as_slice(), &[SqlValue::Bool(true)]].concat(),
+            &params,
         )
         .await;
     match inserted {
-        Err(DbError::UniqueViolation(_)) => Err(match email {
-            Some(e) if !exists(c, tenant, id).await? => email_conflict(&e),
+        // Lost a race: the index name says which key.
+        Err(DbError::UniqueViolation(index)) => Err(match &email {
+            Some(e) if index.contains("email") => email_conflict(e),
             _ => CoreError::conflict("id", &id.canonical(), None).into(),
         }),
         other => {
@@ -133,18 +146,12 @@ pub async fn provision<C: Conn>(
     if exists(c, tenant, id).await? {
         return Ok(());
     }
-    let email = normalise_email(email).ok().flatten();
-    let taken = match &email {
-        Some(e) => c
-            .query_opt(
-                "SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2",
-                &[SqlValue::text(tenant), SqlValue::text(normalize::email_key(e))],
-            )
-            .await?
-            .is_some(),
-        None => false,
-    };
-    let email = if taken { None } else { email };
+    let mut email = normalise_email(email).ok().flatten();
+    if let Some(e) = &email
+        && email_taken(c, tenant, e).await?
+    {
+        email = None;
+    }
     match add(c, tenant, id, email.as_deref(), name, subject, now).await {
         Ok(_) => Ok(()),
         // Lost a race with another request provisioning the same subject.

@@ -1,13 +1,14 @@
 //! `TestApp`: a real router over a real database, one per test (zero2prod's `spawn_app`).
 //!
-//! Requests go through the full middleware stack in-process. Each test gets its own SQLite
-//! file in a temporary directory, and its own tenant names, so tests never see each other.
+//! Requests go through the full middleware stack in-process. Each test gets its own database
+//! (a SQLite file, or a PostgreSQL schema when `CORRAL_TEST_DATABASE_URL` is set) and its own
+//! tenant names, so tests never see each other.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use corral_http::{AppState, AuthConfig, Claims};
-use corral_store::{DatabaseUrl, Store};
+use corral_store::{PgOptions, Store};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -111,7 +112,10 @@ impl TestApp {
 
     pub async fn spawn_with(auth: AuthConfig) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("corral.db"))).await.expect("open store");
+        let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
+        // Small pools: many tests run at once against one PostgreSQL.
+        let pg = PgOptions { pool_size: 4, ..PgOptions::default() };
+        let store = Store::open_with(&url, &pg).await.expect("open store");
         store.migrate().await.expect("migrate");
         let state = AppState::new(store, auth);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
