@@ -213,6 +213,9 @@ fn sort_column_of(f: &FieldDef) -> &'static str {
 
 fn resolve_condition(record_type: RecordType, name: &str, raw: &str, ctx: &CoerceContext<'_>) -> CoreResult<Condition> {
     let bad = |r: &str| CoreError::invalid_query_parameter(name, r.to_owned());
+    if !normalize::storable(raw) {
+        return Err(bad("NUL characters are not allowed"));
+    }
     if name == "domain" {
         let d = normalize::domain(raw).map_err(bad)?;
         return Ok(Condition { target: Target::AnyDomain, value: Value::Text(d), case_insensitive: false });

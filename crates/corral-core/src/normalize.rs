@@ -71,7 +71,7 @@ pub fn domain(input: &str) -> Result<String, &'static str> {
 pub fn email(input: &str) -> Result<String, &'static str> {
     let s = input.trim();
     let (local, host) = s.rsplit_once('@').ok_or("an email needs an @")?;
-    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c == '@') {
+    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
         return Err("not a valid email address");
     }
     let host = idna::domain_to_ascii(host).map_err(|_| "not a valid email domain")?;
@@ -94,6 +94,9 @@ pub fn email_domain(normalised: &str) -> &str {
 /// Validates an absolute http(s) URL; the value is kept as given after trimming.
 pub fn url(input: &str) -> Result<String, &'static str> {
     let s = input.trim();
+    if !storable(s) {
+        return Err("NUL characters are not allowed");
+    }
     let parsed = url::Url::parse(s).map_err(|_| "not an absolute URL")?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("only http and https URLs are accepted");
@@ -107,6 +110,9 @@ pub fn url(input: &str) -> Result<String, &'static str> {
 /// Trims a phone number; it must contain at least one digit.
 pub fn phone(input: &str) -> Result<String, &'static str> {
     let s = input.trim();
+    if !storable(s) {
+        return Err("NUL characters are not allowed");
+    }
     if !s.bytes().any(|b| b.is_ascii_digit()) {
         return Err("a phone number needs digits");
     }
@@ -116,8 +122,16 @@ pub fn phone(input: &str) -> Result<String, &'static str> {
     Ok(s.to_owned())
 }
 
-/// Checks a string's length in characters.
+/// Whether text can be stored in every supported database (PostgreSQL refuses NUL).
+pub fn storable(input: &str) -> bool {
+    !input.contains('\0')
+}
+
+/// Checks a string's length in characters, and that it holds no NUL character.
 pub fn bounded(input: &str, max_chars: usize) -> Result<String, String> {
+    if !storable(input) {
+        return Err("NUL characters are not allowed".into());
+    }
     if input.chars().count() > max_chars {
         return Err(format!("longer than {max_chars} characters"));
     }
@@ -131,6 +145,9 @@ pub fn tags<'a>(input: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>,
     let mut seen = std::collections::HashSet::new();
     for raw in input {
         let t = raw.trim();
+        if !storable(t) {
+            return Err("NUL characters are not allowed".into());
+        }
         if t.is_empty() {
             return Err("tags cannot be empty".into());
         }
@@ -232,6 +249,9 @@ mod tests {
     fn tags_are_trimmed_deduplicated_and_ordered() {
         assert_eq!(tags([" vip ", "Partner", "VIP", "partner", "new"]).unwrap(), ["vip", "Partner", "new"]);
         assert!(tags([" "]).is_err());
+        assert!(tags(["a\0b"]).is_err());
+        assert!(bounded("a\0b", 10).is_err());
+        assert!(phone("+1\0").is_err() && url("https://a.com/\0").is_err() && email("a\0@b.com").is_err());
         assert!(tags(std::iter::repeat_n("x".repeat(101).as_str(), 1)).is_err());
         let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
         assert!(tags(many.iter().map(String::as_str)).is_err());

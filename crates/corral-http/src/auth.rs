@@ -258,6 +258,14 @@ impl AuthConfig {
         if claims.tenant_id.trim().is_empty() || claims.sub.trim().is_empty() {
             return Err(ApiError::unauthenticated("token lacks tenant_id or sub"));
         }
+        let storable = |s: &str| corral_core::normalize::storable(s) && s.len() <= 255;
+        if ![Some(&claims.tenant_id), Some(&claims.sub), claims.app_id.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|s| storable(s))
+        {
+            return Err(ApiError::unauthenticated("token claims hold characters or lengths Corral does not accept"));
+        }
         Ok(claims)
     }
 
@@ -310,13 +318,21 @@ pub fn hash_secret(secret: &str) -> String {
     Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Key ids are short alphanumeric strings; anything else names no key.
+pub fn is_key_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Splits `crl_<id>_<secret>`.
 pub fn split_key(key: &str) -> Option<(&str, &str)> {
-    key.strip_prefix(KEY_PREFIX)?.split_once('_').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+    key.strip_prefix(KEY_PREFIX)?.split_once('_').filter(|(id, secret)| is_key_id(id) && !secret.is_empty())
 }
 
 /// Checks a presented (id, secret) against the store; the key if it is live and matches.
 pub async fn check_key(state: &AppState, id: &str, secret: &str) -> ApiResult<ApiKey> {
+    if !is_key_id(id) {
+        return Err(ApiError::unauthenticated("unknown API key"));
+    }
     let key = state.store().find_api_key(id).await?.ok_or_else(|| ApiError::unauthenticated("unknown API key"))?;
     let matches: bool = hash_secret(secret).as_bytes().ct_eq(key.secret_hash.as_bytes()).into();
     if !matches || !key.is_live(Timestamp::now()) {

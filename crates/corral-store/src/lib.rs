@@ -229,7 +229,7 @@ impl Store {
         in_write!(self, |c| async {
             if let Some(key) = key {
                 // Two requests with one key must not both miss the stored response.
-                db::lock_name(c, &format!("idempotency\0{}\0{}", actor.tenant, key.key)).await?;
+                db::lock_name(c, &format!("idempotency:{}:{}:{}", actor.tenant.len(), actor.tenant, key.key)).await?;
             }
             if let Some(key) = key
                 && let Some(stored) = idempotency::find(c, &actor.tenant, &key.key, now).await?

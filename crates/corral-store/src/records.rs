@@ -340,25 +340,23 @@ fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[&str], after: &[Json]) ->
         after.iter().map(json_to_sql).collect::<Option<_>>().ok_or_else(CoreError::invalid_cursor)?;
     let mut alternatives = Vec::new();
     for i in 0..keys.len() {
+        // Nothing sorts after a null (nulls are last) at this key; ties are decided by later keys.
+        if values[i] == SqlValue::Null {
+            continue;
+        }
         let mut parts = Vec::new();
         for j in 0..i {
             parts.push(match &values[j] {
-                SqlValue::Null => format!("{} IS NULL", plan.sort[j].column),
+                SqlValue::Null => format!("{} IS NULL", keys[j]),
                 v => {
                     let p = q.bind(v.clone());
                     format!("{} = {p}", keys[j])
                 }
             });
         }
-        match &values[i] {
-            // Nothing sorts after a null (nulls are last) except other rows, decided by later keys.
-            SqlValue::Null => continue,
-            v => {
-                let p = q.bind(v.clone());
-                let op = if plan.sort[i].descending { "<" } else { ">" };
-                parts.push(format!("({} {op} {p} OR {} IS NULL)", keys[i], plan.sort[i].column));
-            }
-        }
+        let p = q.bind(values[i].clone());
+        let op = if plan.sort[i].descending { "<" } else { ">" };
+        parts.push(format!("({} {op} {p} OR {} IS NULL)", keys[i], keys[i]));
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
     if alternatives.is_empty() {

@@ -14,6 +14,8 @@ pub struct Config {
     pub listen: String,
     /// Defaults to `sqlite://<data_dir>/corral.db`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections per instance.
+    pub database_pool_size: usize,
     pub data_dir: PathBuf,
     pub jwt_secret: Option<String>,
     pub jwt_public_key_file: Option<PathBuf>,
@@ -28,6 +30,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: None,
+            database_pool_size: 16,
             data_dir: PathBuf::from("./corral-data"),
             jwt_secret: None,
             jwt_public_key_file: None,
@@ -68,6 +71,9 @@ impl Config {
             .merge(Serialized::defaults(flags))
             .extract()
             .context("invalid configuration")?;
+        if !(1..=1000).contains(&config.database_pool_size) {
+            bail!("database_pool_size must be between 1 and 1000");
+        }
         if !matches!(config.log_format.as_str(), "text" | "json") {
             bail!("log_format must be `text` or `json`, not `{}`", config.log_format);
         }
@@ -125,9 +131,10 @@ impl Config {
 }
 
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 9] = [
+const ENV_KEYS: [&str; 10] = [
     "listen",
     "database_url",
+    "database_pool_size",
     "data_dir",
     "jwt_secret",
     "jwt_public_key_file",

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use config::{Config, FlagOverrides};
 use corral_http::{AppState, Claims};
-use corral_store::{DatabaseUrl, Store};
+use corral_store::{DatabaseUrl, PgOptions, Store};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -131,7 +131,8 @@ fn init_logging(config: &Config) {
 
 async fn open_store(config: &Config) -> Result<Store> {
     let url = DatabaseUrl::parse(&config.database_url()).map_err(anyhow::Error::msg)?;
-    let store = Store::open(&url).await.context("cannot open the database")?;
+    let pg = PgOptions { pool_size: config.database_pool_size, ..PgOptions::default() };
+    let store = Store::open_with(&url, &pg).await.context("cannot open the database")?;
     store.migrate().await.context("cannot migrate the database")?;
     Ok(store)
 }

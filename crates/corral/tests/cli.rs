@@ -8,10 +8,19 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 
-fn corral(data_dir: &Path) -> Command {
+/// A fresh database for one test: SQLite in `dir`, or a new PostgreSQL schema when
+/// `CORRAL_TEST_DATABASE_URL` is set.
+async fn database(dir: &Path) -> String {
+    corral_store::testing::fresh_database(dir).await.expect("test database")
+}
+
+/// `corral` with `dir` as data dir (secrets) and `db` as database.
+fn corral(dir: &Path, db: &str) -> Command {
     let mut c = Command::new(BIN);
     c.arg("--data-dir")
-        .arg(data_dir)
+        .arg(dir)
+        .arg("--database-url")
+        .arg(db)
         .env_remove("CORRAL_DATABASE_URL")
         .env_remove("CORRAL_JWT_SECRET")
         .env("CORRAL_LOG", "warn");
@@ -38,8 +47,8 @@ impl Drop for Server {
     }
 }
 
-fn serve(data_dir: &Path, demo: bool) -> Server {
-    let mut cmd = corral(data_dir);
+fn serve(dir: &Path, db: &str, demo: bool) -> Server {
+    let mut cmd = corral(dir, db);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
     if demo {
         cmd.arg("--demo");
@@ -72,7 +81,8 @@ fn terminate(server: &mut Server) -> std::process::ExitStatus {
 #[tokio::test]
 async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), true);
+    let db = database(dir.path()).await;
+    let mut server = serve(dir.path(), &db, true);
     let token = server.stdout[3].clone();
     let curl = server.stdout.iter().find(|l| l.contains("curl")).expect("a curl line").clone();
     assert!(curl.contains(&token) && curl.contains(&server.base));
@@ -92,7 +102,7 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
     }
     // `corral token` reads the same secret.
     let cli_token =
-        run(corral(dir.path()).args(["token", "--tenant", "demo", "--scope", "accounts:read"])).trim().to_owned();
+        run(corral(dir.path(), &db).args(["token", "--tenant", "demo", "--scope", "accounts:read"])).trim().to_owned();
     let r = client.get(format!("{}/api/v1/crm/accounts", server.base)).bearer_auth(&cli_token).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = client
@@ -107,7 +117,7 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
     let status = terminate(&mut server);
     assert!(status.success(), "{status:?}");
     // A second demo start does not seed twice.
-    let server = serve(dir.path(), true);
+    let server = serve(dir.path(), &db, true);
     let r = client
         .get(format!("{}/api/v1/crm/accounts?limit=50", server.base))
         .bearer_auth(&server.stdout[3])
@@ -121,8 +131,9 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
 #[tokio::test]
 async fn cli_api_keys_and_users_work_against_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    run(corral(dir.path()).arg("migrate"));
-    let user = run(corral(dir.path()).args([
+    let db = database(dir.path()).await;
+    run(corral(dir.path(), &db).arg("migrate"));
+    let user = run(corral(dir.path(), &db).args([
         "user",
         "add",
         "--tenant",
@@ -135,7 +146,7 @@ async fn cli_api_keys_and_users_work_against_the_server() {
     .trim()
     .to_owned();
     assert!(user.starts_with("usr-"));
-    let key = run(corral(dir.path()).args([
+    let key = run(corral(dir.path(), &db).args([
         "api-key",
         "create",
         "--tenant",
@@ -148,7 +159,7 @@ async fn cli_api_keys_and_users_work_against_the_server() {
     .trim()
     .to_owned();
     assert!(key.starts_with("crl_"));
-    let server = serve(dir.path(), false);
+    let server = serve(dir.path(), &db, false);
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{}/api/v1/crm/accounts", server.base))
@@ -160,10 +171,10 @@ async fn cli_api_keys_and_users_work_against_the_server() {
     assert_eq!(r.status(), 201);
     let doc: serde_json::Value = r.json().await.unwrap();
     assert_eq!(doc["app_id"], "sync");
-    let listing = run(corral(dir.path()).args(["api-key", "list", "--tenant", "acme"]));
+    let listing = run(corral(dir.path(), &db).args(["api-key", "list", "--tenant", "acme"]));
     let id = listing.split_whitespace().next().unwrap().to_owned();
     assert!(listing.contains("active") && !listing.contains(&key));
-    run(corral(dir.path()).args(["api-key", "revoke", &id, "--tenant", "acme"]));
+    run(corral(dir.path(), &db).args(["api-key", "revoke", &id, "--tenant", "acme"]));
     let r = client.get(format!("{}/api/v1/crm/accounts", server.base)).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
@@ -192,4 +203,238 @@ fn config_layers_defaults_file_env_flags_in_that_order() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
     let out = Command::new(BIN).arg("--config").arg(dir.path().join("missing.toml")).arg("migrate").output().unwrap();
     assert!(!out.status.success());
+}
+
+/// Two `corral serve` processes on one database (one PostgreSQL, or one SQLite file) receive
+/// interleaved writes: nothing is lost, versions count every write, one domain has one owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_database_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    run(corral(dir.path(), &db).arg("migrate"));
+    let a = serve(dir.path(), &db, false);
+    let b = serve(dir.path(), &db, false);
+    let token = run(corral(dir.path(), &db).args(["token", "--tenant", "acme"])).trim().to_owned();
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/crm/accounts", a.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Shared"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let fields =
+        ["legal_name", "industry", "sub_industry", "phone", "lead_source", "health_score", "description", "source"];
+    let mut tasks = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let (client, token, id, field) = (client.clone(), token.clone(), id.clone(), field.to_string());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..3 {
+                let r = client
+                    .patch(format!("{base}/api/v1/crm/accounts/{id}"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ field.clone(): format!("{field}-{round}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let doc: serde_json::Value = client
+        .get(format!("{}/api/v1/crm/accounts/{id}", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for field in fields {
+        assert_eq!(doc[field], format!("{field}-2"), "{field}");
+    }
+    assert_eq!(doc["version"], 1 + 3 * fields.len() as i64);
+
+    let mut claims = Vec::new();
+    for i in 0..16 {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let (client, token) = (client.clone(), token.clone());
+        claims.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v1/crm/accounts"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"name": format!("c{i}"), "domain": "contested.example"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in claims {
+        statuses.push(c.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 15, "{statuses:?}");
+}
+
+/// A private PostgreSQL cluster for the outage test, so stopping it disturbs no other test.
+struct Cluster {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn pg(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data.parent().unwrap().display()
+        );
+        let log = self.data.parent().unwrap().join("server.log");
+        let status = self
+            .pg("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(log)
+            .args(["-w", "-o", &opts, "start"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start");
+    }
+
+    fn stop(&self) {
+        let status = self.pg("pg_ctl").arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]).status().unwrap();
+        assert!(status.success(), "pg_ctl stop");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://corral@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn new_cluster(bin: &str) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().unwrap().success());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cluster = Cluster { bin: bin.into(), data, port, _dir: dir };
+    let out = cluster.pg("initdb").arg("-D").arg(&cluster.data).args(["-A", "trust", "-U", "corral"]).output().unwrap();
+    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    cluster.start();
+    cluster
+}
+
+async fn status_of(client: &reqwest::Client, url: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// PostgreSQL stops mid-test: `/ready` and API calls answer 503 `unavailable` promptly (no
+/// 500, no hang); when it comes back, Corral serves again without a restart. Needs the
+/// PostgreSQL server binaries (`PG_BIN`, set by `scripts/pg`); runs whenever the suite runs
+/// on PostgreSQL.
+#[tokio::test]
+async fn database_outage_answers_503_and_recovers_by_itself() {
+    if corral_store::testing::postgres_url().is_none() {
+        eprintln!("skipped: the suite is running on SQLite (no CORRAL_TEST_DATABASE_URL)");
+        return;
+    }
+    // scripts/pg exports PG_BIN; otherwise take Debian's newest server binaries.
+    let bin = std::env::var("PG_BIN").ok().or_else(|| {
+        let mut dirs: Vec<_> =
+            std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+        dirs.sort();
+        dirs.pop().filter(|d| d.join("initdb").exists()).map(|d| d.display().to_string())
+    });
+    let Some(bin) = bin else {
+        panic!("testing on PostgreSQL needs its server binaries for this test: set PG_BIN or install postgresql");
+    };
+    let cluster = new_cluster(&bin);
+    let dir = tempfile::tempdir().unwrap();
+    let db = cluster.url();
+    let server = serve(dir.path(), &db, false);
+    let token = run(corral(dir.path(), &db).args(["token", "--tenant", "acme"])).trim().to_owned();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/crm/accounts", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Survivor"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = format!("{}/api/v1/crm/accounts/{}", server.base, created["id"].as_str().unwrap());
+
+    cluster.stop();
+    for url in [format!("{}/ready", server.base), account.clone(), format!("{}/api/v1/crm/accounts", server.base)] {
+        let started = std::time::Instant::now();
+        let (status, body) = status_of(&client, &url, &token).await;
+        assert_eq!(status, 503, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert!(started.elapsed() < Duration::from_secs(10), "503 must come promptly");
+    }
+    let r = client
+        .post(format!("{}/api/v1/crm/accounts", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+
+    cluster.start();
+    let mut ready = false;
+    for _ in 0..60 {
+        if status_of(&client, &format!("{}/ready", server.base), &token).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ready, "Corral did not recover after PostgreSQL came back");
+    let (status, body) = status_of(&client, &account, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Survivor");
 }

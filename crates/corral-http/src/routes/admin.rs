@@ -37,7 +37,9 @@ fn object<'a>(body: &'a Json_, allowed: &[&str]) -> ApiResult<&'a Map<String, Js
 fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>> {
     match obj.get(field) {
         None | Some(Json_::Null) => Ok(None),
-        Some(Json_::String(s)) => Ok(Some(s.clone())),
+        Some(Json_::String(s)) => corral_core::normalize::bounded(s, corral_core::normalize::MAX_STRING_CHARS)
+            .map(Some)
+            .map_err(|r| CoreError::invalid_value(field, r).into()),
         Some(_) => Err(CoreError::invalid_value(field, "expected a string").into()),
     }
 }
@@ -109,7 +111,7 @@ pub async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::Admin)?;
-    if state.store().revoke_api_key(&principal.actor.tenant, &id).await? {
+    if crate::auth::is_key_id(&id) && state.store().revoke_api_key(&principal.actor.tenant, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(CoreError::record_not_found().into())

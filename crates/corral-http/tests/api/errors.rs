@@ -111,3 +111,42 @@ async fn health_routes_answer_without_auth() {
     assert_eq!(app.get("/api/v1/health").send().await.body, json!({"status": "ok", "database": "connected"}));
     assert_eq!(app.get("/api/v2/health").send().await.body, json!({"data": {"status": "healthy"}}));
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_on_every_database() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let r = app.post("/api/v1/crm/accounts").bearer(&admin).json(json!({"name": "a\u{0}b"})).send().await;
+    r.assert_error(422, "field_value_invalid");
+    app.post("/api/v1/crm/accounts")
+        .bearer(&admin)
+        .json(json!({"name": "a", "tags": ["x\u{0}"]}))
+        .send()
+        .await
+        .assert_error(422, "field_value_invalid");
+    app.get("/api/v1/crm/accounts?industry=a%00b")
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(400, "invalid_query_parameter");
+    app.post("/api/admin/users")
+        .bearer(&admin)
+        .json(json!({"email": "a@b.com", "display_name": "x\u{0}"}))
+        .send()
+        .await
+        .assert_error(422, "field_value_invalid");
+    app.delete("/api/admin/api-keys/ab%00cd").bearer(&admin).send().await.assert_error(404, "record_not_found");
+    app.get("/api/v1/crm/accounts")
+        .header("x-api-key", "crl_ab-cd_secret")
+        .send()
+        .await
+        .assert_error(401, "unauthenticated");
+    let r = app
+        .post("/api/v1/auth/token")
+        .json(json!({"grant_type": "client_credentials", "client_id": "a\u{0}", "client_secret": "x"}))
+        .send()
+        .await;
+    r.assert_error(401, "unauthenticated");
+    let token = app.token_for("ten\u{0}ant", "x", &["tenant_admin"], &[], None);
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_error(401, "unauthenticated");
+}

@@ -1,0 +1,114 @@
+//! Store conformance: the behaviours where SQLite and PostgreSQL differ by default, pinned to
+//! one answer. Runs on SQLite always and on PostgreSQL when `CORRAL_TEST_DATABASE_URL` is set.
+
+use corral_core::list::ListQuery;
+use corral_core::schema::default_stages;
+use corral_core::v1::{WriteMode, parse_write, render};
+use corral_core::{Actor, ErrorCode, RecordId, RecordType};
+use corral_store::{Created, PgOptions, Preconditions, Store, StoreError, UserChanges};
+use serde_json::json;
+
+const RT: RecordType = RecordType::Account;
+
+async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let store = Store::open_with(&url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap();
+    store.migrate().await.unwrap();
+    // Migrating twice is a no-op.
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
+fn actor() -> Actor {
+    Actor { tenant: "t1".into(), subject: "tester".into(), app: None }
+}
+
+async fn create(store: &Store, body: serde_json::Value) -> serde_json::Value {
+    let write = parse_write(RT, &body, WriteMode::Create, &default_stages("t1", RT)).unwrap();
+    match store.create_record(&actor(), RT, &write, None, |r| render(r).to_string()).await.unwrap() {
+        Created::New(record, _) => render(&record),
+        Created::Replayed(_) => unreachable!("no idempotency key was sent"),
+    }
+}
+
+async fn names(store: &Store, query: ListQuery) -> Vec<String> {
+    let plan = query.resolve(RT, &default_stages("t1", RT)).unwrap();
+    let (records, _) = store.list_records(&actor(), RT, &plan, None, 100).await.unwrap();
+    records.iter().map(|r| render(r)["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn text_sorts_byte_wise_and_matches_case_insensitively() {
+    let (store, _dir) = store().await;
+    for name in ["beta", "Alpha", "alpha", "Émile", "Zulu", "_under", "10", "9"] {
+        create(&store, json!({"name": name, "industry": name})).await;
+    }
+    let sorted = names(&store, ListQuery { sort: vec![("name".into(), false)], ..Default::default() }).await;
+    assert_eq!(sorted, ["10", "9", "Alpha", "Zulu", "_under", "alpha", "beta", "Émile"]);
+    let query = ListQuery {
+        equals: vec![("industry".into(), "ALPHA".into())],
+        sort: vec![("name".into(), false)],
+        ..Default::default()
+    };
+    assert_eq!(names(&store, query).await, ["Alpha", "alpha"]);
+}
+
+#[tokio::test]
+async fn values_round_trip_exactly() {
+    let (store, _dir) = store().await;
+    let doc = create(
+        &store,
+        json!({
+            "name": "Ünïcødé 名前 🚀", "annual_revenue": "12345678901234.5", "employee_count": 9007199254740991i64,
+            "tags": ["ä", "B"], "addresses": [{"city": "Zürich", "zip_code": "8000"}],
+            "last_activity_at": "1969-07-20T20:17:40.000Z",
+            "description": "line\nbreak \"quoted\" 'single' \\ backslash $1 ?1"
+        }),
+    )
+    .await;
+    let id = RecordId::parse(RT, doc["id"].as_str().unwrap()).unwrap();
+    let read = render(&store.get_record(&actor(), RT, id, false).await.unwrap());
+    assert_eq!(read, doc);
+    assert_eq!(read["name"], "Ünïcødé 名前 🚀");
+    assert_eq!(read["employee_count"], 9007199254740991i64);
+    assert_eq!(read["last_activity_at"], "1969-07-20T20:17:40.000Z");
+    assert_eq!(read["description"], "line\nbreak \"quoted\" 'single' \\ backslash $1 ?1");
+}
+
+#[tokio::test]
+async fn unique_keys_conflict_and_versions_guard() {
+    let (store, _dir) = store().await;
+    create(&store, json!({"name": "A", "domain": "a.com"})).await;
+    let write = parse_write(RT, &json!({"name": "B", "domain": "a.com"}), WriteMode::Create, &[]).unwrap();
+    match store.create_record(&actor(), RT, &write, None, |_| String::new()).await {
+        Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::Conflict),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let doc = create(&store, json!({"name": "C"})).await;
+    let id = RecordId::parse(RT, doc["id"].as_str().unwrap()).unwrap();
+    let patch = parse_write(RT, &json!({"industry": "x"}), WriteMode::Patch, &[]).unwrap();
+    match store.update_record(&actor(), RT, id, &patch, Preconditions { if_match: Some(5) }).await {
+        Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::PreconditionFailed),
+        other => panic!("expected a failed precondition, got {other:?}"),
+    }
+    // The failed write left no trace, and the connection it used still works.
+    let updated = store.update_record(&actor(), RT, id, &patch, Preconditions::default()).await.unwrap();
+    assert_eq!(updated.meta.version, 2);
+}
+
+#[tokio::test]
+async fn users_keep_booleans_and_unique_emails() {
+    let (store, _dir) = store().await;
+    let u = store.add_user("t1", "Ann@Example.com", Some("Ann"), "tester").await.unwrap();
+    assert!(u.is_active);
+    let changes = UserChanges { is_active: Some(false), ..Default::default() };
+    let u = store.update_user("t1", u.id, &changes, "tester").await.unwrap();
+    assert!(!u.is_active);
+    assert!(!store.list_users("t1").await.unwrap()[0].is_active);
+    match store.add_user("t1", "ann@EXAMPLE.com", None, "tester").await {
+        Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::Conflict),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    store.add_user("t2", "ann@example.com", None, "tester").await.unwrap();
+}
