@@ -11,6 +11,7 @@ pub mod record;
 pub mod schema;
 pub mod timestamp;
 pub mod v1;
+pub mod v2;
 pub mod value;
 
 pub use error::{CoreError, CoreResult, ErrorCode};

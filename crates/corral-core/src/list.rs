@@ -174,7 +174,7 @@ impl ListQuery {
 
     /// Checks the query against the registry and resolves names to columns and values.
     pub fn resolve(&self, record_type: RecordType, stages: &[Stage]) -> CoreResult<Plan> {
-        let ctx = CoerceContext { stages };
+        let ctx = CoerceContext { stages, dialect: crate::value::Dialect::V1 };
         let mut conditions = Vec::with_capacity(self.equals.len());
         for (name, raw) in &self.equals {
             conditions.push(resolve_condition(record_type, name, raw, &ctx)?);

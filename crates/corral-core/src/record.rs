@@ -94,6 +94,9 @@ pub struct RecordWrite {
     /// `Some(Some(d))` makes `d` the primary domain, replacing the current primary;
     /// `Some(None)` removes the primary domain (SPEC §4.2, v1 `domain`).
     pub primary_domain: Option<Option<String>>,
+    /// v2 `address` of an account: replaces (or with `None` removes) the first of the
+    /// account's addresses, keeping the others.
+    pub first_address: Option<Option<crate::value::Address>>,
     /// Replacement custom values.
     pub custom: Option<Map<String, Json>>,
     /// v1 body `version`: the write applies only at this version (else `version_conflict`).
@@ -129,6 +132,22 @@ impl Record {
         let before = (self.values.clone(), self.domains.clone(), self.custom.clone());
         for (index, value) in &write.values {
             self.values[*index] = value.clone();
+        }
+        if let Some(first) = &write.first_address
+            && let Some(Value::Addresses(list)) = self
+                .fields()
+                .iter()
+                .position(|f| f.is_array && f.value_type == crate::schema::ValueType::Address)
+                .map(|i| &mut self.values[i])
+        {
+            match (first, list.is_empty()) {
+                (Some(a), true) => list.push(a.clone()),
+                (Some(a), false) => list[0] = a.clone(),
+                (None, false) => {
+                    list.remove(0);
+                }
+                (None, true) => {}
+            }
         }
         if let Some(primary) = &write.primary_domain {
             set_primary_domain(&mut self.domains, primary.as_deref(), now);
@@ -182,6 +201,41 @@ pub fn set_primary_domain(domains: &mut Vec<AccountDomain>, new: Option<&str>, n
     }
 }
 
+/// Adds a domain (domains sub-resource); it becomes primary when the account has none.
+/// Returns false when the account already has it.
+pub fn add_domain(domains: &mut Vec<AccountDomain>, name: &str, now: Timestamp) -> bool {
+    if domains.iter().any(|d| d.domain_name == name) {
+        return false;
+    }
+    let is_primary = !domains.iter().any(|d| d.is_primary);
+    domains.push(AccountDomain { domain_name: name.to_owned(), is_primary, added_at: now.0 });
+    true
+}
+
+/// Promotes a domain (demoting the old primary), or with `false` leaves the account without
+/// a primary if it was the primary. Returns whether anything changed.
+pub fn set_domain_primary(domains: &mut [AccountDomain], name: &str, primary: bool) -> CoreResult<bool> {
+    let target = domains.iter().position(|d| d.domain_name == name).ok_or_else(CoreError::record_not_found)?;
+    if domains[target].is_primary == primary {
+        return Ok(false);
+    }
+    for (i, d) in domains.iter_mut().enumerate() {
+        d.is_primary = if primary { i == target } else { d.is_primary && i != target };
+    }
+    Ok(true)
+}
+
+/// Removes a domain; removing the primary promotes the oldest remaining one.
+pub fn remove_domain(domains: &mut Vec<AccountDomain>, name: &str, now: Timestamp) -> CoreResult<()> {
+    let target = domains.iter().position(|d| d.domain_name == name).ok_or_else(CoreError::record_not_found)?;
+    if domains[target].is_primary {
+        set_primary_domain(domains, None, now);
+    } else {
+        domains.remove(target);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +256,25 @@ mod tests {
         let mut ds = vec![d("a.com", true, 1), d("c.com", false, 3), d("b.com", false, 2)];
         set_primary_domain(&mut ds, None, Timestamp(4));
         assert_eq!(ds, vec![d("c.com", false, 3), d("b.com", true, 2)]);
+    }
+
+    #[test]
+    fn sub_resource_domain_operations() {
+        let mut ds = Vec::new();
+        assert!(add_domain(&mut ds, "a.com", Timestamp(1)));
+        assert!(!add_domain(&mut ds, "a.com", Timestamp(2)));
+        assert!(add_domain(&mut ds, "b.com", Timestamp(3)));
+        assert_eq!(ds, vec![d("a.com", true, 1), d("b.com", false, 3)]);
+        assert!(set_domain_primary(&mut ds, "b.com", true).unwrap());
+        assert_eq!(ds, vec![d("a.com", false, 1), d("b.com", true, 3)]);
+        assert!(set_domain_primary(&mut ds, "b.com", false).unwrap());
+        assert!(ds.iter().all(|x| !x.is_primary));
+        assert!(set_domain_primary(&mut ds, "c.com", true).is_err());
+        assert!(add_domain(&mut ds, "c.com", Timestamp(4)));
+        assert!(ds[2].is_primary, "with no primary, a new domain becomes primary");
+        remove_domain(&mut ds, "c.com", Timestamp(5)).unwrap();
+        assert_eq!(ds, vec![d("a.com", true, 1), d("b.com", false, 3)]);
+        assert!(remove_domain(&mut ds, "zzz.com", Timestamp(5)).is_err());
     }
 
     #[test]

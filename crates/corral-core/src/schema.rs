@@ -37,7 +37,8 @@ impl ValueType {
     /// The v2 `value_type` name.
     pub fn api_name(self, record_type: RecordType) -> &'static str {
         match self {
-            ValueType::String | ValueType::Enum(_) => "string",
+            ValueType::String => "string",
+            ValueType::Enum(_) => "enum",
             ValueType::LongText => "long_text",
             ValueType::Url => "url",
             ValueType::PhoneNumber => "phone_number",
@@ -158,6 +159,26 @@ pub fn fields(record_type: RecordType) -> &'static [FieldDef] {
 pub fn field_by_v1_name(record_type: RecordType, name: &str) -> Option<(usize, &'static FieldDef)> {
     fields(record_type).iter().enumerate().find(|(_, f)| f.v1_name == name)
 }
+
+/// Looks a field up by its v2 attribute name.
+pub fn field_by_api_name(record_type: RecordType, name: &str) -> Option<(usize, &'static FieldDef)> {
+    fields(record_type).iter().enumerate().find(|(_, f)| f.api_name == name)
+}
+
+/// A server-stamped v2 attribute every record has: (api_name, display name, value_type).
+pub static V2_META_ATTRIBUTES: &[(&str, &str, &str)] = &[
+    ("id", "ID", "uuid"),
+    ("organization_id", "Organization", "uuid"),
+    ("app_id", "App", "string"),
+    ("created_at", "Created at", "timestamp"),
+    ("updated_at", "Updated at", "timestamp"),
+    ("created_by_user_id", "Created by", "record_reference"),
+    ("updated_by_user_id", "Updated by", "record_reference"),
+    ("archived_at", "Archived at", "timestamp"),
+    ("archived_by_user_id", "Archived by", "record_reference"),
+    ("schema_version", "Schema version", "number"),
+    ("version", "Version", "number"),
+];
 
 /// Server-stamped columns every record has, by v1 name, with whether they sort.
 pub static META_COLUMNS: &[(&str, &str, bool)] = &[

@@ -43,7 +43,7 @@ const IGNORED_ON_WRITE: &[&str] = &[
 pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages: &[Stage]) -> CoreResult<RecordWrite> {
     let obj =
         body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
-    let ctx = CoerceContext { stages };
+    let ctx = CoerceContext { stages, dialect: crate::value::Dialect::V1 };
     let mut write = RecordWrite::default();
     let mut given = vec![false; crate::schema::fields(record_type).len()];
     for (key, json) in obj {

@@ -45,6 +45,12 @@ pub enum Value {
     /// String and URL arrays (tags, websites).
     List(Vec<String>),
     Addresses(Vec<Address>),
+    /// A reference given as `{"related_record_match": {key: value}}`, resolved to a
+    /// [`Value::Ref`] by the store inside the write transaction.
+    Match {
+        key: String,
+        value: String,
+    },
 }
 
 impl Value {
@@ -69,15 +75,33 @@ impl Value {
     }
 }
 
-/// What coercion needs to know beyond the field: the tenant's stage list.
+/// Which dialect a value came from: errors name the field the way that dialect does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    V1,
+    V2,
+}
+
+/// What coercion needs to know beyond the field: the tenant's stage list and the dialect.
 pub struct CoerceContext<'a> {
     pub stages: &'a [Stage],
+    pub dialect: Dialect,
+}
+
+impl CoerceContext<'_> {
+    /// The field's name in the caller's dialect.
+    pub fn name(&self, f: &FieldDef) -> &'static str {
+        match self.dialect {
+            Dialect::V1 => f.v1_name,
+            Dialect::V2 => f.api_name,
+        }
+    }
 }
 
 /// Coerces client JSON into a field's value, normalising it (SPEC §5.1). `null` clears the
 /// field (arrays become empty).
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
-    let name = field.v1_name;
+    let name = ctx.name(field);
     if json.is_null() {
         return Ok(Value::empty(field));
     }
@@ -133,7 +157,7 @@ fn text<'a>(name: &str, json: &'a Json) -> CoreResult<&'a str> {
 }
 
 fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
-    let name = field.v1_name;
+    let name = ctx.name(field);
     let bad = |r: &str| CoreError::invalid_value(name, r);
     Ok(match field.value_type {
         ValueType::String => {
@@ -180,17 +204,31 @@ fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<
             Value::Text(stage.api_name.clone())
         }
         ValueType::Reference(target) => {
+            let shapes = "expected an id, {\"related_record_id\"} or {\"related_record_match\"}";
             let s = match json {
                 Json::String(s) => s.as_str(),
-                Json::Object(o) => {
-                    o.get("related_record_id").and_then(Json::as_str).ok_or_else(|| bad("expected an id"))?
+                Json::Object(o) if o.len() == 1 && o.contains_key("related_record_match") => {
+                    return reference_match(name, &o["related_record_match"]);
                 }
-                _ => return Err(bad("expected an id")),
+                Json::Object(o) if o.len() == 1 || (o.len() == 2 && o.contains_key("related_record_type")) => {
+                    o.get("related_record_id").and_then(Json::as_str).ok_or_else(|| bad(shapes))?
+                }
+                _ => return Err(bad(shapes)),
             };
             Value::Ref(RecordId::parse(target, s).ok_or_else(|| bad(&format!("not a {target} id")))?)
         }
         ValueType::Address => Value::Addresses(vec![address(name, json)?]),
     })
+}
+
+/// `{"key": "value"}` naming one unique field of the target; which keys are unique is
+/// checked when the store resolves it.
+fn reference_match(name: &str, json: &Json) -> CoreResult<Value> {
+    let bad = || CoreError::invalid_value(name, "related_record_match takes one {\"field\": \"value\"} pair");
+    let obj = json.as_object().filter(|o| o.len() == 1).ok_or_else(bad)?;
+    let (key, value) = obj.iter().next().ok_or_else(bad)?;
+    let value = value.as_str().filter(|v| crate::normalize::storable(v)).ok_or_else(bad)?;
+    Ok(Value::Match { key: key.clone(), value: value.to_owned() })
 }
 
 /// A currency amount: a number, a numeric string or `{"amount", "currency_code": "USD"}`.
@@ -240,7 +278,9 @@ pub fn to_v1_json(field: &FieldDef, value: &Value) -> Json {
             _ => json!(id.canonical()),
         },
         Value::List(items) => json!(items),
-        Value::Addresses(list) => serde_json::to_value(list).unwrap_or(Json::Null),
+        Value::Addresses(list) if field.is_array => serde_json::to_value(list).unwrap_or(Json::Null),
+        Value::Addresses(list) => list.first().and_then(|a| serde_json::to_value(a).ok()).unwrap_or(Json::Null),
+        Value::Match { .. } => Json::Null,
     }
 }
 
@@ -266,7 +306,7 @@ mod tests {
 
     fn c(name: &str, j: Json) -> CoreResult<Value> {
         let stages = default_stages("t", RecordType::Account);
-        coerce(f(name), &j, &CoerceContext { stages: &stages })
+        coerce(f(name), &j, &CoerceContext { stages: &stages, dialect: Dialect::V1 })
     }
 
     #[test]

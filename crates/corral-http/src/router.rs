@@ -3,7 +3,7 @@
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, health, token, v1_records};
+use crate::routes::{admin, health, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +30,16 @@ pub fn router(state: AppState) -> Router {
             get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
         )
         .route("/api/v1/crm/accounts/{id}/restore", post(v1_records::restore))
+        // v2 typed-record dialect.
+        .route("/api/v2/_schema/{rt}", get(v2_records::schema))
+        .route("/api/v2/{rt}", post(v2_records::create))
+        .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
+        .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))
+        .route("/api/v2/{rt}/{id}/attribute/{name}", post(v2_records::add_sub_resource))
+        .route(
+            "/api/v2/{rt}/{id}/attribute/{name}/{item}",
+            patch(v2_records::patch_sub_resource).delete(v2_records::delete_sub_resource),
+        )
         // Admin.
         .route("/api/admin/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/api/admin/api-keys/{id}", delete(admin::revoke_api_key))

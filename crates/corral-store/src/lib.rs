@@ -25,7 +25,7 @@ use std::path::PathBuf;
 pub use api_keys::ApiKey;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use postgres::PgOptions;
-pub use records::Preconditions;
+pub use records::{DomainChange, Preconditions};
 pub use settings::TenantSettings;
 pub use users::{User, UserChanges};
 
@@ -263,6 +263,18 @@ impl Store {
         in_write!(self, |c| records::update(c, actor, rt, id, write, pre, Timestamp::now()))
     }
 
+    /// Changes one domain of an account; see [`records::change_domain`].
+    pub async fn change_domain(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        domain: &str,
+        change: records::DomainChange,
+        pre: Preconditions,
+    ) -> StoreResult<(Record, bool)> {
+        in_write!(self, |c| records::change_domain(c, actor, id, domain, change, pre, Timestamp::now()))
+    }
+
     pub async fn archive_record(
         &self,
         actor: &Actor,
@@ -282,6 +294,11 @@ impl Store {
     }
 
     // ----- users -----
+
+    /// A user of the tenant; 404 `record_not_found` otherwise.
+    pub async fn get_user(&self, tenant: &str, id: RecordId) -> StoreResult<User> {
+        in_read!(self, |c| users::get(c, tenant, id))?.ok_or_else(|| CoreError::record_not_found().into())
+    }
 
     pub async fn user_exists(&self, tenant: &str, id: RecordId) -> StoreResult<bool> {
         in_read!(self, |c| users::exists(c, tenant, id))

@@ -10,7 +10,9 @@ use corral_core::list::{Condition, Plan, Target};
 use corral_core::record::AccountDomain;
 use corral_core::schema::{FieldDef, ValueType, fields};
 use corral_core::value::Address;
-use corral_core::{Actor, CoreError, Record, RecordId, RecordMeta, RecordType, RecordWrite, Timestamp, Value};
+use corral_core::{
+    Actor, CoreError, CoreResult, ErrorCode, Record, RecordId, RecordMeta, RecordType, RecordWrite, Timestamp, Value,
+};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value as Json;
@@ -89,7 +91,8 @@ fn table(record_type: RecordType) -> &'static Table {
 
 fn encode_field(f: &FieldDef, value: &Value, out: &mut Vec<SqlValue>) {
     let v = match value {
-        Value::Null => SqlValue::Null,
+        // Matches are resolved before records are saved.
+        Value::Null | Value::Match { .. } => SqlValue::Null,
         Value::Text(s) => SqlValue::Text(s.clone()),
         Value::Int(n) => SqlValue::Int(*n),
         Value::Decimal(d) => {
@@ -317,7 +320,7 @@ fn condition_value(value: &Value) -> SqlValue {
         Value::Bool(b) => SqlValue::Bool(*b),
         Value::Time(t) => SqlValue::Int(t.millis()),
         Value::Ref(id) => SqlValue::Text(id.canonical()),
-        Value::List(_) | Value::Addresses(_) => SqlValue::Null,
+        Value::List(_) | Value::Addresses(_) | Value::Match { .. } => SqlValue::Null,
     }
 }
 
@@ -496,6 +499,71 @@ async fn check_domain_free<C: Conn>(c: &mut C, actor: &Actor, domain: &str, own:
     Ok(())
 }
 
+/// Resolves `related_record_match` references to ids, inside the write's transaction
+/// (SPEC §7.3): user by `email`, account by `domain_name` (any of its active domains).
+async fn resolve_matches<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    write: &mut RecordWrite,
+) -> StoreResult<()> {
+    for (index, value) in write.values.iter_mut() {
+        let Value::Match { key, value: wanted } = value else { continue };
+        let f = &fields(rt)[*index];
+        let ValueType::Reference(target) = f.value_type else { continue };
+        let not_found = || CoreError::target_not_found(f.api_name, &format!("{key}={wanted}"));
+        let found = match (target, key.as_str()) {
+            (RecordType::User, "email") => {
+                let email = corral_core::normalize::email(wanted).map_err(|_| not_found())?;
+                let row = c
+                    .query_opt(
+                        "SELECT id FROM users WHERE tenant_id = $1 AND email_key = $2",
+                        &[
+                            SqlValue::text(actor.tenant.clone()),
+                            SqlValue::text(corral_core::normalize::email_key(&email)),
+                        ],
+                    )
+                    .await?;
+                row.and_then(|mut r| r.text(0))
+            }
+            (RecordType::Account, "domain_name") => {
+                let domain = corral_core::normalize::domain(wanted).map_err(|_| not_found())?;
+                let mut q = SqlBuilder::new(
+                    "SELECT a.id FROM account_domains d JOIN accounts a ON a.tenant_id = d.tenant_id AND a.id = d.account_id",
+                );
+                let t = q.bind(SqlValue::text(actor.tenant.clone()));
+                let dm = q.bind(SqlValue::text(domain));
+                let r = q.bind(SqlValue::Bool(false));
+                q.push(&format!(
+                    " WHERE d.tenant_id = {t} AND d.domain = {dm} AND d.released = {r} AND a.deleted_at IS NULL"
+                ));
+                if let Some(app) = &actor.app {
+                    let a = q.bind(SqlValue::text(app.clone()));
+                    q.push(&format!(" AND a.app_id = {a}"));
+                }
+                c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.text(0))
+            }
+            _ => {
+                let allowed = match target {
+                    RecordType::User => "email",
+                    RecordType::Account => "domain_name",
+                    RecordType::Contact => "primary_email",
+                };
+                return Err(CoreError::new(
+                    ErrorCode::InvalidMatchingField,
+                    format!("`{key}` is not a unique field of {target}; match on `{allowed}`"),
+                )
+                .with("field", f.api_name)
+                .with("matching_field", key.as_str())
+                .into());
+            }
+        };
+        let id = found.and_then(|s| RecordId::parse(target, &s)).ok_or_else(not_found)?;
+        *value = Value::Ref(id);
+    }
+    Ok(())
+}
+
 /// Creates a record from a validated write.
 pub async fn create<C: Conn>(
     c: &mut C,
@@ -504,8 +572,10 @@ pub async fn create<C: Conn>(
     write: &RecordWrite,
     now: Timestamp,
 ) -> StoreResult<Record> {
+    let mut write = write.clone();
+    resolve_matches(c, actor, rt, &mut write).await?;
     let mut record = Record::new(rt, RecordMeta::new(actor, now));
-    record.apply(write, now)?;
+    record.apply(&write, now)?;
     check_references(c, actor, &record, None).await?;
     insert(c, &record).await?;
     sync_domains(c, actor, &record, &[]).await?;
@@ -529,8 +599,34 @@ fn check_preconditions(record: &Record, pre: Preconditions, body_version: Option
     Ok(())
 }
 
-/// Applies a write to an active record. A write that changes nothing leaves the version and
-/// `updated_at` alone.
+/// The one path every change to an active record takes: lock it, check preconditions, let
+/// `change` edit it (returning whether anything changed), then validate references and
+/// unique keys and save with new stamps. Nothing changed → nothing written, version kept.
+#[allow(clippy::too_many_arguments)]
+pub async fn modify<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    pre: Preconditions,
+    body_version: Option<i64>,
+    now: Timestamp,
+    change: impl FnOnce(&mut Record) -> CoreResult<bool> + Send,
+) -> StoreResult<Record> {
+    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
+    check_preconditions(&before, pre, body_version)?;
+    let mut record = before.clone();
+    if !change(&mut record)? {
+        return Ok(before);
+    }
+    check_references(c, actor, &record, Some(&before)).await?;
+    sync_domains(c, actor, &record, &before.domains).await?;
+    record.meta.touch(actor, now);
+    save(c, &record).await?;
+    Ok(record)
+}
+
+/// Applies a write to an active record.
 pub async fn update<C: Conn>(
     c: &mut C,
     actor: &Actor,
@@ -540,17 +636,53 @@ pub async fn update<C: Conn>(
     pre: Preconditions,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
-    check_preconditions(&before, pre, write.expected_version)?;
-    let mut record = before.clone();
-    if !record.apply(write, now)? {
-        return Ok(before);
+    let mut write = write.clone();
+    resolve_matches(c, actor, rt, &mut write).await?;
+    modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
+}
+
+/// What a domains sub-resource call does (SPEC §7.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainChange {
+    Add,
+    SetPrimary(bool),
+    Remove,
+}
+
+/// Changes one domain of an account. Returns the account and whether the call changed it
+/// (an `Add` of a domain the account already has changes nothing). A domain held by another
+/// active account is `409 domain_already_linked`.
+pub async fn change_domain<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    id: RecordId,
+    domain: &str,
+    change: DomainChange,
+    pre: Preconditions,
+    now: Timestamp,
+) -> StoreResult<(Record, bool)> {
+    let mut changed = false;
+    let result = modify(c, actor, RecordType::Account, id, pre, None, now, |r| {
+        changed = match change {
+            DomainChange::Add => corral_core::record::add_domain(&mut r.domains, domain, now),
+            DomainChange::SetPrimary(p) => corral_core::record::set_domain_primary(&mut r.domains, domain, p)?,
+            DomainChange::Remove => {
+                corral_core::record::remove_domain(&mut r.domains, domain, now)?;
+                true
+            }
+        };
+        Ok(changed)
+    })
+    .await;
+    match result {
+        Ok(record) => Ok((record, changed)),
+        Err(StoreError::Domain(mut e)) if e.code == ErrorCode::Conflict => {
+            e.code = ErrorCode::DomainAlreadyLinked;
+            e.message = format!("domain `{domain}` is linked to another account");
+            Err(e.into())
+        }
+        Err(e) => Err(e),
     }
-    check_references(c, actor, &record, Some(&before)).await?;
-    sync_domains(c, actor, &record, &before.domains).await?;
-    record.meta.touch(actor, now);
-    save(c, &record).await?;
-    Ok(record)
 }
 
 /// Archives (soft-deletes) an active record and releases its unique keys.

@@ -3,5 +3,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod shared;
 pub mod token;
 pub mod v1_records;
+pub mod v2_records;

@@ -2,38 +2,25 @@
 //! (PATCH / PUT), delete (archive or purge) and restore.
 
 use crate::auth::{Permission, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
+use crate::routes::shared::{created_response, idempotency_key, json_response};
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use corral_core::list::{CursorState, ListRequest};
 use corral_core::schema::default_stages;
 use corral_core::v1::{self, WriteMode};
-use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType};
-use corral_store::{Created, IdempotencyKey};
+use corral_core::{CoreError, Record, RecordId, RecordType};
+use corral_store::Created;
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
 const RT: RecordType = RecordType::Account;
 
 /// A JSON response with the record's `ETag`.
 fn record_response(status: StatusCode, record: &Record) -> Response {
-    let body = v1::render(record).to_string();
-    json_response(status, body, Some(record.meta.version))
-}
-
-fn json_response(status: StatusCode, body: String, version: Option<i64>) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(v) = version {
-        headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{v}\"")).expect("digits are a valid header"));
-    }
-    response
+    json_response(status, v1::render(record).to_string(), Some(record.meta.version))
 }
 
 fn parse_id(raw: &str) -> ApiResult<RecordId> {
@@ -84,17 +71,6 @@ pub async fn get(
     Ok(record_response(StatusCode::OK, &record))
 }
 
-fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidQueryParameter, "Idempotency-Key must be 1-255 visible characters")
-    })?;
-    let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Some(IdempotencyKey { key: key.to_owned(), request_hash }))
-}
-
 /// `POST /api/v1/crm/accounts`: 201 with the document and `Location`.
 pub async fn create(
     State(state): State<AppState>,
@@ -116,16 +92,8 @@ pub async fn create(
     };
     // Location and ETag come from the stored document so replays carry them too.
     let doc: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
-    let mut response = json_response(status, body, doc["version"].as_i64());
-    if let Some(id) = doc["id"].as_str()
-        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/crm/accounts/{id}"))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    let (id, version) = (doc["id"].as_str().map(str::to_owned), doc["version"].as_i64());
+    Ok(created_response(status, body, version, id.map(|id| format!("/api/v1/crm/accounts/{id}")), replayed))
 }
 
 async fn write(

@@ -8,3 +8,4 @@ mod errors;
 mod helpers;
 mod isolation;
 mod listing;
+mod v2;

@@ -1,0 +1,409 @@
+//! The v2 typed-record dialect (SPEC §7.1–§7.3, §6): records as typed value envelopes,
+//! writes as raw or enveloped attribute values, and the `_schema` document.
+
+use crate::error::{CoreError, CoreResult, ErrorCode};
+use crate::ids::{RecordType, user_id_for_subject};
+use crate::record::{Record, RecordWrite};
+use crate::schema::{FieldDef, Stage, V2_META_ATTRIBUTES, ValueType, field_by_api_name, fields};
+use crate::value::{CoerceContext, Dialect, Value, coerce};
+use serde_json::{Map, Value as Json, json};
+
+/// How a v2 body is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Create,
+    Patch,
+}
+
+/// `{"value_type": T, "value": V}`.
+pub fn envelope(value_type: &str, value: Json) -> Json {
+    json!({"value_type": value_type, "value": value})
+}
+
+/// Whether the account's `address` attribute is the v2 single view of the v1 `addresses` list.
+fn is_first_of_list(rt: RecordType, f: &FieldDef) -> bool {
+    rt == RecordType::Account && f.value_type == ValueType::Address && f.is_array
+}
+
+/// Parses `{"attributes": {...}}` into a write. Server-stamped attributes are refused
+/// (`field_not_creatable` / `field_not_updatable`); so is `domains`, which has its own
+/// sub-resource, and `domain_name`, which is no attribute at all.
+pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage]) -> CoreResult<RecordWrite> {
+    let obj =
+        body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| *k != "attributes") {
+        return Err(CoreError::unknown_field(k));
+    }
+    let attributes = match obj.get("attributes") {
+        None | Some(Json::Null) => return Ok(RecordWrite::default()),
+        Some(Json::Object(a)) => a,
+        Some(_) => return Err(CoreError::invalid_value("attributes", "expected an object of attribute values")),
+    };
+    let ctx = CoerceContext { stages, dialect: Dialect::V2 };
+    let mut write = RecordWrite::default();
+    for (key, raw) in attributes {
+        let stamped = V2_META_ATTRIBUTES.iter().any(|(name, _, _)| name == key);
+        if stamped || (rt == RecordType::Account && key == "domains") {
+            return Err(match mode {
+                WriteMode::Create => CoreError::field_not_creatable(key),
+                WriteMode::Patch => CoreError::field_not_updatable(key),
+            });
+        }
+        let Some((index, f)) = field_by_api_name(rt, key) else {
+            return Err(CoreError::unknown_field(key));
+        };
+        let json = unwrap(rt, f, raw)?;
+        if is_first_of_list(rt, f) {
+            let single = FieldDef { is_array: false, ..*f };
+            write.first_address = Some(match coerce(&single, &json, &ctx)? {
+                Value::Addresses(mut list) => list.pop(),
+                _ => None,
+            });
+            continue;
+        }
+        write.values.push((index, coerce(f, &json, &ctx)?));
+    }
+    Ok(write)
+}
+
+/// The v2 value type name of a field.
+fn type_name(rt: RecordType, f: &FieldDef) -> &'static str {
+    f.value_type.api_name(rt)
+}
+
+/// Strips envelopes (one per array element for arrays), checking their `value_type`.
+fn unwrap(rt: RecordType, f: &FieldDef, raw: &Json) -> CoreResult<Json> {
+    let one = |item: &Json| -> CoreResult<Json> {
+        match item {
+            Json::Object(o) if o.contains_key("value_type") => {
+                if let Some(k) = o.keys().find(|k| *k != "value_type" && *k != "value") {
+                    return Err(CoreError::invalid_value(f.api_name, format!("unexpected envelope key `{k}`")));
+                }
+                let expected = type_name(rt, f);
+                if o["value_type"].as_str() != Some(expected) {
+                    return Err(CoreError::invalid_value(
+                        f.api_name,
+                        format!("envelope value_type must be `{expected}`"),
+                    ));
+                }
+                Ok(o.get("value").cloned().unwrap_or(Json::Null))
+            }
+            other => Ok(other.clone()),
+        }
+    };
+    match raw {
+        Json::Array(items) if f.is_array && !is_first_of_list(rt, f) => {
+            Ok(Json::Array(items.iter().map(one).collect::<CoreResult<_>>()?))
+        }
+        other => one(other),
+    }
+}
+
+/// What rendering needs besides the record.
+pub struct RenderContext<'a> {
+    pub stages: &'a [Stage],
+    /// `?fields=` / `"fields"`: only these attributes.
+    pub only: Option<&'a [String]>,
+}
+
+fn reference(id: String, rt: RecordType) -> Json {
+    json!({"related_record_id": id, "related_record_type": rt.api_name()})
+}
+
+/// The read `value` of one field value.
+fn value_json(f: &FieldDef, v: &Value, stages: &[Stage]) -> Json {
+    match v {
+        Value::Null | Value::Match { .. } => Json::Null,
+        Value::Text(s) if f.value_type == ValueType::Stage => match stages.iter().find(|st| &st.api_name == s) {
+            Some(st) => {
+                json!({"id": st.id.canonical(), "api_name": st.api_name, "display_value": st.display_value, "color": st.color})
+            }
+            None => json!({"id": null, "api_name": s, "display_value": s, "color": null}),
+        },
+        Value::Text(s) => json!(s),
+        Value::Int(n) => json!(n),
+        Value::Decimal(d) => json!({"amount": d.to_string(), "currency_code": "USD"}),
+        Value::Bool(b) => json!(b),
+        Value::Time(t) => json!(t.to_rfc3339()),
+        Value::Ref(id) => match f.value_type {
+            ValueType::Reference(rt) => reference(id.canonical(), rt),
+            _ => json!(id.canonical()),
+        },
+        Value::List(items) => json!(items),
+        Value::Addresses(list) => list.first().map(|a| json!(a)).unwrap_or(Json::Null),
+    }
+}
+
+/// The attribute envelopes of a record, every schema attribute present.
+fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
+    let rt = record.record_type;
+    let m = &record.meta;
+    let user = |sub: &str| reference(user_id_for_subject(&m.tenant_id, sub).canonical(), RecordType::User);
+    let mut out = Map::new();
+    let organization = if uuid::Uuid::try_parse(&m.tenant_id).is_ok() { "uuid" } else { "string" };
+    out.insert("id".into(), envelope("uuid", json!(m.id.canonical())));
+    out.insert("organization_id".into(), envelope(organization, json!(m.tenant_id)));
+    out.insert("app_id".into(), envelope("string", json!(m.app_id)));
+    out.insert("created_at".into(), envelope("timestamp", json!(m.created_at.to_rfc3339())));
+    out.insert("updated_at".into(), envelope("timestamp", json!(m.updated_at.to_rfc3339())));
+    out.insert("created_by_user_id".into(), envelope("record_reference", user(&m.created_by)));
+    out.insert("updated_by_user_id".into(), envelope("record_reference", user(&m.updated_by)));
+    out.insert("archived_at".into(), envelope("timestamp", json!(m.deleted_at.map(|t| t.to_rfc3339()))));
+    out.insert(
+        "archived_by_user_id".into(),
+        envelope("record_reference", m.deleted_by.as_deref().map(user).unwrap_or(Json::Null)),
+    );
+    out.insert("schema_version".into(), envelope("number", json!(m.schema_version)));
+    out.insert("version".into(), envelope("number", json!(m.version)));
+    for (f, v) in record.fields().iter().zip(&record.values) {
+        let vt = type_name(rt, f);
+        let rendered = match v {
+            _ if is_first_of_list(rt, f) => envelope(vt, value_json(f, v, ctx.stages)),
+            Value::List(items) => Json::Array(
+                items.iter().map(|i| envelope(vt, value_json(f, &Value::Text(i.clone()), ctx.stages))).collect(),
+            ),
+            Value::Addresses(list) if f.is_array => Json::Array(list.iter().map(|a| envelope(vt, json!(a))).collect()),
+            _ if f.is_array => Json::Array(Vec::new()),
+            _ => envelope(vt, value_json(f, v, ctx.stages)),
+        };
+        out.insert(f.api_name.into(), rendered);
+    }
+    if rt == RecordType::Account {
+        let domains = record
+            .domains
+            .iter()
+            .map(|d| envelope("account_domain", json!({"domain_name": d.domain_name, "is_primary": d.is_primary})))
+            .collect();
+        out.insert("domains".into(), Json::Array(domains));
+    }
+    if let Some(only) = ctx.only {
+        out.retain(|k, _| only.iter().any(|o| o == k));
+    }
+    out
+}
+
+/// A record as `{"id", "record_type", "created_at", "updated_at", "attributes"}`.
+pub fn render(record: &Record, ctx: &RenderContext<'_>) -> Json {
+    let m = &record.meta;
+    json!({
+        "id": m.id.canonical(),
+        "record_type": record.record_type.api_name(),
+        "created_at": m.created_at.to_rfc3339(),
+        "updated_at": m.updated_at.to_rfc3339(),
+        "attributes": attributes(record, ctx),
+    })
+}
+
+/// Every attribute name a record type renders (for checking `?fields=`).
+pub fn attribute_names(rt: RecordType) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = match rt {
+        RecordType::User => USER_ATTRIBUTES.iter().map(|a| a.0).collect(),
+        _ => V2_META_ATTRIBUTES.iter().map(|a| a.0).collect(),
+    };
+    names.extend(fields(rt).iter().map(|f| f.api_name));
+    if rt == RecordType::Account {
+        names.push("domains");
+    }
+    names
+}
+
+/// Attributes of a directory user: (api_name, display name, value_type).
+pub static USER_ATTRIBUTES: &[(&str, &str, &str)] = &[
+    ("id", "ID", "uuid"),
+    ("organization_id", "Organization", "uuid"),
+    ("email", "Email", "email"),
+    ("display_name", "Name", "string"),
+    ("is_active", "Active", "boolean"),
+    ("created_at", "Created at", "timestamp"),
+    ("updated_at", "Updated at", "timestamp"),
+    ("version", "Version", "number"),
+];
+
+/// Filter operators by value type (SPEC §7.4), as `_schema` lists them.
+pub fn filter_operators(value_type: &str) -> &'static [&'static str] {
+    const TEXT: &[&str] = &["eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "exists", "not_exists"];
+    const ORDERED: &[&str] = &["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "not_exists"];
+    const IDENTITY: &[&str] = &["eq", "ne", "in", "not_in", "exists", "not_exists"];
+    const FLAG: &[&str] = &["eq", "ne", "exists", "not_exists"];
+    match value_type {
+        "string" | "long_text" | "url" | "phone_number" | "email" | "enum" | "account_domain" => TEXT,
+        "number" | "currency" | "timestamp" => ORDERED,
+        "boolean" => FLAG,
+        "address" => &[],
+        _ => IDENTITY,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attribute_schema(
+    api_name: &str,
+    display_name: &str,
+    value_type: &str,
+    is_array: bool,
+    writable: bool,
+    is_unique: bool,
+    is_sortable: bool,
+    extra: Option<(&str, Json)>,
+) -> Json {
+    let operators = filter_operators(value_type);
+    let mut type_info = json!({"value_type": value_type, "is_array": is_array});
+    if let Some((k, v)) = extra {
+        type_info[k] = v;
+    }
+    json!({
+        "api_name": api_name, "display_name": display_name, "description": null, "type_info": type_info,
+        "is_creatable": writable, "is_updatable": writable, "is_required_on_create": false,
+        "is_unique": is_unique, "is_custom": false, "is_sortable": is_sortable,
+        "is_filterable": !operators.is_empty(), "filter_operators": operators,
+    })
+}
+
+/// `GET /api/v2/_schema/{rt}` (SPEC §6), not wrapped in `data`.
+pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
+    let mut attributes = Vec::new();
+    if rt == RecordType::User {
+        for (name, display, vt) in USER_ATTRIBUTES {
+            let sortable = !matches!(*vt, "boolean");
+            attributes.push(attribute_schema(
+                name,
+                display,
+                vt,
+                false,
+                false,
+                *name == "email" || *name == "id",
+                sortable,
+                None,
+            ));
+        }
+    } else {
+        for (name, display, vt) in V2_META_ATTRIBUTES {
+            let target = (*vt == "record_reference").then(|| ("target", json!("user")));
+            let sortable = matches!(*name, "id" | "created_at" | "updated_at" | "archived_at" | "version");
+            attributes.push(attribute_schema(name, display, vt, false, false, *name == "id", sortable, target));
+        }
+        for f in fields(rt) {
+            let vt = type_name(rt, f);
+            let is_array = f.is_array && !is_first_of_list(rt, f);
+            let extra = match f.value_type {
+                ValueType::Reference(target) => Some(("target", json!(target.api_name()))),
+                ValueType::Stage => Some((
+                    "options",
+                    Json::Array(
+                        stages
+                            .iter()
+                            .map(|s| json!({"id": s.id.canonical(), "api_name": s.api_name, "display_value": s.display_value, "color": s.color}))
+                            .collect(),
+                    ),
+                )),
+                ValueType::Enum(values) => Some(("options", json!(values))),
+                _ => None,
+            };
+            attributes.push(attribute_schema(f.api_name, f.display_name, vt, is_array, true, false, f.sortable, extra));
+        }
+        if rt == RecordType::Account {
+            attributes.push(attribute_schema("domains", "Domains", "account_domain", true, false, true, false, None));
+        }
+    }
+    let (display, description) = match rt {
+        RecordType::Account => ("Account", "A company: a customer, prospect or partner."),
+        RecordType::Contact => ("Contact", "A person, usually at an account."),
+        RecordType::User => ("User", "A member of the tenant's user directory; read-only here."),
+    };
+    json!({
+        "api_name": rt.api_name(), "display_name": display, "description": description,
+        "is_custom": false, "is_junction": false, "supports_custom_fields": rt != RecordType::User,
+        "attributes": attributes, "relationships": [],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Actor, RecordMeta};
+    use crate::schema::default_stages;
+    use crate::timestamp::Timestamp;
+
+    fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
+        parse_write(RecordType::Account, &body, mode, &default_stages("t", RecordType::Account))
+    }
+
+    #[test]
+    fn raw_and_enveloped_values_are_the_same_write() {
+        let raw = parse(
+            json!({"attributes": {"display_name": "Acme", "tags": ["a"], "employee_count": 5}}),
+            WriteMode::Create,
+        )
+        .unwrap();
+        let enveloped = parse(
+            json!({"attributes": {
+                "display_name": {"value_type": "string", "value": "Acme"},
+                "tags": [{"value_type": "string", "value": "a"}],
+                "employee_count": {"value_type": "number", "value": 5}
+            }}),
+            WriteMode::Create,
+        )
+        .unwrap();
+        assert_eq!(raw, enveloped);
+        let e = parse(json!({"attributes": {"display_name": {"value_type": "number", "value": 1}}}), WriteMode::Create)
+            .unwrap_err();
+        assert_eq!((e.code, e.details["field"].as_str()), (ErrorCode::FieldValueInvalid, Some("display_name")));
+    }
+
+    #[test]
+    fn stamped_and_foreign_attributes_are_refused() {
+        for (body, mode, code) in [
+            (json!({"attributes": {"id": "x"}}), WriteMode::Create, ErrorCode::FieldNotCreatable),
+            (json!({"attributes": {"version": 3}}), WriteMode::Patch, ErrorCode::FieldNotUpdatable),
+            (json!({"attributes": {"domains": []}}), WriteMode::Patch, ErrorCode::FieldNotUpdatable),
+            (json!({"attributes": {"domain_name": "acme.com"}}), WriteMode::Create, ErrorCode::UnknownField),
+            (json!({"attributes": {"name": "v1 spelling"}}), WriteMode::Create, ErrorCode::UnknownField),
+            (json!({"attrs": {}}), WriteMode::Create, ErrorCode::UnknownField),
+        ] {
+            assert_eq!(parse(body.clone(), mode).unwrap_err().code, code, "{body}");
+        }
+    }
+
+    #[test]
+    fn references_accept_ids_objects_and_matches() {
+        let id = crate::ids::RecordId::generate();
+        for v in [json!(id.canonical()), json!({"related_record_id": id.canonical()})] {
+            let w = parse(json!({"attributes": {"owner_user_id": v}}), WriteMode::Patch).unwrap();
+            assert_eq!(w.values[0].1, Value::Ref(id));
+        }
+        let w = parse(
+            json!({"attributes": {"owner_user_id": {"related_record_match": {"email": "a@b.com"}}}}),
+            WriteMode::Patch,
+        )
+        .unwrap();
+        assert_eq!(w.values[0].1, Value::Match { key: "email".into(), value: "a@b.com".into() });
+        assert!(
+            parse(
+                json!({"attributes": {"owner_user_id": {"related_record_id": "x", "related_record_match": {}}}}),
+                WriteMode::Patch
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn every_attribute_renders_with_its_type() {
+        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+        let stages = default_stages("t", RecordType::Account);
+        let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
+        let w = parse(json!({"attributes": {"display_name": "Acme", "current_stage_id": "customer", "estimated_annual_revenue": 10, "address": {"city": "Oslo"}}}), WriteMode::Create).unwrap();
+        r.apply(&w, Timestamp(0)).unwrap();
+        let doc = render(&r, &RenderContext { stages: &stages, only: None });
+        let attrs = doc["attributes"].as_object().unwrap();
+        assert_eq!(attrs.len(), attribute_names(RecordType::Account).len());
+        assert_eq!(attrs["display_name"], json!({"value_type": "string", "value": "Acme"}));
+        assert_eq!(attrs["current_stage_id"]["value"]["api_name"], "customer");
+        assert_eq!(attrs["estimated_annual_revenue"]["value"], json!({"amount": "10", "currency_code": "USD"}));
+        assert_eq!(attrs["address"]["value"]["city"], "Oslo");
+        assert_eq!(attrs["tags"], json!([]));
+        assert_eq!(attrs["owner_user_id"], json!({"value_type": "record_reference", "value": null}));
+        assert_eq!(attrs["source_type"]["value_type"], "enum");
+        let only = ["display_name".to_owned()];
+        let doc = render(&r, &RenderContext { stages: &stages, only: Some(&only) });
+        assert_eq!(doc["attributes"].as_object().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,49 @@
+//! Response and request helpers shared by both dialects' record handlers.
+
+use crate::error::{ApiError, ApiResult};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use corral_core::ErrorCode;
+use corral_store::IdempotencyKey;
+use sha2::{Digest, Sha256};
+
+/// A JSON response, with `ETag: "<version>"` when it shows one record.
+pub fn json_response(status: StatusCode, body: String, version: Option<i64>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(v) = version {
+        headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{v}\"")).expect("digits are a valid header"));
+    }
+    response
+}
+
+/// The response to a create: `Location`, `ETag`, and `Idempotent-Replayed` on replays.
+pub fn created_response(
+    status: StatusCode,
+    body: String,
+    version: Option<i64>,
+    location: Option<String>,
+    replayed: bool,
+) -> Response {
+    let mut response = json_response(status, body, version);
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The `Idempotency-Key` of a create, with a hash of its body (SPEC §5.2).
+pub fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidQueryParameter, "Idempotency-Key must be 1-255 visible characters")
+    })?;
+    let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyKey { key: key.to_owned(), request_hash }))
+}

@@ -1,0 +1,315 @@
+//! The v2 typed-record dialect (SPEC §7.1–§7.3, §7.6, §6): records as attribute envelopes,
+//! create / read / patch / archive / restore / purge, the domains sub-resource, read-only
+//! users and `_schema`.
+
+use crate::auth::{Permission, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{IfMatch, JsonBody, QueryPairs};
+use crate::routes::shared::{created_response, idempotency_key, json_response};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use corral_core::schema::default_stages;
+use corral_core::v2::{self, RenderContext, WriteMode, envelope};
+use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
+use corral_store::{Created, DomainChange, User};
+use serde_json::{Map, Value as Json, json};
+
+/// Resolves `{rt}`; anything but a built-in record type is `404 unknown_record_type`.
+fn record_type(rt: &str) -> ApiResult<RecordType> {
+    RecordType::from_api_name(rt).ok_or_else(|| {
+        CoreError::new(ErrorCode::UnknownRecordType, format!("unknown record type `{rt}`"))
+            .with("record_type", rt)
+            .into()
+    })
+}
+
+/// A record type that is written through v2 today. Users are read-only (405).
+fn writable(rt: &str, allow: &str) -> ApiResult<RecordType> {
+    match record_type(rt)? {
+        RecordType::User => {
+            Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API; use /api/admin/users")
+                .with_header(header::ALLOW, allow))
+        }
+        RecordType::Contact => Err(not_available()),
+        rt => Ok(rt),
+    }
+}
+
+/// Contacts arrive with the contact model; until then their routes say so.
+fn not_available() -> ApiError {
+    CoreError::new(ErrorCode::UnknownRecordType, "contact records are not available in this version yet")
+        .with("record_type", "contact")
+        .into()
+}
+
+fn read_permission(rt: RecordType) -> Permission {
+    match rt {
+        RecordType::Account => Permission::AccountsRead,
+        RecordType::Contact => Permission::ContactsRead,
+        RecordType::User => Permission::UsersRead,
+    }
+}
+
+fn write_permission(rt: RecordType) -> Permission {
+    match rt {
+        RecordType::Contact => Permission::ContactsWrite,
+        _ => Permission::AccountsWrite,
+    }
+}
+
+fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
+    RecordId::parse(rt, raw).ok_or_else(|| CoreError::record_not_found().into())
+}
+
+/// `?fields=a,b`: only those attributes; unknown names are refused.
+fn fields_param(rt: RecordType, query: &QueryPairs) -> ApiResult<Option<Vec<String>>> {
+    let Some((_, raw)) = query.0.iter().rev().find(|(k, _)| k == "fields") else { return Ok(None) };
+    let known = v2::attribute_names(rt);
+    let wanted: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(&w.as_str())) {
+        return Err(CoreError::invalid_query_parameter("fields", format!("unknown attribute `{bad}`")).into());
+    }
+    Ok(Some(wanted))
+}
+
+fn render(record: &Record, only: Option<&[String]>) -> Json {
+    let stages = default_stages(&record.meta.tenant_id, record.record_type);
+    v2::render(record, &RenderContext { stages: &stages, only })
+}
+
+fn record_response(status: StatusCode, record: &Record) -> Response {
+    json_response(status, json!({"data": render(record, None)}).to_string(), Some(record.meta.version))
+}
+
+/// `POST /api/v2/{rt}`: 201 with the record and `Location`.
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(rt): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let rt = writable(&rt, "")?;
+    principal.require(write_permission(rt))?;
+    let stages = default_stages(&principal.actor.tenant, rt);
+    let write = v2::parse_write(rt, &body.value, WriteMode::Create, &stages)?;
+    let key = idempotency_key(&headers, &body.raw)?;
+    let render_body = |r: &Record| json!({"data": render(r, None)}).to_string();
+    let created = state.store().create_record(&principal.actor, rt, &write, key.as_ref(), render_body).await?;
+    let (status, body, replayed) = match created {
+        Created::New(_, body) => (StatusCode::CREATED, body, false),
+        Created::Replayed(stored) => {
+            (StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED), stored.body, true)
+        }
+    };
+    let doc: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
+    let id = doc["data"]["id"].as_str().map(|id| format!("/api/v2/{}/{id}", rt.api_name()));
+    let version = doc["data"]["attributes"]["version"]["value"].as_i64();
+    Ok(created_response(status, body, version, id, replayed))
+}
+
+/// `GET /api/v2/{rt}/{id}` (`?fields=`, `?include_archived=true`).
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id)): Path<(String, String)>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let rt = record_type(&rt)?;
+    principal.require(read_permission(rt))?;
+    query.only(&["fields", "include_archived"])?;
+    let only = fields_param(rt, &query)?;
+    let id = parse_id(rt, &id)?;
+    if rt == RecordType::User {
+        let user = state.store().get_user(&principal.actor.tenant, id).await?;
+        let body = json!({"data": render_user(&user, only.as_deref())});
+        return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
+    }
+    if rt == RecordType::Contact {
+        return Err(not_available());
+    }
+    let record = state.store().get_record(&principal.actor, rt, id, query.flag("include_archived")?).await?;
+    let body = json!({"data": render(&record, only.as_deref())});
+    Ok(json_response(StatusCode::OK, body.to_string(), Some(record.meta.version)))
+}
+
+/// `PATCH /api/v2/{rt}/{id}`: omitted = unchanged, null = clear, arrays replace.
+pub async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id)): Path<(String, String)>,
+    if_match: IfMatch,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let rt = writable(&rt, "GET")?;
+    principal.require(write_permission(rt))?;
+    let stages = default_stages(&principal.actor.tenant, rt);
+    let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &stages)?;
+    let record = state.store().update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0).await?;
+    Ok(record_response(StatusCode::OK, &record))
+}
+
+/// `DELETE /api/v2/{rt}/{id}`: archives (204); `?purge=true` (admin) deletes for good.
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id)): Path<(String, String)>,
+    if_match: IfMatch,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let rt = writable(&rt, "GET")?;
+    principal.require(write_permission(rt))?;
+    query.only(&["purge"])?;
+    let id = parse_id(rt, &id)?;
+    if query.flag("purge")? {
+        principal.require(Permission::Admin)?;
+        state.store().purge_record(&principal.actor, rt, id).await?;
+    } else {
+        state.store().archive_record(&principal.actor, rt, id, if_match.0).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v2/{rt}/{id}/_restore`.
+pub async fn restore(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let rt = writable(&rt, "")?;
+    principal.require(write_permission(rt))?;
+    let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
+    Ok(record_response(StatusCode::OK, &record))
+}
+
+/// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).
+pub async fn schema(principal: Principal, Path(rt): Path<String>) -> ApiResult<Response> {
+    let rt = record_type(&rt)?;
+    principal.require(read_permission(rt))?;
+    let stages = default_stages(&principal.actor.tenant, rt);
+    Ok(json_response(StatusCode::OK, v2::schema_document(rt, &stages).to_string(), None))
+}
+
+/// A directory user as a v2 record.
+fn render_user(u: &User, only: Option<&[String]>) -> Json {
+    let organization = if uuid::Uuid::try_parse(&u.tenant_id).is_ok() { "uuid" } else { "string" };
+    let mut attributes = Map::new();
+    attributes.insert("id".into(), envelope("uuid", json!(u.id.canonical())));
+    attributes.insert("organization_id".into(), envelope(organization, json!(u.tenant_id)));
+    attributes.insert("email".into(), envelope("email", json!(u.email)));
+    attributes.insert("display_name".into(), envelope("string", json!(u.display_name)));
+    attributes.insert("is_active".into(), envelope("boolean", json!(u.is_active)));
+    attributes.insert("created_at".into(), envelope("timestamp", json!(u.created_at.to_rfc3339())));
+    attributes.insert("updated_at".into(), envelope("timestamp", json!(u.updated_at.to_rfc3339())));
+    attributes.insert("version".into(), envelope("number", json!(u.version)));
+    if let Some(only) = only {
+        attributes.retain(|k, _| only.iter().any(|o| o == k));
+    }
+    json!({
+        "id": u.id.canonical(), "record_type": "user",
+        "created_at": u.created_at.to_rfc3339(), "updated_at": u.updated_at.to_rfc3339(),
+        "attributes": attributes,
+    })
+}
+
+// ----- attribute sub-resources -----
+
+/// Which sub-resource a path names: only account `domains` today.
+fn domains_only(rt: &str, name: &str, allow: &str) -> ApiResult<()> {
+    match (record_type(rt)?, name) {
+        (RecordType::Account, "domains") => Ok(()),
+        (RecordType::Account, _) => {
+            Err(ApiError::new(ErrorCode::RouteNotFound, format!("accounts have no `{name}` sub-resource")))
+        }
+        (RecordType::User, _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API")
+            .with_header(header::ALLOW, allow)),
+        (RecordType::Contact, "contact_emails" | "contact_phone_numbers") => Err(not_available()),
+        (RecordType::Contact, _) => {
+            Err(CoreError::new(ErrorCode::SubResourceNotSupported, format!("contacts have no `{name}` sub-resource"))
+                .with("sub_resource", name)
+                .into())
+        }
+    }
+}
+
+fn domain_item(record: &Record, domain: &str) -> Json {
+    let is_primary = record.domains.iter().any(|d| d.domain_name == domain && d.is_primary);
+    json!({"data": {"domain_name": domain, "is_primary": is_primary}})
+}
+
+fn only_keys<'a>(body: &'a Json, allowed: &[&str], required: &str) -> ApiResult<&'a Json> {
+    let obj =
+        body.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(CoreError::unknown_field(k).into());
+    }
+    obj.get(required).ok_or_else(|| CoreError::required_missing(required).into())
+}
+
+fn normalised_domain(raw: &str, field: &str) -> ApiResult<String> {
+    normalize::domain(raw).map_err(|r| CoreError::invalid_value(field, r).into())
+}
+
+/// `POST /api/v2/account/{id}/attribute/domains`: 201, or 200 if the account already has it.
+pub async fn add_sub_resource(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id, name)): Path<(String, String, String)>,
+    if_match: IfMatch,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    domains_only(&rt, &name, "")?;
+    principal.require(Permission::AccountsWrite)?;
+    if body.value.get("is_primary").is_some() {
+        return Err(CoreError::field_not_creatable("is_primary").into());
+    }
+    let raw = only_keys(&body.value, &["domain_name"], "domain_name")?;
+    let domain = normalised_domain(
+        raw.as_str().ok_or_else(|| CoreError::invalid_value("domain_name", "expected a string"))?,
+        "domain_name",
+    )?;
+    let id = parse_id(RecordType::Account, &id)?;
+    let (record, added) =
+        state.store().change_domain(&principal.actor, id, &domain, DomainChange::Add, if_match.0).await?;
+    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json_response(status, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
+}
+
+/// `PATCH /api/v2/account/{id}/attribute/domains/{domain_name}` with `{"is_primary": bool}`.
+pub async fn patch_sub_resource(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id, name, item)): Path<(String, String, String, String)>,
+    if_match: IfMatch,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    domains_only(&rt, &name, "")?;
+    principal.require(Permission::AccountsWrite)?;
+    let primary = only_keys(&body.value, &["is_primary"], "is_primary")?
+        .as_bool()
+        .ok_or_else(|| CoreError::invalid_value("is_primary", "expected true or false"))?;
+    let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
+    let id = parse_id(RecordType::Account, &id)?;
+    let (record, _) = state
+        .store()
+        .change_domain(&principal.actor, id, &domain, DomainChange::SetPrimary(primary), if_match.0)
+        .await?;
+    Ok(json_response(StatusCode::OK, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
+}
+
+/// `DELETE /api/v2/account/{id}/attribute/domains/{domain_name}`: 204.
+pub async fn delete_sub_resource(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((rt, id, name, item)): Path<(String, String, String, String)>,
+    if_match: IfMatch,
+) -> ApiResult<Response> {
+    domains_only(&rt, &name, "")?;
+    principal.require(Permission::AccountsWrite)?;
+    let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
+    let id = parse_id(RecordType::Account, &id)?;
+    state.store().change_domain(&principal.actor, id, &domain, DomainChange::Remove, if_match.0).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
