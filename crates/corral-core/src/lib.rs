@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod error;
 pub mod ids;
+pub mod items;
 pub mod list;
 pub mod normalize;
 pub mod record;

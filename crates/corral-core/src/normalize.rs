@@ -12,6 +12,9 @@ pub const MAX_TAGS: usize = 100;
 /// Longest tag, in characters.
 pub const MAX_TAG_CHARS: usize = 100;
 
+/// A normalising function: the canonical form, or why the input was refused.
+pub type Normaliser = fn(&str) -> Result<String, &'static str>;
+
 /// Normalises a domain: trim, lower-case, strip scheme, user info, port, path, query,
 /// fragment, a leading `www.` and a trailing dot, convert Unicode to IDNA ASCII, and require a
 /// hostname with at least one dot that is not an IP literal.

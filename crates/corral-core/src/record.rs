@@ -73,6 +73,50 @@ pub struct AccountDomain {
     pub added_at: i64,
 }
 
+/// A contact email or phone number (SPEC §4.3, §7.6).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContactItem {
+    pub id: String,
+    /// The normalised email, or the trimmed phone number.
+    pub value: String,
+    pub is_primary: bool,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub added_at: i64,
+}
+
+impl ContactItem {
+    /// An item added now (not yet primary).
+    pub fn new(value: &str, labels: Vec<String>, now: Timestamp) -> Self {
+        ContactItem {
+            id: RecordId::generate().canonical(),
+            value: value.to_owned(),
+            is_primary: false,
+            labels,
+            added_at: now.0,
+        }
+    }
+}
+
+impl crate::items::ListItem for ContactItem {
+    /// Emails match case-insensitively (SPEC §5.1); phones as given.
+    fn key(&self) -> String {
+        self.value.to_lowercase()
+    }
+    fn is_primary(&self) -> bool {
+        self.is_primary
+    }
+    fn set_primary(&mut self, primary: bool) {
+        self.is_primary = primary;
+    }
+    fn added_at(&self) -> i64 {
+        self.added_at
+    }
+}
+
+/// Labels a contact email or phone may carry.
+pub const ITEM_LABELS: &[&str] = &["WORK", "PERSONAL", "MOBILE"];
+
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -82,6 +126,11 @@ pub struct Record {
     pub values: Vec<Value>,
     /// Account domains, oldest first.
     pub domains: Vec<AccountDomain>,
+    /// Contact emails and phone numbers, oldest first.
+    pub emails: Vec<ContactItem>,
+    pub phones: Vec<ContactItem>,
+    /// A contact's primary account (its primary `accounts` edge).
+    pub primary_account: Option<RecordId>,
     /// Custom attribute values by api_name.
     pub custom: Map<String, Json>,
 }
@@ -97,6 +146,12 @@ pub struct RecordWrite {
     /// v2 `address` of an account: replaces (or with `None` removes) the first of the
     /// account's addresses, keeping the others.
     pub first_address: Option<Option<crate::value::Address>>,
+    /// Contacts: `Some(Some(e))` makes `e` the primary email (replacing the current one),
+    /// `Some(None)` removes it. Likewise for the primary phone.
+    pub primary_email: Option<Option<String>>,
+    pub primary_phone: Option<Option<String>>,
+    /// Contacts (v1 `account_id`): the primary account; `Some(None)` removes the edge.
+    pub primary_account: Option<Option<RecordId>>,
     /// Replacement custom values.
     pub custom: Option<Map<String, Json>>,
     /// v1 body `version`: the write applies only at this version (else `version_conflict`).
@@ -110,7 +165,16 @@ impl Record {
             .iter()
             .map(|f| f.default.map(|d| Value::Text(d.to_owned())).unwrap_or_else(|| Value::empty(f)))
             .collect();
-        Record { record_type, meta, values, domains: Vec::new(), custom: Map::new() }
+        Record {
+            record_type,
+            meta,
+            values,
+            domains: Vec::new(),
+            emails: Vec::new(),
+            phones: Vec::new(),
+            primary_account: None,
+            custom: Map::new(),
+        }
     }
 
     pub fn fields(&self) -> &'static [FieldDef] {
@@ -126,10 +190,25 @@ impl Record {
         self.domains.iter().find(|d| d.is_primary).map(|d| d.domain_name.as_str())
     }
 
+    /// A contact's primary email, if any.
+    pub fn primary_email(&self) -> Option<&str> {
+        self.emails.iter().find(|e| e.is_primary).map(|e| e.value.as_str())
+    }
+
+    /// A contact's primary phone number, if any.
+    pub fn primary_phone(&self) -> Option<&str> {
+        self.phones.iter().find(|e| e.is_primary).map(|e| e.value.as_str())
+    }
+
+    /// Everything a write can change, for "did anything change" checks.
+    fn changeable(&self) -> impl PartialEq + '_ {
+        (&self.values, &self.domains, &self.emails, &self.phones, &self.primary_account, &self.custom)
+    }
+
     /// Applies `write` and reports whether anything changed. Stamps are not touched here;
     /// the caller bumps them only when this returns true.
     pub fn apply(&mut self, write: &RecordWrite, now: Timestamp) -> CoreResult<bool> {
-        let before = (self.values.clone(), self.domains.clone(), self.custom.clone());
+        let before = self.clone();
         for (index, value) in &write.values {
             self.values[*index] = value.clone();
         }
@@ -150,13 +229,48 @@ impl Record {
             }
         }
         if let Some(primary) = &write.primary_domain {
-            set_primary_domain(&mut self.domains, primary.as_deref(), now);
+            crate::items::replace_primary(&mut self.domains, primary.as_deref().map(|d| AccountDomain::new(d, now)));
+        }
+        if let Some(email) = &write.primary_email {
+            crate::items::replace_primary(
+                &mut self.emails,
+                email.as_deref().map(|e| ContactItem::new(e, Vec::new(), now)),
+            );
+        }
+        if let Some(phone) = &write.primary_phone {
+            crate::items::replace_primary(
+                &mut self.phones,
+                phone.as_deref().map(|p| ContactItem::new(p, Vec::new(), now)),
+            );
+        }
+        if let Some(account) = write.primary_account {
+            self.primary_account = account;
         }
         if let Some(custom) = &write.custom {
             self.custom = custom.clone();
         }
+        self.derive(&before);
         self.check_required()?;
-        Ok((&self.values, &self.domains, &self.custom) != (&before.0, &before.1, &before.2))
+        Ok(self.changeable() != before.changeable())
+    }
+
+    /// A contact's display name follows its first and last name unless the client set a
+    /// different one (SPEC §4.3: computed when blank).
+    fn derive(&mut self, before: &Record) {
+        if self.record_type != RecordType::Contact {
+            return;
+        }
+        use crate::schema::{CONTACT_DISPLAY_NAME, CONTACT_FIRST_NAME, CONTACT_LAST_NAME};
+        let composed = |r: &Record| {
+            let part = |i: usize| r.values[i].as_text().map(str::trim).unwrap_or("").to_owned();
+            let name = format!("{} {}", part(CONTACT_FIRST_NAME), part(CONTACT_LAST_NAME)).trim().to_owned();
+            (!name.is_empty()).then_some(name)
+        };
+        let current =
+            self.values[CONTACT_DISPLAY_NAME].as_text().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if current.is_none() || current == composed(before) {
+            self.values[CONTACT_DISPLAY_NAME] = composed(self).map(Value::Text).unwrap_or(Value::Null);
+        }
     }
 
     /// An account needs a name; without one it takes its primary domain (SPEC §4.2).
@@ -180,102 +294,31 @@ impl Record {
     }
 }
 
-/// Makes `new` the primary domain, replacing the current primary (v1 `domain` semantics):
-/// the old primary is removed unless it is `new`; `new` is added, or promoted if it was a
-/// secondary. With `None` the primary is removed and the oldest remaining domain promoted.
-pub fn set_primary_domain(domains: &mut Vec<AccountDomain>, new: Option<&str>, now: Timestamp) {
-    if domains.iter().any(|d| d.is_primary && Some(d.domain_name.as_str()) == new) {
-        return;
+impl crate::items::ListItem for AccountDomain {
+    fn key(&self) -> String {
+        self.domain_name.clone()
     }
-    domains.retain(|d| !d.is_primary);
-    match new {
-        Some(name) => match domains.iter_mut().find(|d| d.domain_name == name) {
-            Some(existing) => existing.is_primary = true,
-            None => domains.push(AccountDomain { domain_name: name.to_owned(), is_primary: true, added_at: now.0 }),
-        },
-        None => {
-            if let Some(oldest) = domains.iter_mut().min_by_key(|d| d.added_at) {
-                oldest.is_primary = true;
-            }
-        }
+    fn is_primary(&self) -> bool {
+        self.is_primary
+    }
+    fn set_primary(&mut self, primary: bool) {
+        self.is_primary = primary;
+    }
+    fn added_at(&self) -> i64 {
+        self.added_at
     }
 }
 
-/// Adds a domain (domains sub-resource); it becomes primary when the account has none.
-/// Returns false when the account already has it.
-pub fn add_domain(domains: &mut Vec<AccountDomain>, name: &str, now: Timestamp) -> bool {
-    if domains.iter().any(|d| d.domain_name == name) {
-        return false;
+impl AccountDomain {
+    /// A domain added now (not yet primary).
+    pub fn new(domain_name: &str, now: Timestamp) -> Self {
+        AccountDomain { domain_name: domain_name.to_owned(), is_primary: false, added_at: now.0 }
     }
-    let is_primary = !domains.iter().any(|d| d.is_primary);
-    domains.push(AccountDomain { domain_name: name.to_owned(), is_primary, added_at: now.0 });
-    true
-}
-
-/// Promotes a domain (demoting the old primary), or with `false` leaves the account without
-/// a primary if it was the primary. Returns whether anything changed.
-pub fn set_domain_primary(domains: &mut [AccountDomain], name: &str, primary: bool) -> CoreResult<bool> {
-    let target = domains.iter().position(|d| d.domain_name == name).ok_or_else(CoreError::record_not_found)?;
-    if domains[target].is_primary == primary {
-        return Ok(false);
-    }
-    for (i, d) in domains.iter_mut().enumerate() {
-        d.is_primary = if primary { i == target } else { d.is_primary && i != target };
-    }
-    Ok(true)
-}
-
-/// Removes a domain; removing the primary promotes the oldest remaining one.
-pub fn remove_domain(domains: &mut Vec<AccountDomain>, name: &str, now: Timestamp) -> CoreResult<()> {
-    let target = domains.iter().position(|d| d.domain_name == name).ok_or_else(CoreError::record_not_found)?;
-    if domains[target].is_primary {
-        set_primary_domain(domains, None, now);
-    } else {
-        domains.remove(target);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(name: &str, primary: bool, at: i64) -> AccountDomain {
-        AccountDomain { domain_name: name.into(), is_primary: primary, added_at: at }
-    }
-
-    #[test]
-    fn v1_domain_writes_replace_the_primary() {
-        let mut ds = vec![d("a.com", true, 1), d("b.com", false, 2)];
-        set_primary_domain(&mut ds, Some("c.com"), Timestamp(3));
-        assert_eq!(ds, vec![d("b.com", false, 2), d("c.com", true, 3)]);
-        set_primary_domain(&mut ds, Some("b.com"), Timestamp(4));
-        assert_eq!(ds, vec![d("b.com", true, 2)]);
-        set_primary_domain(&mut ds, Some("b.com"), Timestamp(5));
-        assert_eq!(ds, vec![d("b.com", true, 2)]);
-        let mut ds = vec![d("a.com", true, 1), d("c.com", false, 3), d("b.com", false, 2)];
-        set_primary_domain(&mut ds, None, Timestamp(4));
-        assert_eq!(ds, vec![d("c.com", false, 3), d("b.com", true, 2)]);
-    }
-
-    #[test]
-    fn sub_resource_domain_operations() {
-        let mut ds = Vec::new();
-        assert!(add_domain(&mut ds, "a.com", Timestamp(1)));
-        assert!(!add_domain(&mut ds, "a.com", Timestamp(2)));
-        assert!(add_domain(&mut ds, "b.com", Timestamp(3)));
-        assert_eq!(ds, vec![d("a.com", true, 1), d("b.com", false, 3)]);
-        assert!(set_domain_primary(&mut ds, "b.com", true).unwrap());
-        assert_eq!(ds, vec![d("a.com", false, 1), d("b.com", true, 3)]);
-        assert!(set_domain_primary(&mut ds, "b.com", false).unwrap());
-        assert!(ds.iter().all(|x| !x.is_primary));
-        assert!(set_domain_primary(&mut ds, "c.com", true).is_err());
-        assert!(add_domain(&mut ds, "c.com", Timestamp(4)));
-        assert!(ds[2].is_primary, "with no primary, a new domain becomes primary");
-        remove_domain(&mut ds, "c.com", Timestamp(5)).unwrap();
-        assert_eq!(ds, vec![d("a.com", true, 1), d("b.com", false, 3)]);
-        assert!(remove_domain(&mut ds, "zzz.com", Timestamp(5)).is_err());
-    }
 
     #[test]
     fn a_nameless_account_takes_its_domain_or_is_refused() {

@@ -146,12 +146,42 @@ pub static ACCOUNT_FIELDS: &[FieldDef] = &[
     array(field("tags", "tags", "Tags", T::String)),
 ];
 
+/// Index of the contact fields the display name is computed from, in [`CONTACT_FIELDS`].
+pub const CONTACT_FIRST_NAME: usize = 2;
+pub const CONTACT_LAST_NAME: usize = 3;
+pub const CONTACT_DISPLAY_NAME: usize = 5;
+
+/// The contact's writable fields (SPEC §4.3), in v2 attribute order. Emails, phone numbers
+/// and the primary account are managed separately (items with one primary; an edge).
+pub static CONTACT_FIELDS: &[FieldDef] = &[
+    SOURCE,
+    SOURCE_TYPE,
+    field("first_name", "first_name", "First name", T::String),
+    field("last_name", "last_name", "Last name", T::String),
+    field("middle_name", "middle_name", "Middle name", T::String),
+    field("display_name", "display_name", "Name", T::String),
+    FieldDef { column: "job_title", ..field("title", "job_title", "Title", T::String) },
+    field("department", "department", "Department", T::String),
+    field("seniority", "seniority", "Seniority", T::String),
+    field("decision_role", "decision_role", "Decision role", T::String),
+    field("stage", "stage", "Stage", T::Stage),
+    field("owner_user_id", "owner_id", "Owner", T::Reference(RecordType::User)),
+    field("linkedin_url", "linkedin_url", "LinkedIn URL", T::Url),
+    field("reports_to_contact_id", "reports_to_contact_id", "Reports to", T::Reference(RecordType::Contact)),
+    field("last_interaction_at", "last_interaction_at", "Last interaction at", T::Timestamp),
+    field("opted_in", "opted_in", "Opted in", T::Boolean),
+    field("opted_in_at", "opted_in_at", "Opted in at", T::Timestamp),
+    field("address", "address", "Address", T::Address),
+    array(field("tags", "tags", "Tags", T::String)),
+];
+
 /// The writable fields of a record type.
 pub fn fields(record_type: RecordType) -> &'static [FieldDef] {
     match record_type {
         RecordType::Account => ACCOUNT_FIELDS,
-        // Contacts and users arrive with the v2 record model.
-        RecordType::Contact | RecordType::User => &[],
+        RecordType::Contact => CONTACT_FIELDS,
+        // Users are a directory (crate `corral-store`'s `users`), not field-driven records.
+        RecordType::User => &[],
     }
 }
 
@@ -266,6 +296,9 @@ mod tests {
             }
         }
         assert_eq!(ACCOUNT_FIELDS[ACCOUNT_NAME].v1_name, "name");
+        assert_eq!(CONTACT_FIELDS[CONTACT_FIRST_NAME].v1_name, "first_name");
+        assert_eq!(CONTACT_FIELDS[CONTACT_LAST_NAME].v1_name, "last_name");
+        assert_eq!(CONTACT_FIELDS[CONTACT_DISPLAY_NAME].v1_name, "display_name");
     }
 
     #[test]

@@ -65,6 +65,22 @@ pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages
                 };
                 write.primary_domain = Some(primary);
             }
+            "email" if record_type == RecordType::Contact => {
+                write.primary_email = Some(optional_text(key, json, normalize::email)?);
+            }
+            "phone" if record_type == RecordType::Contact => {
+                write.primary_phone = Some(optional_text(key, json, normalize::phone)?);
+            }
+            "account_id" if record_type == RecordType::Contact => {
+                write.primary_account = Some(match json {
+                    Json::Null => None,
+                    Json::String(s) => Some(
+                        crate::ids::RecordId::parse(RecordType::Account, s)
+                            .ok_or_else(|| CoreError::invalid_value(key, "not an account id"))?,
+                    ),
+                    _ => return Err(CoreError::invalid_value(key, "expected an account id")),
+                });
+            }
             "custom_fields" => write.custom = Some(custom_fields(json)?),
             _ => return Err(CoreError::unknown_field(key)),
         }
@@ -79,9 +95,23 @@ pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages
         if record_type == RecordType::Account && write.primary_domain.is_none() {
             write.primary_domain = Some(None);
         }
+        if record_type == RecordType::Contact {
+            write.primary_email.get_or_insert(None);
+            write.primary_phone.get_or_insert(None);
+            write.primary_account.get_or_insert(None);
+        }
         write.custom.get_or_insert_with(Map::new);
     }
     Ok(write)
+}
+
+/// A nullable string normalised by `normalise`.
+fn optional_text(field: &str, json: &Json, normalise: normalize::Normaliser) -> CoreResult<Option<String>> {
+    match json {
+        Json::Null => Ok(None),
+        Json::String(s) => normalise(s).map(Some).map_err(|r| CoreError::invalid_value(field, r)),
+        _ => Err(CoreError::invalid_value(field, "expected a string")),
+    }
 }
 
 fn expected_version(json: &Json) -> CoreResult<Option<i64>> {
@@ -133,6 +163,11 @@ pub fn render(record: &Record) -> Json {
         doc.insert("domain".into(), json!(record.primary_domain()));
         let names: Vec<&str> = record.domains.iter().map(|d| d.domain_name.as_str()).collect();
         doc.insert("domains".into(), json!(names));
+    }
+    if rt == RecordType::Contact {
+        doc.insert("email".into(), json!(record.primary_email()));
+        doc.insert("phone".into(), json!(record.primary_phone()));
+        doc.insert("account_id".into(), json!(record.primary_account.map(|a| a.v1(RecordType::Account))));
     }
     doc.insert("custom_fields".into(), Json::Object(record.custom.clone()));
     Json::Object(doc)

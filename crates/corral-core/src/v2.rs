@@ -43,11 +43,31 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage
     let mut write = RecordWrite::default();
     for (key, raw) in attributes {
         let stamped = V2_META_ATTRIBUTES.iter().any(|(name, _, _)| name == key);
-        if stamped || (rt == RecordType::Account && key == "domains") {
+        let item_list = matches!(
+            (rt, key.as_str()),
+            (RecordType::Account, "domains") | (RecordType::Contact, "contact_emails" | "contact_phone_numbers")
+        );
+        if stamped || item_list {
             return Err(match mode {
                 WriteMode::Create => CoreError::field_not_creatable(key),
                 WriteMode::Patch => CoreError::field_not_updatable(key),
             });
+        }
+        if rt == RecordType::Contact && matches!(key.as_str(), "primary_email" | "primary_phone_number") {
+            let (value_type, normalise): (&str, crate::normalize::Normaliser) = match key.as_str() {
+                "primary_email" => ("email", crate::normalize::email),
+                _ => ("phone_number", crate::normalize::phone),
+            };
+            let value = match unwrap_as(key, value_type, raw)? {
+                Json::Null => None,
+                Json::String(s) => Some(normalise(&s).map_err(|r| CoreError::invalid_value(key, r))?),
+                _ => return Err(CoreError::invalid_value(key, "expected a string")),
+            };
+            match key.as_str() {
+                "primary_email" => write.primary_email = Some(value),
+                _ => write.primary_phone = Some(value),
+            }
+            continue;
         }
         let Some((index, f)) = field_by_api_name(rt, key) else {
             return Err(CoreError::unknown_field(key));
@@ -71,26 +91,25 @@ fn type_name(rt: RecordType, f: &FieldDef) -> &'static str {
     f.value_type.api_name(rt)
 }
 
+/// Strips an envelope, checking its `value_type` is `expected`; raw values pass through.
+fn unwrap_as(name: &str, expected: &str, item: &Json) -> CoreResult<Json> {
+    match item {
+        Json::Object(o) if o.contains_key("value_type") => {
+            if let Some(k) = o.keys().find(|k| *k != "value_type" && *k != "value") {
+                return Err(CoreError::invalid_value(name, format!("unexpected envelope key `{k}`")));
+            }
+            if o["value_type"].as_str() != Some(expected) {
+                return Err(CoreError::invalid_value(name, format!("envelope value_type must be `{expected}`")));
+            }
+            Ok(o.get("value").cloned().unwrap_or(Json::Null))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
 /// Strips envelopes (one per array element for arrays), checking their `value_type`.
 fn unwrap(rt: RecordType, f: &FieldDef, raw: &Json) -> CoreResult<Json> {
-    let one = |item: &Json| -> CoreResult<Json> {
-        match item {
-            Json::Object(o) if o.contains_key("value_type") => {
-                if let Some(k) = o.keys().find(|k| *k != "value_type" && *k != "value") {
-                    return Err(CoreError::invalid_value(f.api_name, format!("unexpected envelope key `{k}`")));
-                }
-                let expected = type_name(rt, f);
-                if o["value_type"].as_str() != Some(expected) {
-                    return Err(CoreError::invalid_value(
-                        f.api_name,
-                        format!("envelope value_type must be `{expected}`"),
-                    ));
-                }
-                Ok(o.get("value").cloned().unwrap_or(Json::Null))
-            }
-            other => Ok(other.clone()),
-        }
-    };
+    let one = |item: &Json| unwrap_as(f.api_name, type_name(rt, f), item);
     match raw {
         Json::Array(items) if f.is_array && !is_first_of_list(rt, f) => {
             Ok(Json::Array(items.iter().map(one).collect::<CoreResult<_>>()?))
@@ -176,6 +195,21 @@ fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
             .collect();
         out.insert("domains".into(), Json::Array(domains));
     }
+    if rt == RecordType::Contact {
+        let items = |list: &[crate::record::ContactItem], vt: &str, key: &str| {
+            let rendered = list
+                .iter()
+                .map(|i| {
+                    envelope(vt, json!({"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels}))
+                })
+                .collect();
+            Json::Array(rendered)
+        };
+        out.insert("primary_email".into(), envelope("email", json!(record.primary_email())));
+        out.insert("contact_emails".into(), items(&record.emails, "contact_email", "email"));
+        out.insert("primary_phone_number".into(), envelope("phone_number", json!(record.primary_phone())));
+        out.insert("contact_phone_numbers".into(), items(&record.phones, "contact_phone_number", "phone_number"));
+    }
     if let Some(only) = ctx.only {
         out.retain(|k, _| only.iter().any(|o| o == k));
     }
@@ -203,6 +237,9 @@ pub fn attribute_names(rt: RecordType) -> Vec<&'static str> {
     names.extend(fields(rt).iter().map(|f| f.api_name));
     if rt == RecordType::Account {
         names.push("domains");
+    }
+    if rt == RecordType::Contact {
+        names.extend(["primary_email", "contact_emails", "primary_phone_number", "contact_phone_numbers"]);
     }
     names
 }
@@ -302,6 +339,39 @@ pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
         }
         if rt == RecordType::Account {
             attributes.push(attribute_schema("domains", "Domains", "account_domain", true, false, true, false, None));
+        }
+        if rt == RecordType::Contact {
+            attributes.push(attribute_schema("primary_email", "Email", "email", false, true, true, true, None));
+            attributes.push(attribute_schema(
+                "contact_emails",
+                "Emails",
+                "contact_email",
+                true,
+                false,
+                true,
+                false,
+                None,
+            ));
+            attributes.push(attribute_schema(
+                "primary_phone_number",
+                "Phone",
+                "phone_number",
+                false,
+                true,
+                false,
+                true,
+                None,
+            ));
+            attributes.push(attribute_schema(
+                "contact_phone_numbers",
+                "Phone numbers",
+                "contact_phone_number",
+                true,
+                false,
+                false,
+                false,
+                None,
+            ));
         }
     }
     let (display, description) = match rt {

@@ -24,12 +24,12 @@ pub fn router(state: AppState) -> Router {
         // Token exchange (the API key is the credential).
         .route("/api/v1/auth/token", post(token::exchange))
         // v1 document dialect.
-        .route("/api/v1/crm/accounts", get(v1_records::list).post(v1_records::create))
+        .route("/api/v1/crm/{collection}", get(v1_records::list).post(v1_records::create))
         .route(
-            "/api/v1/crm/accounts/{id}",
+            "/api/v1/crm/{collection}/{id}",
             get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
         )
-        .route("/api/v1/crm/accounts/{id}/restore", post(v1_records::restore))
+        .route("/api/v1/crm/{collection}/{id}/restore", post(v1_records::restore))
         // v2 typed-record dialect.
         .route("/api/v2/_schema/{rt}", get(v2_records::schema))
         .route("/api/v2/{rt}", post(v2_records::create))

@@ -7,7 +7,9 @@
 
 pub mod api_keys;
 pub mod db;
+mod edges;
 pub mod idempotency;
+mod keys;
 mod migrate;
 pub mod postgres;
 pub mod records;
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 pub use api_keys::ApiKey;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use postgres::PgOptions;
-pub use records::{DomainChange, Preconditions};
+pub use records::{ContactList, DomainChange, ItemChange, Preconditions};
 pub use settings::TenantSettings;
 pub use users::{User, UserChanges};
 
@@ -273,6 +275,18 @@ impl Store {
         pre: Preconditions,
     ) -> StoreResult<(Record, bool)> {
         in_write!(self, |c| records::change_domain(c, actor, id, domain, change, pre, Timestamp::now()))
+    }
+
+    /// Changes one email or phone number of a contact; see [`records::change_contact_item`].
+    pub async fn change_contact_item(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        list: ContactList,
+        change: ItemChange,
+        pre: Preconditions,
+    ) -> StoreResult<(Record, Option<String>, bool)> {
+        in_write!(self, |c| records::change_contact_item(c, actor, id, list, change, pre, Timestamp::now()))
     }
 
     pub async fn archive_record(

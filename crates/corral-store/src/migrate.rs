@@ -7,8 +7,14 @@ use corral_core::Timestamp;
 /// A migration: its number, a short name and its SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-const SQLITE: &[Migration] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[Migration] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[Migration] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "contacts", include_str!("../migrations/sqlite/0002_contacts.sql")),
+];
+const POSTGRES: &[Migration] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "contacts", include_str!("../migrations/postgres/0002_contacts.sql")),
+];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer
 /// Corral (its schema may not be what this binary expects).

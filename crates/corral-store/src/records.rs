@@ -4,8 +4,9 @@
 //! Every function takes the caller's [`Actor`]: its tenant, and its app scope when it has one,
 //! are part of every statement's WHERE clause (SPEC §3).
 
-use crate::db::{Conn, DbError, Row, SqlBuilder, SqlValue};
-use crate::{StoreError, StoreResult};
+use crate::db::{Conn, Row, SqlBuilder, SqlValue};
+use crate::{StoreError, StoreResult, edges, keys};
+use corral_core::items;
 use corral_core::list::{Condition, Plan, Target};
 use corral_core::record::AccountDomain;
 use corral_core::schema::{FieldDef, ValueType, fields};
@@ -39,7 +40,26 @@ struct Table {
     name: &'static str,
     /// Columns in row order: meta, fields (currency with its `_num` shadow), extras.
     columns: Vec<&'static str>,
-    has_domains: bool,
+}
+
+/// Columns after the fields, per record type: item lists and derived values, then custom.
+fn extras(record_type: RecordType) -> &'static [&'static str] {
+    match record_type {
+        RecordType::Account => &["domains", "custom_fields"],
+        RecordType::Contact => {
+            &["emails", "phones", "primary_email", "primary_phone", "primary_account_id", "custom_fields"]
+        }
+        RecordType::User => &[],
+    }
+}
+
+/// SET clause that records a change made by SQL alone, with the time in parameter `now` and
+/// the actor in parameter `actor`. `updated_at` stays strictly increasing, as
+/// [`corral_core::RecordMeta::touch`] keeps it.
+pub(crate) fn touch_sql(now: usize, actor: usize) -> String {
+    format!(
+        "version = version + 1, updated_at = CASE WHEN updated_at < ${now} THEN ${now} ELSE updated_at + 1 END, updated_by = ${actor}"
+    )
 }
 
 impl Table {
@@ -56,12 +76,8 @@ fn build_table(record_type: RecordType) -> Table {
             columns.push(num_column(f));
         }
     }
-    let has_domains = record_type == RecordType::Account;
-    if has_domains {
-        columns.push("domains");
-    }
-    columns.push("custom_fields");
-    Table { name: table_name(record_type), columns, has_domains }
+    columns.extend(extras(record_type));
+    Table { name: table_name(record_type), columns }
 }
 
 fn table_name(record_type: RecordType) -> &'static str {
@@ -81,16 +97,20 @@ fn num_column(f: &FieldDef) -> &'static str {
 }
 
 static ACCOUNTS: LazyLock<Table> = LazyLock::new(|| build_table(RecordType::Account));
+static CONTACTS: LazyLock<Table> = LazyLock::new(|| build_table(RecordType::Contact));
 
 fn table(record_type: RecordType) -> &'static Table {
     match record_type {
         RecordType::Account => &ACCOUNTS,
-        other => panic!("no record table for {other} yet"),
+        RecordType::Contact => &CONTACTS,
+        RecordType::User => panic!("users live in the user directory, not a record table"),
     }
 }
 
 fn encode_field(f: &FieldDef, value: &Value, out: &mut Vec<SqlValue>) {
     let v = match value {
+        // A missing address is stored as an empty list, like an empty array field.
+        Value::Null if f.value_type == ValueType::Address => SqlValue::text("[]"),
         // Matches are resolved before records are saved.
         Value::Null | Value::Match { .. } => SqlValue::Null,
         Value::Text(s) => SqlValue::Text(s.clone()),
@@ -165,12 +185,22 @@ fn decode(record_type: RecordType, mut row: Row) -> StoreResult<Record> {
     let values = fields(record_type).iter().map(|f| decode_field(f, &mut row, &mut i)).collect();
     let mut record = Record::new(record_type, meta);
     record.values = values;
-    if table(record_type).has_domains {
-        record.domains = serde_json::from_str(&row.text(i).unwrap_or_default()).unwrap_or_default();
+    for column in extras(record_type) {
+        let raw = row.text(i).unwrap_or_default();
+        match *column {
+            "domains" => record.domains = serde_json::from_str(&raw).unwrap_or_default(),
+            "emails" => record.emails = serde_json::from_str(&raw).unwrap_or_default(),
+            "phones" => record.phones = serde_json::from_str(&raw).unwrap_or_default(),
+            "primary_account_id" => record.primary_account = RecordId::parse(RecordType::Account, &raw),
+            "custom_fields" => {
+                if let Ok(Json::Object(custom)) = serde_json::from_str(&raw) {
+                    record.custom = custom;
+                }
+            }
+            // Derived columns (primary email / phone) exist for filtering and sorting only.
+            _ => {}
+        }
         i += 1;
-    }
-    if let Some(Json::Object(custom)) = row.text(i).and_then(|s| serde_json::from_str(&s).ok()) {
-        record.custom = custom;
     }
     Ok(record)
 }
@@ -193,10 +223,18 @@ fn encode(record: &Record) -> Vec<SqlValue> {
     for (f, v) in record.fields().iter().zip(&record.values) {
         encode_field(f, v, &mut out);
     }
-    if table(record.record_type).has_domains {
-        out.push(SqlValue::Text(serde_json::to_string(&record.domains).unwrap_or_else(|_| "[]".into())));
+    let list = |v: Result<String, serde_json::Error>| SqlValue::Text(v.unwrap_or_else(|_| "[]".into()));
+    for column in extras(record.record_type) {
+        out.push(match *column {
+            "domains" => list(serde_json::to_string(&record.domains)),
+            "emails" => list(serde_json::to_string(&record.emails)),
+            "phones" => list(serde_json::to_string(&record.phones)),
+            "primary_email" => SqlValue::opt_text(record.primary_email()),
+            "primary_phone" => SqlValue::opt_text(record.primary_phone()),
+            "primary_account_id" => SqlValue::opt_text(record.primary_account.map(|a| a.canonical())),
+            _ => SqlValue::Text(Json::Object(record.custom.clone()).to_string()),
+        });
     }
-    out.push(SqlValue::Text(Json::Object(record.custom.clone()).to_string()));
     out
 }
 
@@ -443,62 +481,6 @@ async fn check_no_cycle<C: Conn>(
     Err(cycle().into())
 }
 
-/// Makes the account_domains rows match `record.domains`, refusing domains that another
-/// active account holds (409 `conflict`; the holder's id only if the caller may see it).
-async fn sync_domains<C: Conn>(c: &mut C, actor: &Actor, record: &Record, before: &[AccountDomain]) -> StoreResult<()> {
-    if record.domains == before {
-        return Ok(());
-    }
-    let tenant = SqlValue::text(actor.tenant.clone());
-    let id = SqlValue::text(record.meta.id.canonical());
-    for d in &record.domains {
-        if before.iter().any(|b| b.domain_name == d.domain_name) {
-            continue;
-        }
-        check_domain_free(c, actor, &d.domain_name, record.meta.id).await?;
-    }
-    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), id.clone()])
-        .await?;
-    let released = SqlValue::Bool(record.is_deleted());
-    for d in &record.domains {
-        let params = [
-            tenant.clone(),
-            id.clone(),
-            SqlValue::text(d.domain_name.clone()),
-            SqlValue::Bool(d.is_primary),
-            SqlValue::Int(d.added_at),
-            released.clone(),
-        ];
-        let inserted = c
-            .execute("INSERT INTO account_domains (tenant_id, account_id, domain, is_primary, added_at, released) VALUES ($1, $2, $3, $4, $5, $6)", &params)
-            .await;
-        if let Err(DbError::UniqueViolation(_)) = inserted {
-            // Claimed concurrently by another transaction after our check.
-            return Err(CoreError::conflict("domain", &d.domain_name, None).into());
-        }
-        inserted?;
-    }
-    Ok(())
-}
-
-async fn check_domain_free<C: Conn>(c: &mut C, actor: &Actor, domain: &str, own: RecordId) -> StoreResult<()> {
-    let row = c
-        .query_opt(
-            "SELECT d.account_id, a.app_id FROM account_domains d JOIN accounts a ON a.tenant_id = d.tenant_id AND a.id = d.account_id \
-             WHERE d.tenant_id = $1 AND d.domain = $2 AND d.released = $3 AND d.account_id <> $4",
-            &[SqlValue::text(actor.tenant.clone()), SqlValue::text(domain), SqlValue::Bool(false), SqlValue::text(own.canonical())],
-        )
-        .await?;
-    if let Some(mut row) = row {
-        let holder = row.text(0).and_then(|s| RecordId::parse(RecordType::Account, &s));
-        let holder_app = row.text(1);
-        let visible = actor.app.is_none() || actor.app == holder_app;
-        let shown = holder.filter(|_| visible).map(|id| id.v1(RecordType::Account));
-        return Err(CoreError::conflict("domain", domain, shown).into());
-    }
-    Ok(())
-}
-
 /// Resolves `related_record_match` references to ids, inside the write's transaction
 /// (SPEC §7.3): user by `email`, account by `domain_name` (any of its active domains).
 async fn resolve_matches<C: Conn>(
@@ -543,6 +525,12 @@ async fn resolve_matches<C: Conn>(
                 }
                 c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.text(0))
             }
+            (RecordType::Contact, "primary_email") => {
+                let email = corral_core::normalize::email(wanted).map_err(|_| not_found())?;
+                keys::holder(c, actor, RecordType::Contact, &corral_core::normalize::email_key(&email))
+                    .await?
+                    .map(|id| id.canonical())
+            }
             _ => {
                 let allowed = match target {
                     RecordType::User => "email",
@@ -576,9 +564,12 @@ pub async fn create<C: Conn>(
     resolve_matches(c, actor, rt, &mut write).await?;
     let mut record = Record::new(rt, RecordMeta::new(actor, now));
     record.apply(&write, now)?;
+    edges::associate_contact(c, actor, &mut record, None).await?;
     check_references(c, actor, &record, None).await?;
     insert(c, &record).await?;
-    sync_domains(c, actor, &record, &[]).await?;
+    keys::sync(c, actor, &record, None).await?;
+    edges::sync_primary(c, actor, &record, None).await?;
+    edges::associate_account(c, actor, &record, None, now).await?;
     Ok(record)
 }
 
@@ -619,10 +610,13 @@ pub async fn modify<C: Conn>(
     if !change(&mut record)? {
         return Ok(before);
     }
+    edges::associate_contact(c, actor, &mut record, Some(&before)).await?;
     check_references(c, actor, &record, Some(&before)).await?;
-    sync_domains(c, actor, &record, &before.domains).await?;
+    keys::sync(c, actor, &record, Some(&before)).await?;
+    edges::sync_primary(c, actor, &record, Some(&before)).await?;
     record.meta.touch(actor, now);
     save(c, &record).await?;
+    edges::associate_account(c, actor, &record, Some(&before), now).await?;
     Ok(record)
 }
 
@@ -639,6 +633,88 @@ pub async fn update<C: Conn>(
     let mut write = write.clone();
     resolve_matches(c, actor, rt, &mut write).await?;
     modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
+}
+
+/// Which item list of a contact a sub-resource call names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactList {
+    Emails,
+    Phones,
+}
+
+/// What a contact email / phone sub-resource call does (SPEC §7.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemChange {
+    Add { value: String, is_primary: bool, labels: Vec<String> },
+    Update { item_id: String, value: Option<String>, is_primary: Option<bool>, labels: Option<Vec<String>> },
+    Remove { item_id: String },
+}
+
+/// Changes one email or phone number of a contact. Returns the contact and the item's id
+/// (`None` after a removal), and whether an `Add` created a new item (an email the contact
+/// already has is returned as it is). Emails stay unique per tenant (409 `conflict`).
+pub async fn change_contact_item<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    id: RecordId,
+    list: ContactList,
+    change: ItemChange,
+    pre: Preconditions,
+    now: Timestamp,
+) -> StoreResult<(Record, Option<String>, bool)> {
+    use corral_core::items::ListItem;
+    use corral_core::record::ContactItem;
+    let mut outcome = (None, false);
+    let record = modify(c, actor, RecordType::Contact, id, pre, None, now, |r| {
+        let items = match list {
+            ContactList::Emails => &mut r.emails,
+            ContactList::Phones => &mut r.phones,
+        };
+        let position = |items: &[ContactItem], item_id: &str| {
+            items.iter().position(|i| i.id == item_id).ok_or_else(CoreError::record_not_found)
+        };
+        match change {
+            ItemChange::Add { value, is_primary, labels } => {
+                let item = ContactItem::new(&value, labels, now);
+                let key = item.key();
+                let added = items::add(items, item);
+                let promoted = is_primary && items::set_primary(items, &key, true)?;
+                outcome = (items.iter().find(|i| i.key() == key).map(|i| i.id.clone()), added);
+                Ok(added || promoted)
+            }
+            ItemChange::Update { item_id, value, is_primary, labels } => {
+                let at = position(items, &item_id)?;
+                let snapshot = items.clone();
+                if let Some(value) = value {
+                    let key = value.to_lowercase();
+                    if items.iter().any(|i| i.id != item_id && i.key() == key) {
+                        return Err(CoreError::conflict(
+                            if list == ContactList::Emails { "email" } else { "phone_number" },
+                            &value,
+                            None,
+                        ));
+                    }
+                    items[at].value = value;
+                }
+                if let Some(labels) = labels {
+                    items[at].labels = labels;
+                }
+                if let Some(p) = is_primary {
+                    let key = items[at].key();
+                    items::set_primary(items, &key, p)?;
+                }
+                outcome = (Some(item_id), false);
+                Ok(*items != snapshot)
+            }
+            ItemChange::Remove { item_id } => {
+                let key = items[position(items, &item_id)?].key();
+                items::remove(items, &key)?;
+                Ok(true)
+            }
+        }
+    })
+    .await?;
+    Ok((record, outcome.0, outcome.1))
 }
 
 /// What a domains sub-resource call does (SPEC §7.6).
@@ -664,10 +740,10 @@ pub async fn change_domain<C: Conn>(
     let mut changed = false;
     let result = modify(c, actor, RecordType::Account, id, pre, None, now, |r| {
         changed = match change {
-            DomainChange::Add => corral_core::record::add_domain(&mut r.domains, domain, now),
-            DomainChange::SetPrimary(p) => corral_core::record::set_domain_primary(&mut r.domains, domain, p)?,
+            DomainChange::Add => items::add(&mut r.domains, AccountDomain::new(domain, now)),
+            DomainChange::SetPrimary(p) => items::set_primary(&mut r.domains, domain, p)?,
             DomainChange::Remove => {
-                corral_core::record::remove_domain(&mut r.domains, domain, now)?;
+                items::remove(&mut r.domains, domain)?;
                 true
             }
         };
@@ -700,17 +776,8 @@ pub async fn archive<C: Conn>(
     record.meta.deleted_at = Some(record.meta.updated_at);
     record.meta.deleted_by = Some(actor.subject.clone());
     save(c, &record).await?;
-    set_released(c, actor, id, true).await?;
+    keys::set_released(c, actor, &record, true).await?;
     Ok(record)
-}
-
-async fn set_released<C: Conn>(c: &mut C, actor: &Actor, id: RecordId, released: bool) -> StoreResult<()> {
-    c.execute(
-        "UPDATE account_domains SET released = $3 WHERE tenant_id = $1 AND account_id = $2",
-        &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical()), SqlValue::Bool(released)],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Restores an archived record, unless one of its unique keys was claimed meanwhile (409).
@@ -726,30 +793,44 @@ pub async fn restore<C: Conn>(
     if !record.is_deleted() {
         return Ok(record);
     }
-    for d in &record.domains {
-        check_domain_free(c, actor, &d.domain_name, id).await?;
-    }
+    keys::set_released(c, actor, &record, false).await?;
     record.meta.deleted_at = None;
     record.meta.deleted_by = None;
     record.meta.touch(actor, now);
     save(c, &record).await?;
-    set_released(c, actor, id, false).await?;
     Ok(record)
 }
 
-/// Deletes a record for good, with its domains; records that referenced it as parent lose
-/// the reference (a change, so their version moves).
+/// Deletes a record for good, with its unique keys and edges; records that referenced it
+/// (parent account, reports-to contact, primary account) lose the reference, which is a
+/// change, so their version moves.
 pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<()> {
     get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
-    let tenant = SqlValue::text(actor.tenant.clone());
-    let key = SqlValue::text(id.canonical());
-    c.execute("DELETE FROM account_domains WHERE tenant_id = $1 AND account_id = $2", &[tenant.clone(), key.clone()])
+    keys::remove(c, &actor.tenant, rt, id).await?;
+    edges::remove_all(c, actor, rt, id, now).await?;
+    let t = table(rt);
+    for f in fields(rt).iter().filter(|f| f.value_type == ValueType::Reference(rt)) {
+        let sql = format!(
+            "UPDATE {} SET {col} = NULL, {} WHERE tenant_id = $1 AND {col} = $2",
+            t.name,
+            touch_sql(3, 4),
+            col = f.column
+        );
+        c.execute(
+            &sql,
+            &[
+                SqlValue::text(actor.tenant.clone()),
+                SqlValue::text(id.canonical()),
+                SqlValue::Int(now.millis()),
+                SqlValue::text(actor.subject.clone()),
+            ],
+        )
         .await?;
+    }
     c.execute(
-        "UPDATE accounts SET parent_account_id = NULL, version = version + 1, updated_at = $3, updated_by = $4 WHERE tenant_id = $1 AND parent_account_id = $2",
-        &[tenant.clone(), key.clone(), SqlValue::Int(now.millis()), SqlValue::text(actor.subject.clone())],
+        &format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", t.name),
+        &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical())],
     )
     .await?;
-    c.execute(&format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(rt).name), &[tenant, key]).await?;
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! The v1 document dialect (SPEC §8): `/api/v1/crm/accounts` list, get, create, update
-//! (PATCH / PUT), delete (archive or purge) and restore.
+//! The v1 document dialect (SPEC §8): `/api/v1/crm/accounts` and `/api/v1/crm/contacts`
+//! list, get, create, update (PATCH / PUT), delete (archive or purge) and restore. One set
+//! of handlers serves both collections.
 
 use crate::auth::{Permission, Principal};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
 use crate::routes::shared::{created_response, idempotency_key, json_response};
 use crate::state::AppState;
@@ -12,29 +13,46 @@ use axum::response::{IntoResponse, Response};
 use corral_core::list::{CursorState, ListRequest};
 use corral_core::schema::default_stages;
 use corral_core::v1::{self, WriteMode};
-use corral_core::{CoreError, Record, RecordId, RecordType};
+use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType};
 use corral_store::Created;
 use serde_json::{Value as Json, json};
 
-const RT: RecordType = RecordType::Account;
+/// The record type a v1 collection path names; other names are `404 route_not_found`.
+fn collection(name: &str) -> ApiResult<RecordType> {
+    match name {
+        "accounts" => Ok(RecordType::Account),
+        "contacts" => Ok(RecordType::Contact),
+        _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no route matches this path")),
+    }
+}
+
+fn read_permission(rt: RecordType) -> Permission {
+    if rt == RecordType::Contact { Permission::ContactsRead } else { Permission::AccountsRead }
+}
+
+fn write_permission(rt: RecordType) -> Permission {
+    if rt == RecordType::Contact { Permission::ContactsWrite } else { Permission::AccountsWrite }
+}
 
 /// A JSON response with the record's `ETag`.
 fn record_response(status: StatusCode, record: &Record) -> Response {
     json_response(status, v1::render(record).to_string(), Some(record.meta.version))
 }
 
-fn parse_id(raw: &str) -> ApiResult<RecordId> {
-    RecordId::parse(RT, raw).ok_or_else(|| CoreError::record_not_found().into())
+fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
+    RecordId::parse(rt, raw).ok_or_else(|| CoreError::record_not_found().into())
 }
 
 /// `GET /api/v1/crm/accounts`: one page, newest first unless sorted otherwise.
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsRead)?;
-    let request = ListRequest::from_v1_params(RT, &params)?;
+    let rt = collection(&name)?;
+    principal.require(read_permission(rt))?;
+    let request = ListRequest::from_v1_params(rt, &params)?;
     let actor = &principal.actor;
     let (query, after) = match &request.cursor {
         Some(token) => {
@@ -46,9 +64,9 @@ pub async fn list(
         }
         None => (request.query.unwrap_or_default(), None),
     };
-    let stages = default_stages(&actor.tenant, RT);
-    let plan = query.resolve(RT, &stages)?;
-    let (records, next) = state.store().list_records(actor, RT, &plan, after.as_deref(), request.limit).await?;
+    let stages = default_stages(&actor.tenant, rt);
+    let plan = query.resolve(rt, &stages)?;
+    let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), request.limit).await?;
     let next_cursor = next.map(|after| state.cursor_key().seal(&actor.tenant, &CursorState { query, after }));
     let body = json!({
         "data": records.iter().map(v1::render).collect::<Vec<_>>(),
@@ -62,12 +80,14 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path((name, id)): Path<(String, String)>,
     query: QueryPairs,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsRead)?;
+    let rt = collection(&name)?;
+    principal.require(read_permission(rt))?;
     query.only(&["include_deleted"])?;
-    let record = state.store().get_record(&principal.actor, RT, parse_id(&id)?, query.flag("include_deleted")?).await?;
+    let record =
+        state.store().get_record(&principal.actor, rt, parse_id(rt, &id)?, query.flag("include_deleted")?).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -75,15 +95,17 @@ pub async fn get(
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsWrite)?;
-    let stages = default_stages(&principal.actor.tenant, RT);
-    let write = v1::parse_write(RT, &body.value, WriteMode::Create, &stages)?;
+    let rt = collection(&name)?;
+    principal.require(write_permission(rt))?;
+    let stages = default_stages(&principal.actor.tenant, rt);
+    let write = v1::parse_write(rt, &body.value, WriteMode::Create, &stages)?;
     let key = idempotency_key(&headers, &body.raw)?;
     let created =
-        state.store().create_record(&principal.actor, RT, &write, key.as_ref(), |r| v1::render(r).to_string()).await?;
+        state.store().create_record(&principal.actor, rt, &write, key.as_ref(), |r| v1::render(r).to_string()).await?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
         Created::Replayed(stored) => {
@@ -93,22 +115,23 @@ pub async fn create(
     // Location and ETag come from the stored document so replays carry them too.
     let doc: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
     let (id, version) = (doc["id"].as_str().map(str::to_owned), doc["version"].as_i64());
-    Ok(created_response(status, body, version, id.map(|id| format!("/api/v1/crm/accounts/{id}")), replayed))
+    Ok(created_response(status, body, version, id.map(|id| format!("/api/v1/crm/{name}/{id}")), replayed))
 }
 
 async fn write(
     state: AppState,
     principal: Principal,
-    id: String,
+    (name, id): (String, String),
     if_match: IfMatch,
     body: JsonBody,
     mode: WriteMode,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsWrite)?;
-    let id = parse_id(&id)?;
-    let stages = default_stages(&principal.actor.tenant, RT);
-    let write = v1::parse_write(RT, &body.value, mode, &stages)?;
-    let record = state.store().update_record(&principal.actor, RT, id, &write, if_match.0).await?;
+    let rt = collection(&name)?;
+    principal.require(write_permission(rt))?;
+    let id = parse_id(rt, &id)?;
+    let stages = default_stages(&principal.actor.tenant, rt);
+    let write = v1::parse_write(rt, &body.value, mode, &stages)?;
+    let record = state.store().update_record(&principal.actor, rt, id, &write, if_match.0).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -116,22 +139,22 @@ async fn write(
 pub async fn patch(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path((name, id)): Path<(String, String)>,
     if_match: IfMatch,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    write(state, principal, id, if_match, body, WriteMode::Patch).await
+    write(state, principal, (name, id), if_match, body, WriteMode::Patch).await
 }
 
 /// `PUT /api/v1/crm/accounts/{id}`: writable fields not sent are cleared.
 pub async fn put(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path((name, id)): Path<(String, String)>,
     if_match: IfMatch,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    write(state, principal, id, if_match, body, WriteMode::Replace).await
+    write(state, principal, (name, id), if_match, body, WriteMode::Replace).await
 }
 
 /// `DELETE /api/v1/crm/accounts/{id}`: archives (200 with the document), or with
@@ -139,19 +162,20 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path((name, id)): Path<(String, String)>,
     if_match: IfMatch,
     query: QueryPairs,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsWrite)?;
+    let rt = collection(&name)?;
+    principal.require(write_permission(rt))?;
     query.only(&["purge"])?;
-    let id = parse_id(&id)?;
+    let id = parse_id(rt, &id)?;
     if query.flag("purge")? {
         principal.require(Permission::Admin)?;
-        state.store().purge_record(&principal.actor, RT, id).await?;
+        state.store().purge_record(&principal.actor, rt, id).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let record = state.store().archive_record(&principal.actor, RT, id, if_match.0).await?;
+    let record = state.store().archive_record(&principal.actor, rt, id, if_match.0).await?;
     Ok(record_response(StatusCode::OK, &record))
 }
 
@@ -159,9 +183,10 @@ pub async fn delete(
 pub async fn restore(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    principal.require(Permission::AccountsWrite)?;
-    let record = state.store().restore_record(&principal.actor, RT, parse_id(&id)?).await?;
+    let rt = collection(&name)?;
+    principal.require(write_permission(rt))?;
+    let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
     Ok(record_response(StatusCode::OK, &record))
 }

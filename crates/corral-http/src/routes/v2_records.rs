@@ -10,10 +10,11 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use corral_core::record::ITEM_LABELS;
 use corral_core::schema::default_stages;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
-use corral_store::{Created, DomainChange, User};
+use corral_store::{ContactList, Created, DomainChange, ItemChange, User};
 use serde_json::{Map, Value as Json, json};
 
 /// Resolves `{rt}`; anything but a built-in record type is `404 unknown_record_type`.
@@ -32,16 +33,8 @@ fn writable(rt: &str, allow: &str) -> ApiResult<RecordType> {
             Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API; use /api/admin/users")
                 .with_header(header::ALLOW, allow))
         }
-        RecordType::Contact => Err(not_available()),
         rt => Ok(rt),
     }
-}
-
-/// Contacts arrive with the contact model; until then their routes say so.
-fn not_available() -> ApiError {
-    CoreError::new(ErrorCode::UnknownRecordType, "contact records are not available in this version yet")
-        .with("record_type", "contact")
-        .into()
 }
 
 fn read_permission(rt: RecordType) -> Permission {
@@ -126,9 +119,6 @@ pub async fn get(
         let user = state.store().get_user(&principal.actor.tenant, id).await?;
         let body = json!({"data": render_user(&user, only.as_deref())});
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
-    }
-    if rt == RecordType::Contact {
-        return Err(not_available());
     }
     let record = state.store().get_record(&principal.actor, rt, id, query.flag("include_archived")?).await?;
     let body = json!({"data": render(&record, only.as_deref())});
@@ -216,21 +206,30 @@ fn render_user(u: &User, only: Option<&[String]>) -> Json {
 
 // ----- attribute sub-resources -----
 
-/// Which sub-resource a path names: only account `domains` today.
-fn domains_only(rt: &str, name: &str, allow: &str) -> ApiResult<()> {
+/// The attribute sub-resources (SPEC §7.6).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SubResource {
+    Domains,
+    Items(ContactList),
+}
+
+/// Which sub-resource a path names. Unknown names: 404 on accounts, 400
+/// `sub_resource_not_supported` on contacts; users are read-only (405).
+fn sub_resource(rt: &str, name: &str, allow: &str) -> ApiResult<SubResource> {
     match (record_type(rt)?, name) {
-        (RecordType::Account, "domains") => Ok(()),
+        (RecordType::Account, "domains") => Ok(SubResource::Domains),
         (RecordType::Account, _) => {
             Err(ApiError::new(ErrorCode::RouteNotFound, format!("accounts have no `{name}` sub-resource")))
         }
-        (RecordType::User, _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API")
-            .with_header(header::ALLOW, allow)),
-        (RecordType::Contact, "contact_emails" | "contact_phone_numbers") => Err(not_available()),
+        (RecordType::Contact, "contact_emails") => Ok(SubResource::Items(ContactList::Emails)),
+        (RecordType::Contact, "contact_phone_numbers") => Ok(SubResource::Items(ContactList::Phones)),
         (RecordType::Contact, _) => {
             Err(CoreError::new(ErrorCode::SubResourceNotSupported, format!("contacts have no `{name}` sub-resource"))
                 .with("sub_resource", name)
                 .into())
         }
+        (RecordType::User, _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API")
+            .with_header(header::ALLOW, allow)),
     }
 }
 
@@ -239,20 +238,71 @@ fn domain_item(record: &Record, domain: &str) -> Json {
     json!({"data": {"domain_name": domain, "is_primary": is_primary}})
 }
 
-fn only_keys<'a>(body: &'a Json, allowed: &[&str], required: &str) -> ApiResult<&'a Json> {
+/// `{"data": {"id", "envelope": {"id", "email"|"phone_number", "is_primary", "labels"}}}`.
+fn contact_item(record: &Record, list: ContactList, item_id: &str) -> Json {
+    let (items, key) = match list {
+        ContactList::Emails => (&record.emails, "email"),
+        ContactList::Phones => (&record.phones, "phone_number"),
+    };
+    match items.iter().find(|i| i.id == item_id) {
+        Some(i) => {
+            json!({"data": {"id": i.id, "envelope": {"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels}}})
+        }
+        None => json!({"data": null}),
+    }
+}
+
+fn value_key(list: ContactList) -> &'static str {
+    match list {
+        ContactList::Emails => "email",
+        ContactList::Phones => "phone_number",
+    }
+}
+
+/// An email or phone number from a body field, normalised.
+fn item_value(list: ContactList, raw: &Json) -> ApiResult<String> {
+    let field = value_key(list);
+    let s = raw.as_str().ok_or_else(|| CoreError::invalid_value(field, "expected a string"))?;
+    let normalised = match list {
+        ContactList::Emails => normalize::email(s),
+        ContactList::Phones => normalize::phone(s),
+    };
+    normalised.map_err(|r| CoreError::invalid_value(field, r).into())
+}
+
+/// Labels ⊂ WORK, PERSONAL, MOBILE (any case in, upper case stored).
+fn labels(raw: &Json) -> ApiResult<Vec<String>> {
+    let bad = || CoreError::invalid_value("labels", format!("expected an array of {}", ITEM_LABELS.join(", ")));
+    let items = raw.as_array().ok_or_else(bad)?;
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let label =
+            item.as_str().map(str::to_uppercase).filter(|l| ITEM_LABELS.contains(&l.as_str())).ok_or_else(bad)?;
+        if !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    Ok(out)
+}
+
+fn object<'a>(body: &'a Json, allowed: &[&str]) -> ApiResult<&'a Map<String, Json>> {
     let obj =
         body.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
     if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(CoreError::unknown_field(k).into());
     }
-    obj.get(required).ok_or_else(|| CoreError::required_missing(required).into())
+    Ok(obj)
 }
 
-fn normalised_domain(raw: &str, field: &str) -> ApiResult<String> {
-    normalize::domain(raw).map_err(|r| CoreError::invalid_value(field, r).into())
+fn flag(obj: &Map<String, Json>, key: &str) -> ApiResult<Option<bool>> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_bool().map(Some).ok_or_else(|| CoreError::invalid_value(key, "expected true or false").into()),
+    }
 }
 
-/// `POST /api/v2/account/{id}/attribute/domains`: 201, or 200 if the account already has it.
+/// `POST /api/v2/{rt}/{id}/attribute/{name}`: adds a domain, email or phone number (201, or
+/// 200 when the record already has it).
 pub async fn add_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
@@ -260,24 +310,45 @@ pub async fn add_sub_resource(
     if_match: IfMatch,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    domains_only(&rt, &name, "")?;
-    principal.require(Permission::AccountsWrite)?;
-    if body.value.get("is_primary").is_some() {
-        return Err(CoreError::field_not_creatable("is_primary").into());
+    let sub = sub_resource(&rt, &name, "")?;
+    match sub {
+        SubResource::Domains => {
+            principal.require(Permission::AccountsWrite)?;
+            if body.value.get("is_primary").is_some() {
+                return Err(CoreError::field_not_creatable("is_primary").into());
+            }
+            let obj = object(&body.value, &["domain_name"])?;
+            let raw = obj.get("domain_name").ok_or_else(|| CoreError::required_missing("domain_name"))?;
+            let domain = normalised_domain(
+                raw.as_str().ok_or_else(|| CoreError::invalid_value("domain_name", "expected a string"))?,
+                "domain_name",
+            )?;
+            let id = parse_id(RecordType::Account, &id)?;
+            let (record, added) =
+                state.store().change_domain(&principal.actor, id, &domain, DomainChange::Add, if_match.0).await?;
+            let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(json_response(status, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
+        }
+        SubResource::Items(list) => {
+            principal.require(Permission::ContactsWrite)?;
+            let key = value_key(list);
+            let obj = object(&body.value, &[key, "is_primary", "labels"])?;
+            let value = item_value(list, obj.get(key).ok_or_else(|| CoreError::required_missing(key))?)?;
+            let is_primary = flag(obj, "is_primary")?.unwrap_or(false);
+            let labels = obj.get("labels").map(labels).transpose()?.unwrap_or_default();
+            let id = parse_id(RecordType::Contact, &id)?;
+            let change = ItemChange::Add { value, is_primary, labels };
+            let (record, item, added) =
+                state.store().change_contact_item(&principal.actor, id, list, change, if_match.0).await?;
+            let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+            let body = contact_item(&record, list, item.as_deref().unwrap_or_default());
+            Ok(json_response(status, body.to_string(), Some(record.meta.version)))
+        }
     }
-    let raw = only_keys(&body.value, &["domain_name"], "domain_name")?;
-    let domain = normalised_domain(
-        raw.as_str().ok_or_else(|| CoreError::invalid_value("domain_name", "expected a string"))?,
-        "domain_name",
-    )?;
-    let id = parse_id(RecordType::Account, &id)?;
-    let (record, added) =
-        state.store().change_domain(&principal.actor, id, &domain, DomainChange::Add, if_match.0).await?;
-    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(json_response(status, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
 }
 
-/// `PATCH /api/v2/account/{id}/attribute/domains/{domain_name}` with `{"is_primary": bool}`.
+/// `PATCH …/attribute/domains/{domain_name}` with `{"is_primary": bool}`, or
+/// `PATCH …/attribute/contact_emails/{item_id}` (and phones) with a partial item.
 pub async fn patch_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
@@ -285,31 +356,59 @@ pub async fn patch_sub_resource(
     if_match: IfMatch,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    domains_only(&rt, &name, "")?;
-    principal.require(Permission::AccountsWrite)?;
-    let primary = only_keys(&body.value, &["is_primary"], "is_primary")?
-        .as_bool()
-        .ok_or_else(|| CoreError::invalid_value("is_primary", "expected true or false"))?;
-    let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
-    let id = parse_id(RecordType::Account, &id)?;
-    let (record, _) = state
-        .store()
-        .change_domain(&principal.actor, id, &domain, DomainChange::SetPrimary(primary), if_match.0)
-        .await?;
-    Ok(json_response(StatusCode::OK, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
+    match sub_resource(&rt, &name, "")? {
+        SubResource::Domains => {
+            principal.require(Permission::AccountsWrite)?;
+            let obj = object(&body.value, &["is_primary"])?;
+            let primary = flag(obj, "is_primary")?.ok_or_else(|| CoreError::required_missing("is_primary"))?;
+            let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
+            let id = parse_id(RecordType::Account, &id)?;
+            let change = DomainChange::SetPrimary(primary);
+            let (record, _) = state.store().change_domain(&principal.actor, id, &domain, change, if_match.0).await?;
+            Ok(json_response(StatusCode::OK, domain_item(&record, &domain).to_string(), Some(record.meta.version)))
+        }
+        SubResource::Items(list) => {
+            principal.require(Permission::ContactsWrite)?;
+            let key = value_key(list);
+            let obj = object(&body.value, &[key, "is_primary", "labels"])?;
+            let change = ItemChange::Update {
+                item_id: item.clone(),
+                value: obj.get(key).map(|v| item_value(list, v)).transpose()?,
+                is_primary: flag(obj, "is_primary")?,
+                labels: obj.get("labels").map(labels).transpose()?,
+            };
+            let id = parse_id(RecordType::Contact, &id)?;
+            let (record, _, _) =
+                state.store().change_contact_item(&principal.actor, id, list, change, if_match.0).await?;
+            Ok(json_response(StatusCode::OK, contact_item(&record, list, &item).to_string(), Some(record.meta.version)))
+        }
+    }
 }
 
-/// `DELETE /api/v2/account/{id}/attribute/domains/{domain_name}`: 204.
+/// `DELETE …/attribute/{name}/{item}`: 204. Removing the primary promotes the oldest remaining.
 pub async fn delete_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
     Path((rt, id, name, item)): Path<(String, String, String, String)>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    domains_only(&rt, &name, "")?;
-    principal.require(Permission::AccountsWrite)?;
-    let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
-    let id = parse_id(RecordType::Account, &id)?;
-    state.store().change_domain(&principal.actor, id, &domain, DomainChange::Remove, if_match.0).await?;
+    match sub_resource(&rt, &name, "")? {
+        SubResource::Domains => {
+            principal.require(Permission::AccountsWrite)?;
+            let domain = normalize::domain(&item).map_err(|_| CoreError::record_not_found())?;
+            let id = parse_id(RecordType::Account, &id)?;
+            state.store().change_domain(&principal.actor, id, &domain, DomainChange::Remove, if_match.0).await?;
+        }
+        SubResource::Items(list) => {
+            principal.require(Permission::ContactsWrite)?;
+            let id = parse_id(RecordType::Contact, &id)?;
+            let change = ItemChange::Remove { item_id: item };
+            state.store().change_contact_item(&principal.actor, id, list, change, if_match.0).await?;
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn normalised_domain(raw: &str, field: &str) -> ApiResult<String> {
+    normalize::domain(raw).map_err(|r| CoreError::invalid_value(field, r).into())
 }

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod auth;
 mod concurrency;
+mod contacts;
 mod errors;
 mod helpers;
 mod isolation;
