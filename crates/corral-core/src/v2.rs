@@ -295,6 +295,20 @@ fn attribute_schema(
     })
 }
 
+/// The relationships of a record type (SPEC §7.5): account `contacts` ↔ contact `accounts`.
+fn relationships(rt: RecordType) -> Json {
+    let (name, display, other, inverse) = match rt {
+        RecordType::Account => ("contacts", "Contacts", "contact", "accounts"),
+        RecordType::Contact => ("accounts", "Accounts", "account", "contacts"),
+        RecordType::User => return json!([]),
+    };
+    json!([{
+        "api_name": name, "display_name": display, "related_object_api_name": other,
+        "related_object_relationship_api_name": inverse, "is_array": true,
+        "is_creatable": true, "is_updatable": true, "is_custom": false,
+    }])
+}
+
 /// `GET /api/v2/_schema/{rt}` (SPEC §6), not wrapped in `data`.
 pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
     let mut attributes = Vec::new();
@@ -382,7 +396,7 @@ pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
     json!({
         "api_name": rt.api_name(), "display_name": display, "description": description,
         "is_custom": false, "is_junction": false, "supports_custom_fields": rt != RecordType::User,
-        "attributes": attributes, "relationships": [],
+        "attributes": attributes, "relationships": relationships(rt),
     })
 }
 

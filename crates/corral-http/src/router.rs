@@ -3,7 +3,7 @@
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, health, token, v1_records, v2_records};
+use crate::routes::{admin, health, relationships, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,6 +39,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v2/{rt}/{id}/attribute/{name}/{item}",
             patch(v2_records::patch_sub_resource).delete(v2_records::delete_sub_resource),
+        )
+        .route("/api/v2/{rt}/{id}/relationship/{name}", get(relationships::list).post(relationships::add))
+        .route(
+            "/api/v2/{rt}/{id}/relationship/{name}/{target}",
+            patch(relationships::update).delete(relationships::remove),
         )
         // Admin.
         .route("/api/admin/api-keys", get(admin::list_api_keys).post(admin::create_api_key))

@@ -182,3 +182,257 @@ pub(crate) async fn remove_all<C: Conn>(
     }
     Ok(())
 }
+
+/// One edge as seen from a record: the record on the other side and the edge attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub other: RecordId,
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub created_at: i64,
+}
+
+/// Changes to an edge's attributes; `None` leaves one as it is. `role: Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeChange {
+    pub role: Option<Option<String>>,
+    pub is_primary: Option<bool>,
+}
+
+/// The (account, contact) pair of an edge seen from `rt`'s record `id` towards `other`.
+fn pair(rt: RecordType, id: RecordId, other: RecordId) -> (RecordId, RecordId) {
+    if rt == RecordType::Account { (id, other) } else { (other, id) }
+}
+
+fn other_type(rt: RecordType) -> RecordType {
+    if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account }
+}
+
+async fn edge<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    account: RecordId,
+    contact: RecordId,
+) -> StoreResult<Option<(Option<String>, bool, i64)>> {
+    let row = c
+        .query_opt(
+            "SELECT role, is_primary, created_at FROM account_contacts WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+            &[SqlValue::text(tenant), SqlValue::text(account.canonical()), SqlValue::text(contact.canonical())],
+        )
+        .await?;
+    Ok(row.map(|mut r| (r.text(0), r.bool(1), r.int(2).unwrap_or(0))))
+}
+
+/// Both ends must be active records visible to `actor`: the parent (else 404) and the
+/// target (else 422 `target_record_not_found`).
+async fn check_ends<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    other: RecordId,
+) -> StoreResult<()> {
+    if records::get(c, actor, rt, id, false, false).await?.is_none() {
+        return Err(CoreError::record_not_found().into());
+    }
+    let ot = other_type(rt);
+    if records::get(c, actor, ot, other, false, false).await?.is_none() {
+        return Err(CoreError::target_not_found("related_record_id", &other.canonical()).into());
+    }
+    Ok(())
+}
+
+/// Moves (or clears) a contact's primary account through the contact's own write path, so
+/// its `account_id` and version follow. The previous primary edge is demoted, not removed.
+async fn set_contact_primary<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    contact: RecordId,
+    account: Option<RecordId>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE account_contacts SET is_primary = $3 WHERE tenant_id = $1 AND contact_id = $2 AND is_primary = $4",
+        &[
+            SqlValue::text(actor.tenant.clone()),
+            SqlValue::text(contact.canonical()),
+            SqlValue::Bool(false),
+            SqlValue::Bool(true),
+        ],
+    )
+    .await?;
+    records::modify(c, actor, RecordType::Contact, contact, Default::default(), None, now, |k| {
+        let changed = k.primary_account != account;
+        k.primary_account = account;
+        Ok(changed)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Adds an edge (or, when it exists, applies the given attributes to it). Returns the edge
+/// and whether it was created.
+pub(crate) async fn add<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    other: RecordId,
+    change: &EdgeChange,
+    now: Timestamp,
+) -> StoreResult<(Edge, bool)> {
+    check_ends(c, actor, rt, id, other).await?;
+    let (account, contact) = pair(rt, id, other);
+    let existed = edge(c, &actor.tenant, account, contact).await?.is_some();
+    if !existed {
+        link(c, &actor.tenant, account, contact, false, None, now).await?;
+    }
+    let edge = update(c, actor, rt, id, other, change, now).await?;
+    Ok((edge, !existed))
+}
+
+/// Changes an existing edge's role and primary flag (404 `record_not_found` without one).
+pub(crate) async fn update<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    other: RecordId,
+    change: &EdgeChange,
+    now: Timestamp,
+) -> StoreResult<Edge> {
+    check_ends(c, actor, rt, id, other).await.map_err(|_| CoreError::record_not_found())?;
+    let (account, contact) = pair(rt, id, other);
+    let (role, is_primary, created_at) =
+        edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
+    if let Some(role) = &change.role {
+        c.execute(
+            "UPDATE account_contacts SET role = $4 WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+            &[
+                SqlValue::text(actor.tenant.clone()),
+                SqlValue::text(account.canonical()),
+                SqlValue::text(contact.canonical()),
+                SqlValue::opt_text(role.clone()),
+            ],
+        )
+        .await?;
+    }
+    match change.is_primary {
+        Some(true) if !is_primary => set_contact_primary(c, actor, contact, Some(account), now).await?,
+        Some(false) if is_primary => set_contact_primary(c, actor, contact, None, now).await?,
+        _ => {}
+    }
+    let (role, is_primary, _) =
+        edge(c, &actor.tenant, account, contact).await?.unwrap_or((role, is_primary, created_at));
+    Ok(Edge { other, role, is_primary, created_at })
+}
+
+/// Removes an edge; removing the primary one clears the contact's primary account.
+pub(crate) async fn remove<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    other: RecordId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    check_ends(c, actor, rt, id, other).await.map_err(|_| CoreError::record_not_found())?;
+    let (account, contact) = pair(rt, id, other);
+    let (_, is_primary, _) = edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
+    if is_primary {
+        set_contact_primary(c, actor, contact, None, now).await?;
+    }
+    c.execute(
+        "DELETE FROM account_contacts WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+        &[
+            SqlValue::text(actor.tenant.clone()),
+            SqlValue::text(account.canonical()),
+            SqlValue::text(contact.canonical()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One page of a record's edges to active records visible to `actor`, oldest first, after
+/// the position `(created_at, other id)`. Returns the edges and the last position when more
+/// may follow.
+pub(crate) async fn list<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    after: Option<(i64, RecordId)>,
+    limit: usize,
+) -> StoreResult<(Vec<Edge>, Option<(i64, RecordId)>)> {
+    if records::get(c, actor, rt, id, false, false).await?.is_none() {
+        return Err(CoreError::record_not_found().into());
+    }
+    let (own, other, other_table) = if rt == RecordType::Account {
+        ("account_id", "contact_id", "contacts")
+    } else {
+        ("contact_id", "account_id", "accounts")
+    };
+    let mut q = crate::db::SqlBuilder::new(format!(
+        "SELECT e.{other}, e.role, e.is_primary, e.created_at FROM account_contacts e \
+         JOIN {other_table} r ON r.tenant_id = e.tenant_id AND r.id = e.{other}"
+    ));
+    let t = q.bind(SqlValue::text(actor.tenant.clone()));
+    let me = q.bind(SqlValue::text(id.canonical()));
+    q.push(&format!(" WHERE e.tenant_id = {t} AND e.{own} = {me} AND r.deleted_at IS NULL"));
+    if let Some(app) = &actor.app {
+        let a = q.bind(SqlValue::text(app.clone()));
+        q.push(&format!(" AND r.app_id = {a}"));
+    }
+    if let Some((at, last)) = after {
+        let p1 = q.bind(SqlValue::Int(at));
+        let p2 = q.bind(SqlValue::text(last.canonical()));
+        q.push(&format!(" AND (e.created_at > {p1} OR (e.created_at = {p1} AND e.{other} > {p2}))"));
+    }
+    q.push(&format!(" ORDER BY e.created_at, e.{other} LIMIT {}", limit + 1));
+    let ot = other_type(rt);
+    let rows = c.query(&q.sql, &q.params).await?;
+    let more = rows.len() > limit;
+    let edges: Vec<Edge> = rows
+        .into_iter()
+        .take(limit)
+        .filter_map(|mut r| {
+            let other = RecordId::parse(ot, &r.text(0)?)?;
+            Some(Edge { other, role: r.text(1), is_primary: r.bool(2), created_at: r.int(3).unwrap_or(0) })
+        })
+        .collect();
+    let next = if more { edges.last().map(|e| (e.created_at, e.other)) } else { None };
+    Ok((edges, next))
+}
+
+/// The account (by `domain_name`) or contact (by `primary_email`) a `related_record_match`
+/// names, for relationship targets.
+pub(crate) async fn resolve_match<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    target: RecordType,
+    key: &str,
+    value: &str,
+) -> StoreResult<RecordId> {
+    let not_found = || CoreError::target_not_found("related_record_match", &format!("{key}={value}"));
+    let found = match (target, key) {
+        (RecordType::Account, "domain_name") => {
+            let domain = normalize::domain(value).map_err(|_| not_found())?;
+            keys::holder(c, actor, RecordType::Account, &domain).await?
+        }
+        (RecordType::Contact, "primary_email") => {
+            let email = normalize::email(value).map_err(|_| not_found())?;
+            keys::holder(c, actor, RecordType::Contact, &normalize::email_key(&email)).await?
+        }
+        _ => {
+            let allowed = if target == RecordType::Account { "domain_name" } else { "primary_email" };
+            return Err(CoreError::new(
+                corral_core::ErrorCode::InvalidMatchingField,
+                format!("`{key}` is not a unique field of {target}; match on `{allowed}`"),
+            )
+            .with("matching_field", key)
+            .into());
+        }
+    };
+    found.ok_or_else(|| not_found().into())
+}

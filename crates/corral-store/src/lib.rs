@@ -7,7 +7,7 @@
 
 pub mod api_keys;
 pub mod db;
-mod edges;
+pub mod edges;
 pub mod idempotency;
 mod keys;
 mod migrate;
@@ -149,6 +149,14 @@ macro_rules! in_read {
     };
 }
 
+/// The record a new edge points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeTarget {
+    Id(RecordId),
+    /// `related_record_match`: a unique key of the target and its value.
+    Match(String, String),
+}
+
 /// The outcome of a create that may carry an `Idempotency-Key`.
 #[derive(Debug)]
 pub enum Created {
@@ -287,6 +295,57 @@ impl Store {
         pre: Preconditions,
     ) -> StoreResult<(Record, Option<String>, bool)> {
         in_write!(self, |c| records::change_contact_item(c, actor, id, list, change, pre, Timestamp::now()))
+    }
+
+    // ----- relationships (account contacts <-> contact accounts) -----
+
+    /// A page of `rt` record `id`'s edges; see [`edges::list`].
+    pub async fn list_edges(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        after: Option<(i64, RecordId)>,
+        limit: usize,
+    ) -> StoreResult<(Vec<edges::Edge>, Option<(i64, RecordId)>)> {
+        in_read!(self, |c| edges::list(c, actor, rt, id, after, limit))
+    }
+
+    /// Adds an edge to `other` (a record id, or a `(key, value)` match); see [`edges::add`].
+    pub async fn add_edge(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        other: EdgeTarget,
+        change: &edges::EdgeChange,
+    ) -> StoreResult<(edges::Edge, bool)> {
+        let now = Timestamp::now();
+        in_write!(self, |c| async {
+            let other = match other {
+                EdgeTarget::Id(id) => id,
+                EdgeTarget::Match(key, value) => {
+                    let target = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
+                    edges::resolve_match(c, actor, target, &key, &value).await?
+                }
+            };
+            edges::add(c, actor, rt, id, other, change, now).await
+        })
+    }
+
+    pub async fn update_edge(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        other: RecordId,
+        change: &edges::EdgeChange,
+    ) -> StoreResult<edges::Edge> {
+        in_write!(self, |c| edges::update(c, actor, rt, id, other, change, Timestamp::now()))
+    }
+
+    pub async fn remove_edge(&self, actor: &Actor, rt: RecordType, id: RecordId, other: RecordId) -> StoreResult<()> {
+        in_write!(self, |c| edges::remove(c, actor, rt, id, other, Timestamp::now()))
     }
 
     pub async fn archive_record(

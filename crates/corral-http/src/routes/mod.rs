@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod relationships;
 pub mod shared;
 pub mod token;
 pub mod v1_records;

@@ -9,4 +9,5 @@ mod errors;
 mod helpers;
 mod isolation;
 mod listing;
+mod relationships;
 mod v2;
