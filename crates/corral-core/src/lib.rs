@@ -3,6 +3,7 @@
 //! and the table of stable error codes. No IO happens in this crate.
 
 pub mod cursor;
+pub mod custom;
 pub mod error;
 pub mod ids;
 pub mod items;

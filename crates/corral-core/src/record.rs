@@ -152,8 +152,12 @@ pub struct RecordWrite {
     pub primary_phone: Option<Option<String>>,
     /// Contacts (v1 `account_id`): the primary account; `Some(None)` removes the edge.
     pub primary_account: Option<Option<RecordId>>,
-    /// Replacement custom values.
-    pub custom: Option<Map<String, Json>>,
+    /// Custom values to set, in their stored form; `null` clears one.
+    pub custom: Vec<(String, Json)>,
+    /// Custom attributes cleared before `custom` is applied (a v1 PUT clears them all).
+    pub custom_reset: Vec<String>,
+    /// Custom references that must resolve: (attribute, target type, id).
+    pub custom_refs: Vec<(String, RecordType, RecordId)>,
     /// v1 body `version`: the write applies only at this version (else `version_conflict`).
     pub expected_version: Option<i64>,
 }
@@ -246,8 +250,15 @@ impl Record {
         if let Some(account) = write.primary_account {
             self.primary_account = account;
         }
-        if let Some(custom) = &write.custom {
-            self.custom = custom.clone();
+        for name in &write.custom_reset {
+            self.custom.remove(name);
+        }
+        for (name, value) in &write.custom {
+            if value.is_null() {
+                self.custom.remove(name);
+            } else {
+                self.custom.insert(name.clone(), value.clone());
+            }
         }
         self.derive(&before);
         self.check_required()?;

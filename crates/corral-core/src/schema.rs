@@ -29,6 +29,12 @@ pub enum ValueType {
     Stage,
     /// An id of a record of the given type.
     Reference(RecordType),
+    /// A decimal number (custom attributes).
+    Percent,
+    /// A calendar date, `YYYY-MM-DD` (custom attributes).
+    Date,
+    /// One of the attribute's own options, stored by api_name (custom attributes).
+    Select,
     /// `{label?, street_one, street_two, city, state, country, zip_code}`.
     Address,
 }
@@ -53,6 +59,9 @@ impl ValueType {
             },
             ValueType::Reference(_) => "record_reference",
             ValueType::Address => "address",
+            ValueType::Percent => "percent",
+            ValueType::Date => "date",
+            ValueType::Select => "select",
         }
     }
 }

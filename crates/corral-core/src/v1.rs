@@ -3,11 +3,12 @@
 //! Parsing turns a client document into a dialect-free [`RecordWrite`]; rendering turns a
 //! [`Record`] back into the flat document with every field present.
 
+use crate::custom::TenantSchema;
 use crate::error::{CoreError, CoreResult, ErrorCode};
 use crate::ids::RecordType;
 use crate::normalize;
 use crate::record::{Record, RecordWrite};
-use crate::schema::{Stage, field_by_v1_name};
+use crate::schema::field_by_v1_name;
 use crate::value::{CoerceContext, Value, coerce, to_v1_json};
 use serde_json::{Map, Value as Json, json};
 
@@ -40,10 +41,15 @@ const IGNORED_ON_WRITE: &[&str] = &[
 ];
 
 /// Parses a v1 document body into a write.
-pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages: &[Stage]) -> CoreResult<RecordWrite> {
+pub fn parse_write(
+    record_type: RecordType,
+    body: &Json,
+    mode: WriteMode,
+    schema: &TenantSchema,
+) -> CoreResult<RecordWrite> {
     let obj =
         body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
-    let ctx = CoerceContext { stages, dialect: crate::value::Dialect::V1 };
+    let ctx = CoerceContext { stages: &schema.stages, dialect: crate::value::Dialect::V1 };
     let mut write = RecordWrite::default();
     let mut given = vec![false; crate::schema::fields(record_type).len()];
     for (key, json) in obj {
@@ -81,7 +87,7 @@ pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages
                     _ => return Err(CoreError::invalid_value(key, "expected an account id")),
                 });
             }
-            "custom_fields" => write.custom = Some(custom_fields(json)?),
+            "custom_fields" => custom_fields(json, schema, &mut write)?,
             _ => return Err(CoreError::unknown_field(key)),
         }
     }
@@ -100,7 +106,10 @@ pub fn parse_write(record_type: RecordType, body: &Json, mode: WriteMode, stages
             write.primary_phone.get_or_insert(None);
             write.primary_account.get_or_insert(None);
         }
-        write.custom.get_or_insert_with(Map::new);
+        write.custom_reset = schema.custom.iter().map(|d| d.api_name.clone()).collect();
+    }
+    if mode == WriteMode::Create {
+        crate::custom::check_required(schema, &write, |n| format!("custom_fields.{n}"))?;
     }
     Ok(write)
 }
@@ -126,21 +135,25 @@ fn expected_version(json: &Json) -> CoreResult<Option<i64>> {
     }
 }
 
-/// Custom values. No custom attributes are defined yet, so any key is unknown.
-fn custom_fields(json: &Json) -> CoreResult<Map<String, Json>> {
-    match json {
-        Json::Null => Ok(Map::new()),
-        Json::Object(o) => match o.keys().next() {
-            Some(k) => Err(CoreError::unknown_field(&format!("custom_fields.{k}"))),
-            None => Ok(Map::new()),
-        },
-        _ => Err(CoreError::invalid_value("custom_fields", "expected an object")),
+/// Custom values: keys are custom attribute api_names (others are `unknown_field`); a
+/// PATCH changes the keys it names, `null` clears one.
+fn custom_fields(json: &Json, schema: &TenantSchema, write: &mut RecordWrite) -> CoreResult<()> {
+    let obj = match json {
+        Json::Null => return Ok(()),
+        Json::Object(o) => o,
+        _ => return Err(CoreError::invalid_value("custom_fields", "expected an object")),
+    };
+    for (key, value) in obj {
+        let name = format!("custom_fields.{key}");
+        let def = schema.custom(key).ok_or_else(|| CoreError::unknown_field(&name))?;
+        crate::custom::coerce_into(def, &name, value, write)?;
     }
+    Ok(())
 }
 
 /// Renders a record as its v1 document: every field present, unset ones as `null`, arrays as
 /// `[]`, `custom_fields` as an object.
-pub fn render(record: &Record) -> Json {
+pub fn render(record: &Record, schema: &TenantSchema) -> Json {
     let m = &record.meta;
     let rt = record.record_type;
     let mut doc = Map::new();
@@ -169,7 +182,7 @@ pub fn render(record: &Record) -> Json {
         doc.insert("phone".into(), json!(record.primary_phone()));
         doc.insert("account_id".into(), json!(record.primary_account.map(|a| a.v1(RecordType::Account))));
     }
-    doc.insert("custom_fields".into(), Json::Object(record.custom.clone()));
+    doc.insert("custom_fields".into(), crate::custom::v1_values(record, schema));
     Json::Object(doc)
 }
 
@@ -177,11 +190,10 @@ pub fn render(record: &Record) -> Json {
 mod tests {
     use super::*;
     use crate::record::{Actor, RecordMeta};
-    use crate::schema::default_stages;
     use crate::timestamp::Timestamp;
 
     fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
-        parse_write(RecordType::Account, &body, mode, &default_stages("t", RecordType::Account))
+        parse_write(RecordType::Account, &body, mode, &TenantSchema::builtin("t", RecordType::Account))
     }
 
     #[test]
@@ -218,7 +230,7 @@ mod tests {
             Timestamp(0),
         )
         .unwrap();
-        let doc = render(&r);
+        let doc = render(&r, &TenantSchema::builtin("t", RecordType::Account));
         for key in [
             "id",
             "name",

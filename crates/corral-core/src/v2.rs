@@ -1,6 +1,7 @@
 //! The v2 typed-record dialect (SPEC §7.1–§7.3, §6): records as typed value envelopes,
 //! writes as raw or enveloped attribute values, and the `_schema` document.
 
+use crate::custom::{CustomAttribute, TenantSchema};
 use crate::error::{CoreError, CoreResult, ErrorCode};
 use crate::ids::{RecordType, user_id_for_subject};
 use crate::record::{Record, RecordWrite};
@@ -28,7 +29,7 @@ fn is_first_of_list(rt: RecordType, f: &FieldDef) -> bool {
 /// Parses `{"attributes": {...}}` into a write. Server-stamped attributes are refused
 /// (`field_not_creatable` / `field_not_updatable`); so is `domains`, which has its own
 /// sub-resource, and `domain_name`, which is no attribute at all.
-pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage]) -> CoreResult<RecordWrite> {
+pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, schema: &TenantSchema) -> CoreResult<RecordWrite> {
     let obj =
         body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
     if let Some(k) = obj.keys().find(|k| *k != "attributes") {
@@ -39,7 +40,7 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage
         Some(Json::Object(a)) => a,
         Some(_) => return Err(CoreError::invalid_value("attributes", "expected an object of attribute values")),
     };
-    let ctx = CoerceContext { stages, dialect: Dialect::V2 };
+    let ctx = CoerceContext { stages: &schema.stages, dialect: Dialect::V2 };
     let mut write = RecordWrite::default();
     for (key, raw) in attributes {
         let stamped = V2_META_ATTRIBUTES.iter().any(|(name, _, _)| name == key);
@@ -70,7 +71,10 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage
             continue;
         }
         let Some((index, f)) = field_by_api_name(rt, key) else {
-            return Err(CoreError::unknown_field(key));
+            let def = schema.custom(key).ok_or_else(|| CoreError::unknown_field(key))?;
+            let json = unwrap_custom(rt, def, raw)?;
+            crate::custom::coerce_into(def, key, &json, &mut write)?;
+            continue;
         };
         let json = unwrap(rt, f, raw)?;
         if is_first_of_list(rt, f) {
@@ -83,7 +87,21 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, stages: &[Stage
         }
         write.values.push((index, coerce(f, &json, &ctx)?));
     }
+    if mode == WriteMode::Create {
+        crate::custom::check_required(schema, &write, str::to_owned)?;
+    }
     Ok(write)
+}
+
+/// [`unwrap`] for a custom attribute.
+fn unwrap_custom(rt: RecordType, def: &CustomAttribute, raw: &Json) -> CoreResult<Json> {
+    let vt = def.value_type.api_name(rt);
+    match raw {
+        Json::Array(items) if def.is_array => {
+            Ok(Json::Array(items.iter().map(|i| unwrap_as(&def.api_name, vt, i)).collect::<CoreResult<_>>()?))
+        }
+        other => unwrap_as(&def.api_name, vt, other),
+    }
 }
 
 /// The v2 value type name of a field.
@@ -120,7 +138,7 @@ fn unwrap(rt: RecordType, f: &FieldDef, raw: &Json) -> CoreResult<Json> {
 
 /// What rendering needs besides the record.
 pub struct RenderContext<'a> {
-    pub stages: &'a [Stage],
+    pub schema: &'a TenantSchema,
     /// `?fields=` / `"fields"`: only these attributes.
     pub only: Option<&'a [String]>,
 }
@@ -131,20 +149,30 @@ fn reference(id: String, rt: RecordType) -> Json {
 
 /// The read `value` of one field value.
 fn value_json(f: &FieldDef, v: &Value, stages: &[Stage]) -> Json {
+    value_json_of(f.value_type, v, stages)
+}
+
+/// The read `value` of a value of type `vt`; `options` resolve stage and select values.
+fn value_json_of(vt: ValueType, v: &Value, stages: &[Stage]) -> Json {
     match v {
         Value::Null | Value::Match { .. } => Json::Null,
-        Value::Text(s) if f.value_type == ValueType::Stage => match stages.iter().find(|st| &st.api_name == s) {
-            Some(st) => {
-                json!({"id": st.id.canonical(), "api_name": st.api_name, "display_value": st.display_value, "color": st.color})
+        Value::Text(s) if matches!(vt, ValueType::Stage | ValueType::Select) => {
+            match stages.iter().find(|st| &st.api_name == s) {
+                Some(st) => {
+                    json!({"id": st.id.canonical(), "api_name": st.api_name, "display_value": st.display_value, "color": st.color})
+                }
+                None => json!({"id": null, "api_name": s, "display_value": s, "color": null}),
             }
-            None => json!({"id": null, "api_name": s, "display_value": s, "color": null}),
-        },
+        }
         Value::Text(s) => json!(s),
         Value::Int(n) => json!(n),
+        Value::Decimal(d) if vt == ValueType::Percent => {
+            serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
+        }
         Value::Decimal(d) => json!({"amount": d.to_string(), "currency_code": "USD"}),
         Value::Bool(b) => json!(b),
         Value::Time(t) => json!(t.to_rfc3339()),
-        Value::Ref(id) => match f.value_type {
+        Value::Ref(id) => match vt {
             ValueType::Reference(rt) => reference(id.canonical(), rt),
             _ => json!(id.canonical()),
         },
@@ -177,13 +205,16 @@ fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
     for (f, v) in record.fields().iter().zip(&record.values) {
         let vt = type_name(rt, f);
         let rendered = match v {
-            _ if is_first_of_list(rt, f) => envelope(vt, value_json(f, v, ctx.stages)),
+            _ if is_first_of_list(rt, f) => envelope(vt, value_json(f, v, &ctx.schema.stages)),
             Value::List(items) => Json::Array(
-                items.iter().map(|i| envelope(vt, value_json(f, &Value::Text(i.clone()), ctx.stages))).collect(),
+                items
+                    .iter()
+                    .map(|i| envelope(vt, value_json(f, &Value::Text(i.clone()), &ctx.schema.stages)))
+                    .collect(),
             ),
             Value::Addresses(list) if f.is_array => Json::Array(list.iter().map(|a| envelope(vt, json!(a))).collect()),
             _ if f.is_array => Json::Array(Vec::new()),
-            _ => envelope(vt, value_json(f, v, ctx.stages)),
+            _ => envelope(vt, value_json(f, v, &ctx.schema.stages)),
         };
         out.insert(f.api_name.into(), rendered);
     }
@@ -210,6 +241,26 @@ fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
         out.insert("primary_phone_number".into(), envelope("phone_number", json!(record.primary_phone())));
         out.insert("contact_phone_numbers".into(), items(&record.phones, "contact_phone_number", "phone_number"));
     }
+    for def in &ctx.schema.custom {
+        let vt = def.value_type.api_name(rt);
+        let value = record.custom.get(&def.api_name).map(|j| crate::custom::from_stored(def, j)).unwrap_or(Value::Null);
+        let rendered = match (&value, def.is_array) {
+            (Value::List(items), true) => {
+                let item = |i: &String| match def.value_type {
+                    ValueType::Reference(target) => Value::Ref(
+                        crate::ids::RecordId::parse(target, i).unwrap_or(crate::ids::RecordId(uuid::Uuid::nil())),
+                    ),
+                    _ => Value::Text(i.clone()),
+                };
+                Json::Array(
+                    items.iter().map(|i| envelope(vt, value_json_of(def.value_type, &item(i), &def.options))).collect(),
+                )
+            }
+            (_, true) => Json::Array(Vec::new()),
+            _ => envelope(vt, value_json_of(def.value_type, &value, &def.options)),
+        };
+        out.insert(def.api_name.clone(), rendered);
+    }
     if let Some(only) = ctx.only {
         out.retain(|k, _| only.iter().any(|o| o == k));
     }
@@ -228,7 +279,14 @@ pub fn render(record: &Record, ctx: &RenderContext<'_>) -> Json {
     })
 }
 
-/// Every attribute name a record type renders (for checking `?fields=`).
+/// Every attribute name a record type renders in a tenant (for checking `?fields=`).
+pub fn attribute_names_in(rt: RecordType, schema: &TenantSchema) -> Vec<String> {
+    let mut names: Vec<String> = attribute_names(rt).into_iter().map(str::to_owned).collect();
+    names.extend(schema.custom.iter().map(|c| c.api_name.clone()));
+    names
+}
+
+/// Every built-in attribute name a record type renders.
 pub fn attribute_names(rt: RecordType) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = match rt {
         RecordType::User => USER_ATTRIBUTES.iter().map(|a| a.0).collect(),
@@ -264,7 +322,7 @@ pub fn filter_operators(value_type: &str) -> &'static [&'static str] {
     const FLAG: &[&str] = &["eq", "ne", "exists", "not_exists"];
     match value_type {
         "string" | "long_text" | "url" | "phone_number" | "email" | "enum" | "account_domain" => TEXT,
-        "number" | "currency" | "timestamp" => ORDERED,
+        "number" | "currency" | "timestamp" | "percent" | "date" => ORDERED,
         "boolean" => FLAG,
         "address" => &[],
         _ => IDENTITY,
@@ -310,7 +368,8 @@ fn relationships(rt: RecordType) -> Json {
 }
 
 /// `GET /api/v2/_schema/{rt}` (SPEC §6), not wrapped in `data`.
-pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
+pub fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
+    let stages = &schema.stages;
     let mut attributes = Vec::new();
     if rt == RecordType::User {
         for (name, display, vt) in USER_ATTRIBUTES {
@@ -388,6 +447,22 @@ pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
             ));
         }
     }
+    for def in &schema.custom {
+        let vt = def.value_type.api_name(rt);
+        let mut type_info = json!({"value_type": vt, "is_array": def.is_array});
+        if let ValueType::Reference(target) = def.value_type {
+            type_info["target"] = json!(target.api_name());
+        }
+        if def.value_type == ValueType::Select {
+            type_info["options"] = crate::custom::options_to_json(&def.options);
+        }
+        attributes.push(json!({
+            "api_name": def.api_name, "display_name": def.display_name, "description": def.description,
+            "type_info": type_info, "is_creatable": true, "is_updatable": true,
+            "is_required_on_create": def.is_required_on_create, "is_unique": false, "is_custom": true,
+            "is_sortable": false, "is_filterable": false, "filter_operators": [],
+        }));
+    }
     let (display, description) = match rt {
         RecordType::Account => ("Account", "A company: a customer, prospect or partner."),
         RecordType::Contact => ("Contact", "A person, usually at an account."),
@@ -404,11 +479,10 @@ pub fn schema_document(rt: RecordType, stages: &[Stage]) -> Json {
 mod tests {
     use super::*;
     use crate::record::{Actor, RecordMeta};
-    use crate::schema::default_stages;
     use crate::timestamp::Timestamp;
 
     fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
-        parse_write(RecordType::Account, &body, mode, &default_stages("t", RecordType::Account))
+        parse_write(RecordType::Account, &body, mode, &TenantSchema::builtin("t", RecordType::Account))
     }
 
     #[test]
@@ -472,11 +546,11 @@ mod tests {
     #[test]
     fn every_attribute_renders_with_its_type() {
         let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
-        let stages = default_stages("t", RecordType::Account);
+        let schema = TenantSchema::builtin("t", RecordType::Account);
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
         let w = parse(json!({"attributes": {"display_name": "Acme", "current_stage_id": "customer", "estimated_annual_revenue": 10, "address": {"city": "Oslo"}}}), WriteMode::Create).unwrap();
         r.apply(&w, Timestamp(0)).unwrap();
-        let doc = render(&r, &RenderContext { stages: &stages, only: None });
+        let doc = render(&r, &RenderContext { schema: &schema, only: None });
         let attrs = doc["attributes"].as_object().unwrap();
         assert_eq!(attrs.len(), attribute_names(RecordType::Account).len());
         assert_eq!(attrs["display_name"], json!({"value_type": "string", "value": "Acme"}));
@@ -487,7 +561,7 @@ mod tests {
         assert_eq!(attrs["owner_user_id"], json!({"value_type": "record_reference", "value": null}));
         assert_eq!(attrs["source_type"]["value_type"], "enum");
         let only = ["display_name".to_owned()];
-        let doc = render(&r, &RenderContext { stages: &stages, only: Some(&only) });
+        let doc = render(&r, &RenderContext { schema: &schema, only: Some(&only) });
         assert_eq!(doc["attributes"].as_object().unwrap().len(), 1);
     }
 }

@@ -67,7 +67,12 @@ impl Value {
 
     /// The empty value of a field: `[]` for arrays, null otherwise.
     pub fn empty(field: &FieldDef) -> Value {
-        match (field.is_array, field.value_type) {
+        Value::empty_of(field.is_array, field.value_type)
+    }
+
+    /// The empty value of an attribute of this shape.
+    pub fn empty_of(is_array: bool, value_type: ValueType) -> Value {
+        match (is_array, value_type) {
             (true, ValueType::Address) => Value::Addresses(Vec::new()),
             (true, _) => Value::List(Vec::new()),
             (false, _) => Value::Null,
@@ -98,12 +103,30 @@ impl CoerceContext<'_> {
     }
 }
 
+/// The shape of an attribute, built-in or custom: what coercion checks a value against.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec<'a> {
+    /// The name errors use.
+    pub name: &'a str,
+    pub value_type: ValueType,
+    pub is_array: bool,
+    /// The options of a stage or select attribute.
+    pub options: &'a [Stage],
+}
+
 /// Coerces client JSON into a field's value, normalising it (SPEC §5.1). `null` clears the
 /// field (arrays become empty).
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
-    let name = ctx.name(field);
+    let spec =
+        Spec { name: ctx.name(field), value_type: field.value_type, is_array: field.is_array, options: ctx.stages };
+    coerce_spec(&spec, json)
+}
+
+/// [`coerce`] for any attribute shape.
+pub fn coerce_spec(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
+    let name = field.name;
     if json.is_null() {
-        return Ok(Value::empty(field));
+        return Ok(Value::empty_of(field.is_array, field.value_type));
     }
     if field.is_array {
         let items = json.as_array().ok_or_else(|| CoreError::invalid_value(name, "expected an array"))?;
@@ -125,9 +148,14 @@ pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreRes
             _ => {
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
                 for item in items {
-                    if let Value::Text(s) = scalar(field, item, ctx)?
-                        && !out.contains(&s)
-                    {
+                    let s = match scalar(field, item)? {
+                        Value::Text(s) => s,
+                        Value::Ref(id) => id.canonical(),
+                        _ => {
+                            return Err(CoreError::invalid_value(name, "arrays take plain values (ids for references)"));
+                        }
+                    };
+                    if !out.contains(&s) {
                         out.push(s);
                     }
                 }
@@ -138,7 +166,7 @@ pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreRes
             }
         };
     }
-    scalar(field, json, ctx)
+    scalar(field, json)
 }
 
 fn address(name: &str, json: &Json) -> CoreResult<Address> {
@@ -156,8 +184,8 @@ fn text<'a>(name: &str, json: &'a Json) -> CoreResult<&'a str> {
     json.as_str().ok_or_else(|| CoreError::invalid_value(name, "expected a string"))
 }
 
-fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
-    let name = ctx.name(field);
+fn scalar(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
+    let name = field.name;
     let bad = |r: &str| CoreError::invalid_value(name, r);
     Ok(match field.value_type {
         ValueType::String => {
@@ -195,13 +223,27 @@ fn scalar(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<
             }
             Value::Text(s.to_owned())
         }
-        ValueType::Stage => {
+        ValueType::Stage | ValueType::Select => {
             let s = text(name, json)?;
-            let stage = resolve_stage(ctx.stages, s).ok_or_else(|| {
-                let names: Vec<&str> = ctx.stages.iter().map(|s| s.api_name.as_str()).collect();
-                bad(&format!("unknown stage; one of: {}", names.join(", ")))
+            let option = resolve_stage(field.options, s).ok_or_else(|| {
+                let names: Vec<&str> = field.options.iter().map(|s| s.api_name.as_str()).collect();
+                bad(&format!("unknown option; one of: {}", names.join(", ")))
             })?;
-            Value::Text(stage.api_name.clone())
+            Value::Text(option.api_name.clone())
+        }
+        ValueType::Percent => {
+            let d = match json {
+                Json::Number(n) => parse_decimal(&n.to_string()),
+                Json::String(s) => parse_decimal(s.trim()),
+                _ => None,
+            };
+            Value::Decimal(d.ok_or_else(|| bad("expected a number"))?.normalize())
+        }
+        ValueType::Date => {
+            let s = text(name, json)?.trim();
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(s, &format).map_err(|_| bad("expected a date as YYYY-MM-DD"))?;
+            Value::Text(s.to_owned())
         }
         ValueType::Reference(target) => {
             let shapes = "expected an id, {\"related_record_id\"} or {\"related_record_match\"}";
@@ -266,6 +308,11 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
 
 /// The v1 JSON spelling of a value of `field`.
 pub fn to_v1_json(field: &FieldDef, value: &Value) -> Json {
+    to_v1_json_of(field.value_type, field.is_array, value)
+}
+
+/// The v1 JSON spelling of a value of an attribute of this shape.
+pub fn to_v1_json_of(value_type: ValueType, is_array: bool, value: &Value) -> Json {
     match value {
         Value::Null => Json::Null,
         Value::Text(s) => json!(s),
@@ -273,12 +320,22 @@ pub fn to_v1_json(field: &FieldDef, value: &Value) -> Json {
         Value::Decimal(d) => decimal_number(d),
         Value::Bool(b) => json!(b),
         Value::Time(t) => json!(t.to_rfc3339()),
-        Value::Ref(id) => match field.value_type {
+        Value::Ref(id) => match value_type {
             ValueType::Reference(rt) => json!(id.v1(rt)),
             _ => json!(id.canonical()),
         },
-        Value::List(items) => json!(items),
-        Value::Addresses(list) if field.is_array => serde_json::to_value(list).unwrap_or(Json::Null),
+        Value::List(items) => match value_type {
+            ValueType::Reference(rt) => {
+                json!(
+                    items
+                        .iter()
+                        .map(|i| RecordId::parse(rt, i).map(|id| id.v1(rt)).unwrap_or_else(|| i.clone()))
+                        .collect::<Vec<_>>()
+                )
+            }
+            _ => json!(items),
+        },
+        Value::Addresses(list) if is_array => serde_json::to_value(list).unwrap_or(Json::Null),
         Value::Addresses(list) => list.first().and_then(|a| serde_json::to_value(a).ok()).unwrap_or(Json::Null),
         Value::Match { .. } => Json::Null,
     }

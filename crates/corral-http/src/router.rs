@@ -3,7 +3,7 @@
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, health, relationships, token, v1_records, v2_records};
+use crate::routes::{admin, health, relationships, schema_admin, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +32,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/crm/{collection}/{id}/restore", post(v1_records::restore))
         // v2 typed-record dialect.
         .route("/api/v2/_schema/{rt}", get(v2_records::schema))
+        .route("/api/v2/_schema/{rt}/attributes", post(schema_admin::create_attribute))
+        .route(
+            "/api/v2/_schema/{rt}/attributes/{name}",
+            patch(schema_admin::update_attribute).delete(schema_admin::archive_attribute),
+        )
+        .route("/api/v2/_schema/{rt}/attributes/{name}/options", post(schema_admin::add_option))
+        .route(
+            "/api/v2/_schema/{rt}/attributes/{name}/options/{option}",
+            patch(schema_admin::update_option).delete(schema_admin::delete_option),
+        )
         .route("/api/v2/{rt}", post(v2_records::create))
         .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
         .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))

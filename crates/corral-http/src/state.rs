@@ -3,10 +3,19 @@
 
 use crate::auth::{AuthConfig, Claims, subject_user_id};
 use crate::error::ApiResult;
+use corral_core::RecordType;
 use corral_core::cursor::CursorKey;
+use corral_core::custom::TenantSchema;
 use corral_store::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a tenant's schema is reused before it is read again. Changes made through this
+/// instance apply at once; changes made through another instance within this delay.
+const SCHEMA_TTL: Duration = Duration::from_secs(1);
+
+type SchemaCache = RwLock<HashMap<(String, RecordType), (Arc<TenantSchema>, Instant)>>;
 
 /// Provisioned-subject cache entries kept before the cache is reset.
 const PROVISION_CACHE_LIMIT: usize = 100_000;
@@ -21,12 +30,20 @@ struct Inner {
     cursor_key: CursorKey,
     /// `tenant \0 sub` of human subjects whose user exists: skips a write per request.
     provisioned: RwLock<HashSet<String>>,
+    /// Tenant schemas, read on first use and reused for [`SCHEMA_TTL`].
+    schemas: SchemaCache,
 }
 
 impl AppState {
     pub fn new(store: Store, auth: AuthConfig) -> Self {
         let cursor_key = CursorKey::derive(auth.secret());
-        AppState(Arc::new(Inner { store, auth, cursor_key, provisioned: RwLock::new(HashSet::new()) }))
+        AppState(Arc::new(Inner {
+            store,
+            auth,
+            cursor_key,
+            provisioned: RwLock::new(HashSet::new()),
+            schemas: RwLock::new(HashMap::new()),
+        }))
     }
 
     pub fn store(&self) -> &Store {
@@ -39,6 +56,28 @@ impl AppState {
 
     pub fn cursor_key(&self) -> &CursorKey {
         &self.0.cursor_key
+    }
+
+    /// A record type as the tenant sees it (stages, custom attributes).
+    pub async fn schema(&self, tenant: &str, rt: RecordType) -> ApiResult<Arc<TenantSchema>> {
+        let key = (tenant.to_owned(), rt);
+        if let Some((schema, at)) = self.0.schemas.read().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && at.elapsed() < SCHEMA_TTL
+        {
+            return Ok(schema.clone());
+        }
+        let schema = Arc::new(self.0.store.schema(tenant, rt).await?);
+        let mut cache = self.0.schemas.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PROVISION_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, (schema.clone(), Instant::now()));
+        Ok(schema)
+    }
+
+    /// Forgets a cached schema after it changed.
+    pub fn invalidate_schema(&self, tenant: &str, rt: RecordType) {
+        self.0.schemas.write().unwrap_or_else(|p| p.into_inner()).remove(&(tenant.to_owned(), rt));
     }
 
     /// Creates the directory user of a human token's subject on first sight (SPEC §4.4).

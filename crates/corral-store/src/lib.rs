@@ -13,6 +13,7 @@ mod keys;
 mod migrate;
 pub mod postgres;
 pub mod records;
+pub mod schemas;
 pub mod settings;
 pub mod sqlite;
 pub mod testing;
@@ -364,6 +365,58 @@ impl Store {
 
     pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
         in_write!(self, |c| records::purge(c, actor, rt, id, Timestamp::now()))
+    }
+
+    // ----- schema registry -----
+
+    /// A record type as `tenant` sees it (stage options, active custom attributes).
+    pub async fn schema(&self, tenant: &str, rt: RecordType) -> StoreResult<corral_core::custom::TenantSchema> {
+        in_read!(self, |c| schemas::load(c, tenant, rt))
+    }
+
+    pub async fn create_attribute(
+        &self,
+        tenant: &str,
+        rt: RecordType,
+        def: &corral_core::custom::CustomAttribute,
+    ) -> StoreResult<()> {
+        in_write!(self, |c| schemas::create(c, tenant, rt, def, Timestamp::now()))
+    }
+
+    /// Applies `change` to an active custom attribute's definition and saves it.
+    pub async fn update_attribute(
+        &self,
+        tenant: &str,
+        rt: RecordType,
+        api_name: &str,
+        change: impl FnOnce(&mut corral_core::custom::CustomAttribute) -> Result<(), CoreError> + Send,
+    ) -> StoreResult<corral_core::custom::CustomAttribute> {
+        in_write!(self, |c| async {
+            let mut def = schemas::get(c, tenant, rt, api_name).await?;
+            change(&mut def)?;
+            schemas::update(c, tenant, rt, &def).await?;
+            Ok(def)
+        })
+    }
+
+    pub async fn archive_attribute(&self, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<()> {
+        in_write!(self, |c| schemas::archive(c, tenant, rt, api_name, Timestamp::now()))
+    }
+
+    /// Applies `change` to the option list of a select or stage attribute and saves it.
+    pub async fn update_options<R: Send>(
+        &self,
+        tenant: &str,
+        rt: RecordType,
+        api_name: &str,
+        change: impl FnOnce(&mut Vec<corral_core::schema::Stage>) -> Result<R, CoreError> + Send,
+    ) -> StoreResult<R> {
+        in_write!(self, |c| async {
+            let mut list = schemas::option_list(c, tenant, rt, api_name).await?;
+            let out = change(&mut list)?;
+            schemas::save_options(c, tenant, rt, api_name, &list).await?;
+            Ok(out)
+        })
     }
 
     // ----- users -----

@@ -10,10 +10,12 @@ pub type Migration = (i64, &'static str, &'static str);
 const SQLITE: &[Migration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/sqlite/0002_contacts.sql")),
+    (3, "custom_attributes", include_str!("../migrations/sqlite/0003_custom_attributes.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/postgres/0002_contacts.sql")),
+    (3, "custom_attributes", include_str!("../migrations/postgres/0003_custom_attributes.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

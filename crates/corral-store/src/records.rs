@@ -455,6 +455,20 @@ async fn check_references<C: Conn>(
     Ok(())
 }
 
+/// Custom reference values must name records of the tenant (visible to the caller).
+async fn check_custom_references<C: Conn>(c: &mut C, actor: &Actor, write: &RecordWrite) -> StoreResult<()> {
+    for (name, target, id) in &write.custom_refs {
+        let exists = match target {
+            RecordType::User => crate::users::exists(c, &actor.tenant, *id).await?,
+            rt => get(c, actor, *rt, *id, false, false).await?.is_some(),
+        };
+        if !exists {
+            return Err(CoreError::target_not_found(name, &id.canonical()).into());
+        }
+    }
+    Ok(())
+}
+
 /// Walks up the parent chain from `parent`; reaching `record` again would be a cycle.
 async fn check_no_cycle<C: Conn>(
     c: &mut C,
@@ -562,6 +576,7 @@ pub async fn create<C: Conn>(
 ) -> StoreResult<Record> {
     let mut write = write.clone();
     resolve_matches(c, actor, rt, &mut write).await?;
+    check_custom_references(c, actor, &write).await?;
     let mut record = Record::new(rt, RecordMeta::new(actor, now));
     record.apply(&write, now)?;
     edges::associate_contact(c, actor, &mut record, None).await?;
@@ -632,6 +647,7 @@ pub async fn update<C: Conn>(
 ) -> StoreResult<Record> {
     let mut write = write.clone();
     resolve_matches(c, actor, rt, &mut write).await?;
+    check_custom_references(c, actor, &write).await?;
     modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
 }
 

@@ -1,6 +1,7 @@
 //! Store conformance: the behaviours where SQLite and PostgreSQL differ by default, pinned to
 //! one answer. Runs on SQLite always and on PostgreSQL when `CORRAL_TEST_DATABASE_URL` is set.
 
+use corral_core::custom::TenantSchema;
 use corral_core::list::ListQuery;
 use corral_core::schema::default_stages;
 use corral_core::v1::{WriteMode, parse_write, render};
@@ -25,9 +26,13 @@ fn actor() -> Actor {
 }
 
 async fn create(store: &Store, body: serde_json::Value) -> serde_json::Value {
-    let write = parse_write(RT, &body, WriteMode::Create, &default_stages("t1", RT)).unwrap();
-    match store.create_record(&actor(), RT, &write, None, |r| render(r).to_string()).await.unwrap() {
-        Created::New(record, _) => render(&record),
+    let write = parse_write(RT, &body, WriteMode::Create, &TenantSchema::builtin("t1", RT)).unwrap();
+    match store
+        .create_record(&actor(), RT, &write, None, |r| render(r, &TenantSchema::builtin("t1", RT)).to_string())
+        .await
+        .unwrap()
+    {
+        Created::New(record, _) => render(&record, &TenantSchema::builtin("t1", RT)),
         Created::Replayed(_) => unreachable!("no idempotency key was sent"),
     }
 }
@@ -35,7 +40,7 @@ async fn create(store: &Store, body: serde_json::Value) -> serde_json::Value {
 async fn names(store: &Store, query: ListQuery) -> Vec<String> {
     let plan = query.resolve(RT, &default_stages("t1", RT)).unwrap();
     let (records, _) = store.list_records(&actor(), RT, &plan, None, 100).await.unwrap();
-    records.iter().map(|r| render(r)["name"].as_str().unwrap().to_owned()).collect()
+    records.iter().map(|r| render(r, &TenantSchema::builtin("t1", RT))["name"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -68,7 +73,7 @@ async fn values_round_trip_exactly() {
     )
     .await;
     let id = RecordId::parse(RT, doc["id"].as_str().unwrap()).unwrap();
-    let read = render(&store.get_record(&actor(), RT, id, false).await.unwrap());
+    let read = render(&store.get_record(&actor(), RT, id, false).await.unwrap(), &TenantSchema::builtin("t1", RT));
     assert_eq!(read, doc);
     assert_eq!(read["name"], "Ünïcødé 名前 🚀");
     assert_eq!(read["employee_count"], 9007199254740991i64);
@@ -80,14 +85,16 @@ async fn values_round_trip_exactly() {
 async fn unique_keys_conflict_and_versions_guard() {
     let (store, _dir) = store().await;
     create(&store, json!({"name": "A", "domain": "a.com"})).await;
-    let write = parse_write(RT, &json!({"name": "B", "domain": "a.com"}), WriteMode::Create, &[]).unwrap();
+    let write =
+        parse_write(RT, &json!({"name": "B", "domain": "a.com"}), WriteMode::Create, &TenantSchema::builtin("t1", RT))
+            .unwrap();
     match store.create_record(&actor(), RT, &write, None, |_| String::new()).await {
         Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::Conflict),
         other => panic!("expected a conflict, got {other:?}"),
     }
     let doc = create(&store, json!({"name": "C"})).await;
     let id = RecordId::parse(RT, doc["id"].as_str().unwrap()).unwrap();
-    let patch = parse_write(RT, &json!({"industry": "x"}), WriteMode::Patch, &[]).unwrap();
+    let patch = parse_write(RT, &json!({"industry": "x"}), WriteMode::Patch, &TenantSchema::builtin("t1", RT)).unwrap();
     match store.update_record(&actor(), RT, id, &patch, Preconditions { if_match: Some(5) }).await {
         Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::PreconditionFailed),
         other => panic!("expected a failed precondition, got {other:?}"),

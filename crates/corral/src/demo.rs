@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use corral_core::list::ListQuery;
-use corral_core::schema::default_stages;
 use corral_core::v1::{WriteMode, parse_write};
 use corral_core::{Actor, RecordType};
 use corral_http::{AppState, Claims};
@@ -28,7 +27,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
         ] {
             owners.push(store.add_user(TENANT, email, Some(name), ADMIN_SUB).await?.id.v1(RecordType::User));
         }
-        let stages = default_stages(TENANT, RecordType::Account);
+        let schema = store.schema(TENANT, RecordType::Account).await?;
         let accounts = [
             json!({"name": "Acme Corporation", "domain": "acme.example", "industry": "manufacturing", "employee_count": 1200, "annual_revenue": 250000000, "lifecycle_stage": "customer", "tags": ["enterprise", "key-account"], "website": "https://acme.example"}),
             json!({"name": "Globex", "domain": "globex.example", "industry": "software", "employee_count": 430, "annual_revenue": "48000000.50", "lifecycle_stage": "opportunity", "tags": ["mid-market"]}),
@@ -41,7 +40,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
         for (i, doc) in accounts.into_iter().enumerate() {
             let mut doc = doc;
             doc["owner_id"] = json!(owners[i % owners.len()]);
-            let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &stages)?;
+            let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &schema)?;
             let created = store.create_record(&actor, RecordType::Account, &write, None, |_| String::new()).await?;
             if let (None, corral_store::Created::New(record, _)) = (&first, created) {
                 first = Some(record.meta.id.v1(RecordType::Account));
@@ -49,7 +48,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
         }
         // A subsidiary, to show parent references.
         let doc = json!({"name": "Acme Robotics", "domain": "robotics.acme.example", "industry": "manufacturing", "parent_account_id": first, "owner_id": owners[0], "lifecycle_stage": "customer"});
-        let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &stages)?;
+        let write = parse_write(RecordType::Account, &doc, WriteMode::Create, &schema)?;
         store.create_record(&actor, RecordType::Account, &write, None, |_| String::new()).await?;
     }
     let now = corral_http::auth::unix_now();

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod health;
 pub mod relationships;
+pub mod schema_admin;
 pub mod shared;
 pub mod token;
 pub mod v1_records;

@@ -10,8 +10,8 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use corral_core::custom::TenantSchema;
 use corral_core::list::{CursorState, ListRequest};
-use corral_core::schema::default_stages;
 use corral_core::v1::{self, WriteMode};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType};
 use corral_store::Created;
@@ -35,8 +35,8 @@ fn write_permission(rt: RecordType) -> Permission {
 }
 
 /// A JSON response with the record's `ETag`.
-fn record_response(status: StatusCode, record: &Record) -> Response {
-    json_response(status, v1::render(record).to_string(), Some(record.meta.version))
+fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -> Response {
+    json_response(status, v1::render(record, schema).to_string(), Some(record.meta.version))
 }
 
 fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
@@ -64,12 +64,12 @@ pub async fn list(
         }
         None => (request.query.unwrap_or_default(), None),
     };
-    let stages = default_stages(&actor.tenant, rt);
-    let plan = query.resolve(rt, &stages)?;
+    let schema = state.schema(&actor.tenant, rt).await?;
+    let plan = query.resolve(rt, &schema.stages)?;
     let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), request.limit).await?;
     let next_cursor = next.map(|after| state.cursor_key().seal(&actor.tenant, &CursorState { query, after }));
     let body = json!({
-        "data": records.iter().map(v1::render).collect::<Vec<_>>(),
+        "data": records.iter().map(|r| v1::render(r, &schema)).collect::<Vec<_>>(),
         "has_more": next_cursor.is_some(),
         "next_cursor": next_cursor,
     });
@@ -88,7 +88,8 @@ pub async fn get(
     query.only(&["include_deleted"])?;
     let record =
         state.store().get_record(&principal.actor, rt, parse_id(rt, &id)?, query.flag("include_deleted")?).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
 /// `POST /api/v1/crm/accounts`: 201 with the document and `Location`.
@@ -101,11 +102,13 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
     principal.require(write_permission(rt))?;
-    let stages = default_stages(&principal.actor.tenant, rt);
-    let write = v1::parse_write(rt, &body.value, WriteMode::Create, &stages)?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let write = v1::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw)?;
-    let created =
-        state.store().create_record(&principal.actor, rt, &write, key.as_ref(), |r| v1::render(r).to_string()).await?;
+    let created = state
+        .store()
+        .create_record(&principal.actor, rt, &write, key.as_ref(), |r| v1::render(r, &schema).to_string())
+        .await?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
         Created::Replayed(stored) => {
@@ -129,10 +132,10 @@ async fn write(
     let rt = collection(&name)?;
     principal.require(write_permission(rt))?;
     let id = parse_id(rt, &id)?;
-    let stages = default_stages(&principal.actor.tenant, rt);
-    let write = v1::parse_write(rt, &body.value, mode, &stages)?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let write = v1::parse_write(rt, &body.value, mode, &schema)?;
     let record = state.store().update_record(&principal.actor, rt, id, &write, if_match.0).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
 /// `PATCH /api/v1/crm/accounts/{id}`: fields not sent are unchanged.
@@ -176,7 +179,8 @@ pub async fn delete(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let record = state.store().archive_record(&principal.actor, rt, id, if_match.0).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
 /// `POST /api/v1/crm/accounts/{id}/restore`.
@@ -188,5 +192,6 @@ pub async fn restore(
     let rt = collection(&name)?;
     principal.require(write_permission(rt))?;
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }

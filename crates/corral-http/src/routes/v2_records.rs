@@ -10,8 +10,8 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use corral_core::custom::TenantSchema;
 use corral_core::record::ITEM_LABELS;
-use corral_core::schema::default_stages;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
 use corral_store::{ContactList, Created, DomainChange, ItemChange, User};
@@ -57,23 +57,22 @@ fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
 }
 
 /// `?fields=a,b`: only those attributes; unknown names are refused.
-fn fields_param(rt: RecordType, query: &QueryPairs) -> ApiResult<Option<Vec<String>>> {
+fn fields_param(rt: RecordType, schema: &TenantSchema, query: &QueryPairs) -> ApiResult<Option<Vec<String>>> {
     let Some((_, raw)) = query.0.iter().rev().find(|(k, _)| k == "fields") else { return Ok(None) };
-    let known = v2::attribute_names(rt);
+    let known = v2::attribute_names_in(rt, schema);
     let wanted: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    if let Some(bad) = wanted.iter().find(|w| !known.contains(&w.as_str())) {
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         return Err(CoreError::invalid_query_parameter("fields", format!("unknown attribute `{bad}`")).into());
     }
     Ok(Some(wanted))
 }
 
-fn render(record: &Record, only: Option<&[String]>) -> Json {
-    let stages = default_stages(&record.meta.tenant_id, record.record_type);
-    v2::render(record, &RenderContext { stages: &stages, only })
+fn render(record: &Record, schema: &TenantSchema, only: Option<&[String]>) -> Json {
+    v2::render(record, &RenderContext { schema, only })
 }
 
-fn record_response(status: StatusCode, record: &Record) -> Response {
-    json_response(status, json!({"data": render(record, None)}).to_string(), Some(record.meta.version))
+fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -> Response {
+    json_response(status, json!({"data": render(record, schema, None)}).to_string(), Some(record.meta.version))
 }
 
 /// `POST /api/v2/{rt}`: 201 with the record and `Location`.
@@ -86,10 +85,10 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "")?;
     principal.require(write_permission(rt))?;
-    let stages = default_stages(&principal.actor.tenant, rt);
-    let write = v2::parse_write(rt, &body.value, WriteMode::Create, &stages)?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let write = v2::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw)?;
-    let render_body = |r: &Record| json!({"data": render(r, None)}).to_string();
+    let render_body = |r: &Record| json!({"data": render(r, &schema, None)}).to_string();
     let created = state.store().create_record(&principal.actor, rt, &write, key.as_ref(), render_body).await?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
@@ -113,7 +112,8 @@ pub async fn get(
     let rt = record_type(&rt)?;
     principal.require(read_permission(rt))?;
     query.only(&["fields", "include_archived"])?;
-    let only = fields_param(rt, &query)?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let only = fields_param(rt, &schema, &query)?;
     let id = parse_id(rt, &id)?;
     if rt == RecordType::User {
         let user = state.store().get_user(&principal.actor.tenant, id).await?;
@@ -121,7 +121,7 @@ pub async fn get(
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
     }
     let record = state.store().get_record(&principal.actor, rt, id, query.flag("include_archived")?).await?;
-    let body = json!({"data": render(&record, only.as_deref())});
+    let body = json!({"data": render(&record, &schema, only.as_deref())});
     Ok(json_response(StatusCode::OK, body.to_string(), Some(record.meta.version)))
 }
 
@@ -135,10 +135,10 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "GET")?;
     principal.require(write_permission(rt))?;
-    let stages = default_stages(&principal.actor.tenant, rt);
-    let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &stages)?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &schema)?;
     let record = state.store().update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
 /// `DELETE /api/v2/{rt}/{id}`: archives (204); `?purge=true` (admin) deletes for good.
@@ -171,15 +171,20 @@ pub async fn restore(
     let rt = writable(&rt, "")?;
     principal.require(write_permission(rt))?;
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
-    Ok(record_response(StatusCode::OK, &record))
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
 /// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).
-pub async fn schema(principal: Principal, Path(rt): Path<String>) -> ApiResult<Response> {
+pub async fn schema(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(rt): Path<String>,
+) -> ApiResult<Response> {
     let rt = record_type(&rt)?;
     principal.require(read_permission(rt))?;
-    let stages = default_stages(&principal.actor.tenant, rt);
-    Ok(json_response(StatusCode::OK, v2::schema_document(rt, &stages).to_string(), None))
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(json_response(StatusCode::OK, v2::schema_document(rt, &schema).to_string(), None))
 }
 
 /// A directory user as a v2 record.

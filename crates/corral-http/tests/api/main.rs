@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod concurrency;
 mod contacts;
+mod custom_attributes;
 mod errors;
 mod helpers;
 mod isolation;

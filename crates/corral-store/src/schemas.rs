@@ -1,0 +1,191 @@
+//! The per-tenant schema registry in the database (SPEC §6): custom attribute definitions
+//! and the option lists of select and stage attributes.
+
+use crate::StoreResult;
+use crate::db::{Conn, SqlValue};
+use corral_core::custom::{CustomAttribute, MAX_CUSTOM_ATTRIBUTES, TenantSchema, options_from_json, options_to_json};
+use corral_core::schema::{Stage, ValueType, fields};
+use corral_core::{CoreError, ErrorCode, RecordType, Timestamp};
+
+/// The built-in stage attribute of a record type, if it has one.
+pub fn stage_attribute(rt: RecordType) -> Option<&'static str> {
+    fields(rt).iter().find(|f| f.value_type == ValueType::Stage).map(|f| f.api_name)
+}
+
+async fn options<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<Option<Vec<Stage>>> {
+    let row = c
+        .query_opt(
+            "SELECT options FROM attribute_options WHERE tenant_id = $1 AND record_type = $2 AND api_name = $3",
+            &[SqlValue::text(tenant), SqlValue::text(rt.api_name()), SqlValue::text(api_name)],
+        )
+        .await?;
+    Ok(row.and_then(|mut r| r.text(0)).map(|s| options_from_json(&serde_json::from_str(&s).unwrap_or_default())))
+}
+
+async fn put_options<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    rt: RecordType,
+    api_name: &str,
+    list: &[Stage],
+) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO attribute_options (tenant_id, record_type, api_name, options) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, record_type, api_name) DO UPDATE SET options = excluded.options",
+        &[
+            SqlValue::text(tenant),
+            SqlValue::text(rt.api_name()),
+            SqlValue::text(api_name),
+            SqlValue::text(options_to_json(list).to_string()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Custom attribute rows: (definition, archived).
+async fn definitions<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreResult<Vec<(CustomAttribute, bool)>> {
+    let rows = c
+        .query(
+            "SELECT definition, archived_at FROM custom_attributes WHERE tenant_id = $1 AND record_type = $2 ORDER BY created_at, api_name",
+            &[SqlValue::text(tenant), SqlValue::text(rt.api_name())],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for mut row in rows {
+        let Some(json) = row.text(0).and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else { continue };
+        let archived = row.int(1).is_some();
+        let name = json["api_name"].as_str().unwrap_or_default().to_owned();
+        let opts = options(c, tenant, rt, &name).await?.unwrap_or_default();
+        if let Some(def) = CustomAttribute::from_json(rt, &json, opts) {
+            out.push((def, archived));
+        }
+    }
+    Ok(out)
+}
+
+/// A record type as a tenant sees it: its stage options and active custom attributes.
+pub async fn load<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreResult<TenantSchema> {
+    let mut schema = TenantSchema::builtin(tenant, rt);
+    if rt == RecordType::User {
+        return Ok(schema);
+    }
+    if let Some(stage) = stage_attribute(rt)
+        && let Some(list) = options(c, tenant, rt, stage).await?
+    {
+        schema.stages = list;
+    }
+    schema.custom =
+        definitions(c, tenant, rt).await?.into_iter().filter(|(_, archived)| !archived).map(|(d, _)| d).collect();
+    Ok(schema)
+}
+
+/// Adds a custom attribute. Its api_name may not be in use, archived or not (values of an
+/// archived attribute are kept).
+pub async fn create<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    rt: RecordType,
+    def: &CustomAttribute,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let existing = definitions(c, tenant, rt).await?;
+    if existing.iter().any(|(d, _)| d.api_name == def.api_name) {
+        return Err(CoreError::conflict("api_name", &def.api_name, None).into());
+    }
+    if existing.iter().filter(|(_, archived)| !archived).count() >= MAX_CUSTOM_ATTRIBUTES {
+        return Err(CoreError::invalid_value(
+            "api_name",
+            format!("at most {MAX_CUSTOM_ATTRIBUTES} custom attributes per record type"),
+        )
+        .into());
+    }
+    c.execute(
+        "INSERT INTO custom_attributes (tenant_id, record_type, api_name, definition, created_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            SqlValue::text(tenant),
+            SqlValue::text(rt.api_name()),
+            SqlValue::text(def.api_name.clone()),
+            SqlValue::text(def.to_json(rt).to_string()),
+            SqlValue::Int(now.millis()),
+        ],
+    )
+    .await?;
+    if def.value_type == ValueType::Select {
+        put_options(c, tenant, rt, &def.api_name, &def.options).await?;
+    }
+    Ok(())
+}
+
+/// An active custom attribute (404 `record_not_found` otherwise).
+pub async fn get<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<CustomAttribute> {
+    load(c, tenant, rt)
+        .await?
+        .custom
+        .into_iter()
+        .find(|d| d.api_name == api_name)
+        .ok_or_else(|| not_found(api_name).into())
+}
+
+fn not_found(api_name: &str) -> CoreError {
+    CoreError::new(ErrorCode::RecordNotFound, format!("no custom attribute `{api_name}`")).with("api_name", api_name)
+}
+
+/// Saves a changed definition (display name, description).
+pub async fn update<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, def: &CustomAttribute) -> StoreResult<()> {
+    c.execute(
+        "UPDATE custom_attributes SET definition = $4 WHERE tenant_id = $1 AND record_type = $2 AND api_name = $3",
+        &[
+            SqlValue::text(tenant),
+            SqlValue::text(rt.api_name()),
+            SqlValue::text(def.api_name.clone()),
+            SqlValue::text(def.to_json(rt).to_string()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Archives a custom attribute: hidden from records and the schema, values kept.
+pub async fn archive<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    rt: RecordType,
+    api_name: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let n = c
+        .execute(
+            "UPDATE custom_attributes SET archived_at = $4 WHERE tenant_id = $1 AND record_type = $2 AND api_name = $3 AND archived_at IS NULL",
+            &[SqlValue::text(tenant), SqlValue::text(rt.api_name()), SqlValue::text(api_name), SqlValue::Int(now.millis())],
+        )
+        .await?;
+    if n == 0 {
+        return Err(not_found(api_name).into());
+    }
+    Ok(())
+}
+
+/// The options of a select or stage attribute, to edit (404 for other attributes).
+pub async fn option_list<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<Vec<Stage>> {
+    let schema = load(c, tenant, rt).await?;
+    if stage_attribute(rt) == Some(api_name) {
+        return Ok(schema.stages);
+    }
+    match schema.custom(api_name) {
+        Some(def) if def.value_type == ValueType::Select => Ok(def.options.clone()),
+        Some(_) => Err(CoreError::invalid_value("api_name", format!("`{api_name}` has no options")).into()),
+        None => Err(not_found(api_name).into()),
+    }
+}
+
+/// Saves an edited option list.
+pub async fn save_options<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    rt: RecordType,
+    api_name: &str,
+    list: &[Stage],
+) -> StoreResult<()> {
+    put_options(c, tenant, rt, api_name, list).await
+}
