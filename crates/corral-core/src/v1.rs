@@ -253,3 +253,113 @@ mod tests {
         assert!(doc["id"].as_str().unwrap().starts_with("acc-"));
     }
 }
+
+/// The JSON Schema (2020-12) of a v1 document of `record_type` in a tenant (SPEC §6):
+/// every field with its type, server-stamped fields `readOnly`, custom fields included.
+pub fn json_schema(record_type: RecordType, schema: &TenantSchema) -> Json {
+    use crate::schema::ValueType as T;
+    fn nullable(mut s: Json) -> Json {
+        if let Some(t) = s.get("type").and_then(Json::as_str).map(str::to_owned) {
+            s["type"] = json!([t, "null"]);
+        }
+        s
+    }
+    fn type_schema(vt: T, is_array: bool, stages: &[crate::schema::Stage]) -> Json {
+        let one = match vt {
+            T::String | T::PhoneNumber => json!({"type": "string", "maxLength": normalize::MAX_STRING_CHARS}),
+            T::LongText => json!({"type": "string", "maxLength": normalize::MAX_LONG_TEXT_CHARS}),
+            T::Url => json!({"type": "string", "format": "uri"}),
+            T::Email => json!({"type": "string", "format": "email"}),
+            T::Number => json!({"type": "integer", "minimum": 0}),
+            T::Currency => json!({"type": "number", "minimum": 0, "description": "USD"}),
+            T::Percent => json!({"type": "number"}),
+            T::Boolean => json!({"type": "boolean"}),
+            T::Timestamp => json!({"type": "string", "format": "date-time"}),
+            T::Date => json!({"type": "string", "format": "date"}),
+            T::Enum(values) => json!({"type": "string", "enum": values}),
+            T::Stage | T::Select => {
+                json!({"type": "string", "enum": stages.iter().map(|s| s.api_name.clone()).collect::<Vec<_>>()})
+            }
+            T::Reference(target) => {
+                json!({"type": "string", "pattern": format!("^{}-[0-9a-f-]{{36}}$", target.v1_prefix())})
+            }
+            T::Address => json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {"label": {"type": ["string", "null"]}, "street_one": {"type": ["string", "null"]}, "street_two": {"type": ["string", "null"]},
+                               "city": {"type": ["string", "null"]}, "state": {"type": ["string", "null"]}, "country": {"type": ["string", "null"]}, "zip_code": {"type": ["string", "null"]}}
+            }),
+        };
+        if is_array { json!({"type": "array", "items": one}) } else { nullable(one) }
+    }
+    let read_only = |s: Json| {
+        let mut s = s;
+        s["readOnly"] = json!(true);
+        s
+    };
+    let mut props = Map::new();
+    let id_pattern = format!("^{}-[0-9a-f-]{{36}}$", record_type.v1_prefix());
+    props.insert("id".into(), read_only(json!({"type": "string", "pattern": id_pattern})));
+    for key in ["tenant_id", "created_by", "updated_by"] {
+        props.insert(key.into(), read_only(json!({"type": "string"})));
+    }
+    for key in ["app_id", "deleted_by"] {
+        props.insert(key.into(), read_only(json!({"type": ["string", "null"]})));
+    }
+    for key in ["created_at", "updated_at"] {
+        props.insert(key.into(), read_only(json!({"type": "string", "format": "date-time"})));
+    }
+    props.insert("deleted_at".into(), read_only(json!({"type": ["string", "null"], "format": "date-time"})));
+    props.insert("is_deleted".into(), read_only(json!({"type": "boolean"})));
+    props.insert("schema_version".into(), read_only(json!({"type": "integer"})));
+    props.insert("version".into(), json!({"type": "integer", "minimum": 1, "description": "optimistic-concurrency counter; send it to write only at this version"}));
+    for f in crate::schema::fields(record_type) {
+        props.insert(f.v1_name.into(), type_schema(f.value_type, f.is_array, &schema.stages));
+    }
+    match record_type {
+        RecordType::Account => {
+            props.insert(
+                "domain".into(),
+                json!({"type": ["string", "null"], "format": "hostname", "description": "primary domain"}),
+            );
+            props.insert(
+                "domains".into(),
+                read_only(json!({"type": "array", "items": {"type": "string", "format": "hostname"}})),
+            );
+        }
+        RecordType::Contact => {
+            props.insert(
+                "email".into(),
+                json!({"type": ["string", "null"], "format": "email", "description": "primary email"}),
+            );
+            props.insert("phone".into(), json!({"type": ["string", "null"], "description": "primary phone"}));
+            props.insert(
+                "account_id".into(),
+                json!({"type": ["string", "null"], "pattern": "^acc-[0-9a-f-]{36}$", "description": "primary account"}),
+            );
+        }
+        RecordType::User => {}
+    }
+    let mut custom = Map::new();
+    for def in &schema.custom {
+        let mut s = type_schema(def.value_type, def.is_array, &def.options);
+        s["title"] = json!(def.display_name);
+        custom.insert(def.api_name.clone(), s);
+    }
+    let required: Vec<&str> =
+        schema.custom.iter().filter(|d| d.is_required_on_create).map(|d| d.api_name.as_str()).collect();
+    props.insert(
+        "custom_fields".into(),
+        json!({"type": "object", "additionalProperties": false, "properties": custom, "required": required}),
+    );
+    let title = match record_type {
+        RecordType::Account => "Account",
+        RecordType::Contact => "Contact",
+        RecordType::User => "User",
+    };
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("/api/v1/schemas/{}", record_type.api_name()),
+        "title": title, "type": "object", "additionalProperties": false,
+        "x-cpod-domain": "customer", "properties": props,
+    })
+}

@@ -152,7 +152,10 @@ pub fn coerce_spec(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
                         Value::Text(s) => s,
                         Value::Ref(id) => id.canonical(),
                         _ => {
-                            return Err(CoreError::invalid_value(name, "arrays take plain values (ids for references)"));
+                            return Err(CoreError::invalid_value(
+                                name,
+                                "arrays take plain values (ids for references)",
+                            ));
                         }
                     };
                     if !out.contains(&s) {

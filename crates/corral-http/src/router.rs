@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
             get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
         )
         .route("/api/v1/crm/{collection}/{id}/restore", post(v1_records::restore))
+        .route("/api/v1/schemas/{record_type}", get(v1_records::json_schema))
+        .route("/api/v1/manifest", get(v1_records::manifest))
         // v2 typed-record dialect.
         .route("/api/v2/_schema/{rt}", get(v2_records::schema))
         .route("/api/v2/_schema/{rt}/attributes", post(schema_admin::create_attribute))

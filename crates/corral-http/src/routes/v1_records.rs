@@ -195,3 +195,36 @@ pub async fn restore(
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(record_response(StatusCode::OK, &record, &schema))
 }
+
+/// `GET /api/v1/schemas/{account|contact}`: the JSON Schema of the v1 document, with the
+/// tenant's custom fields.
+pub async fn json_schema(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let rt = match RecordType::from_api_name(&name) {
+        Some(rt @ (RecordType::Account | RecordType::Contact)) => rt,
+        _ => {
+            return Err(CoreError::new(ErrorCode::UnknownRecordType, format!("no v1 schema `{name}`"))
+                .with("record_type", name)
+                .into());
+        }
+    };
+    principal.require(read_permission(rt))?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    Ok(json_response(StatusCode::OK, v1::json_schema(rt, &schema).to_string(), None))
+}
+
+/// `GET /api/v1/manifest`: each v1 resource with its path, operations and client namespace.
+pub async fn manifest(_principal: Principal) -> ApiResult<Response> {
+    let resource = |name: &str, plural: &str, rt: RecordType| {
+        json!({
+            "name": name, "domain": "customer", "record_type": rt.api_name(),
+            "path": format!("/api/v1/crm/{plural}"), "operations": ["list", "get", "create", "update", "delete", "restore"],
+            "client_namespace": format!("customer.{plural}"), "schema": format!("/api/v1/schemas/{}", rt.api_name()),
+        })
+    };
+    let body = json!({"resources": [resource("Account", "accounts", RecordType::Account), resource("Contact", "contacts", RecordType::Contact)]});
+    Ok(json_response(StatusCode::OK, body.to_string(), None))
+}

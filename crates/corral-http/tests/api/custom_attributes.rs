@@ -265,3 +265,44 @@ async fn options_of_select_and_stage_attributes_are_editable() {
         .await
         .assert_error(404, "record_not_found");
 }
+
+#[tokio::test]
+async fn v1_json_schemas_describe_the_documents_and_the_manifest_lists_them() {
+    let app = TestApp::spawn().await;
+    define(&app, "account", json!({"api_name": "tier", "value_type": "select", "options": [{"api_name": "gold"}], "is_required_on_create": false})).await;
+    for (rt, doc) in [
+        ("account", app.create_account(json!({"name": "A", "custom_fields": {"tier": "gold"}})).await),
+        (
+            "contact",
+            app.post("/api/v1/crm/contacts").bearer(&app.admin()).json(json!({"first_name": "B"})).send().await.body,
+        ),
+    ] {
+        let r = app.get(&format!("/api/v1/schemas/{rt}")).bearer(&app.admin()).send().await;
+        r.assert_status(200);
+        assert_eq!(r.body["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        let props = r.body["properties"].as_object().unwrap();
+        let keys = doc.as_object().unwrap();
+        for k in keys.keys() {
+            assert!(props.contains_key(k), "{rt}: document key {k} is not in the schema");
+        }
+        for k in props.keys() {
+            assert!(keys.contains_key(k), "{rt}: schema property {k} is not in documents");
+        }
+        assert_eq!(props["id"]["readOnly"], true);
+    }
+    let r = app.get("/api/v1/schemas/account").bearer(&app.admin()).send().await;
+    assert_eq!(r.body["properties"]["custom_fields"]["properties"]["tier"]["enum"], json!(["gold"]));
+    assert_eq!(r.body["properties"]["lifecycle_stage"]["enum"].as_array().unwrap().len(), 6);
+    app.get("/api/v1/schemas/user").bearer(&app.admin()).send().await.assert_error(404, "unknown_record_type");
+    let m = app.get("/api/v1/manifest").bearer(&app.user()).send().await;
+    m.assert_status(200);
+    let resources = m.body["resources"].as_array().unwrap();
+    assert_eq!(resources[0]["path"], "/api/v1/crm/accounts");
+    assert_eq!(resources[0]["client_namespace"], "customer.accounts");
+    assert_eq!(resources[1]["client_namespace"], "customer.contacts");
+    // Each listed path answers.
+    for r in resources {
+        app.get(r["path"].as_str().unwrap()).bearer(&app.admin()).send().await.assert_status(200);
+        app.get(r["schema"].as_str().unwrap()).bearer(&app.admin()).send().await.assert_status(200);
+    }
+}
