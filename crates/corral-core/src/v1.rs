@@ -186,74 +186,6 @@ pub fn render(record: &Record, schema: &TenantSchema) -> Json {
     Json::Object(doc)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::{Actor, RecordMeta};
-    use crate::timestamp::Timestamp;
-
-    fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
-        parse_write(RecordType::Account, &body, mode, &TenantSchema::builtin("t", RecordType::Account))
-    }
-
-    #[test]
-    fn stamps_are_ignored_and_unknown_fields_refused() {
-        let w = parse(
-            json!({"id": "rec_01HX", "tenant_id": "other", "created_by": "x", "name": "Acme", "version": 3}),
-            WriteMode::Create,
-        )
-        .unwrap();
-        assert_eq!(w.values.len(), 1);
-        assert_eq!(w.expected_version, Some(3));
-        let e = parse(json!({"name": "Acme", "colour": "red"}), WriteMode::Create).unwrap_err();
-        assert_eq!((e.code, e.details["field"].as_str()), (ErrorCode::UnknownField, Some("colour")));
-        let e = parse(json!({"custom_fields": {"tier": "gold"}}), WriteMode::Patch).unwrap_err();
-        assert_eq!(e.code, ErrorCode::UnknownField);
-        assert!(parse(json!(["not", "an", "object"]), WriteMode::Create).is_err());
-    }
-
-    #[test]
-    fn put_resets_what_it_does_not_mention() {
-        let w = parse(json!({"name": "Acme"}), WriteMode::Replace).unwrap();
-        assert_eq!(w.values.len(), crate::schema::ACCOUNT_FIELDS.len());
-        assert_eq!(w.primary_domain, Some(None));
-        let w = parse(json!({"domain": "https://www.Acme.com/x"}), WriteMode::Patch).unwrap();
-        assert_eq!(w.primary_domain, Some(Some("acme.com".into())));
-    }
-
-    #[test]
-    fn rendering_has_every_field() {
-        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
-        let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
-        r.apply(
-            &parse(json!({"name": "Acme", "domain": "acme.com", "tags": ["a"]}), WriteMode::Create).unwrap(),
-            Timestamp(0),
-        )
-        .unwrap();
-        let doc = render(&r, &TenantSchema::builtin("t", RecordType::Account));
-        for key in [
-            "id",
-            "name",
-            "domain",
-            "domains",
-            "owner_id",
-            "addresses",
-            "custom_fields",
-            "is_deleted",
-            "source",
-            "source_type",
-            "annual_revenue",
-        ] {
-            assert!(doc.get(key).is_some(), "{key}");
-        }
-        assert_eq!(doc["source"], "edm");
-        assert_eq!(doc["source_type"], "api");
-        assert_eq!(doc["domains"], json!(["acme.com"]));
-        assert_eq!(doc["addresses"], json!([]));
-        assert!(doc["id"].as_str().unwrap().starts_with("acc-"));
-    }
-}
-
 /// The JSON Schema (2020-12) of a v1 document of `record_type` in a tenant (SPEC §6):
 /// every field with its type, server-stamped fields `readOnly`, custom fields included.
 pub fn json_schema(record_type: RecordType, schema: &TenantSchema) -> Json {
@@ -362,4 +294,72 @@ pub fn json_schema(record_type: RecordType, schema: &TenantSchema) -> Json {
         "title": title, "type": "object", "additionalProperties": false,
         "x-cpod-domain": "customer", "properties": props,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Actor, RecordMeta};
+    use crate::timestamp::Timestamp;
+
+    fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
+        parse_write(RecordType::Account, &body, mode, &TenantSchema::builtin("t", RecordType::Account))
+    }
+
+    #[test]
+    fn stamps_are_ignored_and_unknown_fields_refused() {
+        let w = parse(
+            json!({"id": "rec_01HX", "tenant_id": "other", "created_by": "x", "name": "Acme", "version": 3}),
+            WriteMode::Create,
+        )
+        .unwrap();
+        assert_eq!(w.values.len(), 1);
+        assert_eq!(w.expected_version, Some(3));
+        let e = parse(json!({"name": "Acme", "colour": "red"}), WriteMode::Create).unwrap_err();
+        assert_eq!((e.code, e.details["field"].as_str()), (ErrorCode::UnknownField, Some("colour")));
+        let e = parse(json!({"custom_fields": {"tier": "gold"}}), WriteMode::Patch).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownField);
+        assert!(parse(json!(["not", "an", "object"]), WriteMode::Create).is_err());
+    }
+
+    #[test]
+    fn put_resets_what_it_does_not_mention() {
+        let w = parse(json!({"name": "Acme"}), WriteMode::Replace).unwrap();
+        assert_eq!(w.values.len(), crate::schema::ACCOUNT_FIELDS.len());
+        assert_eq!(w.primary_domain, Some(None));
+        let w = parse(json!({"domain": "https://www.Acme.com/x"}), WriteMode::Patch).unwrap();
+        assert_eq!(w.primary_domain, Some(Some("acme.com".into())));
+    }
+
+    #[test]
+    fn rendering_has_every_field() {
+        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+        let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
+        r.apply(
+            &parse(json!({"name": "Acme", "domain": "acme.com", "tags": ["a"]}), WriteMode::Create).unwrap(),
+            Timestamp(0),
+        )
+        .unwrap();
+        let doc = render(&r, &TenantSchema::builtin("t", RecordType::Account));
+        for key in [
+            "id",
+            "name",
+            "domain",
+            "domains",
+            "owner_id",
+            "addresses",
+            "custom_fields",
+            "is_deleted",
+            "source",
+            "source_type",
+            "annual_revenue",
+        ] {
+            assert!(doc.get(key).is_some(), "{key}");
+        }
+        assert_eq!(doc["source"], "edm");
+        assert_eq!(doc["source_type"], "api");
+        assert_eq!(doc["domains"], json!(["acme.com"]));
+        assert_eq!(doc["addresses"], json!([]));
+        assert!(doc["id"].as_str().unwrap().starts_with("acc-"));
+    }
 }
