@@ -4,11 +4,12 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod request_id;
 pub mod router;
 pub mod routes;
 pub mod state;
 
 pub use auth::{AuthConfig, Claims};
-pub use router::router;
+pub use router::{openapi, router};
 pub use state::AppState;

@@ -49,6 +49,8 @@ enum Command {
     /// Manage the user directory.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the OpenAPI 3.1 document.
+    Openapi,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +147,11 @@ async fn main() -> Result<()> {
         _ => None,
     };
     let flags = FlagOverrides { listen, database_url: cli.database_url.clone(), data_dir: cli.data_dir.clone() };
+    if let Command::Openapi = cli.command {
+        // Needs no configuration, database or secret.
+        println!("{}", serde_json::to_string_pretty(&corral_http::openapi())?);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref(), &flags)?;
     init_logging(&config);
     match cli.command {
@@ -159,6 +166,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::ApiKey(cmd) => api_key(&config, cmd).await,
+        Command::Openapi => unreachable!("handled before configuration"),
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant, &email, name.as_deref(), "corral-cli").await?;

@@ -10,5 +10,6 @@ mod errors;
 mod helpers;
 mod isolation;
 mod listing;
+mod openapi;
 mod relationships;
 mod v2;
