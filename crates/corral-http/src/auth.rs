@@ -67,6 +67,23 @@ impl Permission {
         }
     }
 
+    /// What reading records of `rt` needs.
+    pub fn read(rt: corral_core::RecordType) -> Permission {
+        match rt {
+            corral_core::RecordType::Account => Permission::AccountsRead,
+            corral_core::RecordType::Contact => Permission::ContactsRead,
+            corral_core::RecordType::User => Permission::UsersRead,
+        }
+    }
+
+    /// What writing records of `rt` needs (users are written only through admin routes).
+    pub fn write(rt: corral_core::RecordType) -> Permission {
+        match rt {
+            corral_core::RecordType::Contact => Permission::ContactsWrite,
+            _ => Permission::AccountsWrite,
+        }
+    }
+
     pub fn from_scope(scope: &str) -> Option<Permission> {
         Permission::ALL.into_iter().find(|p| p.scope() == scope)
     }

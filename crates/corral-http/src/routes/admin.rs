@@ -4,6 +4,7 @@
 use crate::auth::{Permission, Principal, generate_key, validate_scopes};
 use crate::error::ApiResult;
 use crate::extract::JsonBody;
+use crate::routes::shared::object;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -22,16 +23,6 @@ fn key_json(key: &ApiKey) -> Json_ {
         "expires_at": key.expires_at.map(Timestamp::to_rfc3339),
         "revoked_at": key.revoked_at.map(Timestamp::to_rfc3339),
     })
-}
-
-fn object<'a>(body: &'a Json_, allowed: &[&str]) -> ApiResult<&'a Map<String, Json_>> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| CoreError::new(corral_core::ErrorCode::InvalidJson, "the body must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(CoreError::unknown_field(k).into());
-    }
-    Ok(obj)
 }
 
 fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>> {

@@ -2,9 +2,9 @@
 //! edge attributes `role` and `is_primary`.
 
 use crate::auth::{Permission, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::routes::shared::json_response;
+use crate::routes::shared::{json_response, object};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -86,15 +86,6 @@ fn edge_change(obj: &Map<String, Json>) -> ApiResult<EdgeChange> {
         Some(_) => return Err(CoreError::invalid_value("is_primary", "expected true or false").into()),
     };
     Ok(EdgeChange { role, is_primary })
-}
-
-fn object<'a>(body: &'a Json, allowed: &[&str]) -> ApiResult<&'a Map<String, Json>> {
-    let obj =
-        body.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(CoreError::unknown_field(k).into());
-    }
-    Ok(obj)
 }
 
 /// `GET /api/v2/{rt}/{id}/relationship/{name}?limit=&cursor=`.

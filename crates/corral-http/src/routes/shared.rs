@@ -4,8 +4,9 @@ use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use corral_core::ErrorCode;
+use corral_core::{CoreError, ErrorCode};
 use corral_store::IdempotencyKey;
+use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
 /// A JSON response, with `ETag: "<version>"` when it shows one record.
@@ -46,4 +47,15 @@ pub fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Ide
     })?;
     let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
     Ok(Some(IdempotencyKey { key: key.to_owned(), request_hash }))
+}
+
+/// A body that must be a JSON object with only the `allowed` keys (`unknown_field`
+/// otherwise).
+pub fn object<'a>(body: &'a Json, allowed: &[&str]) -> ApiResult<&'a Map<String, Json>> {
+    let obj =
+        body.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(CoreError::unknown_field(k).into());
+    }
+    Ok(obj)
 }

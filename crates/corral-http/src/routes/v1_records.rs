@@ -26,14 +26,6 @@ fn collection(name: &str) -> ApiResult<RecordType> {
     }
 }
 
-fn read_permission(rt: RecordType) -> Permission {
-    if rt == RecordType::Contact { Permission::ContactsRead } else { Permission::AccountsRead }
-}
-
-fn write_permission(rt: RecordType) -> Permission {
-    if rt == RecordType::Contact { Permission::ContactsWrite } else { Permission::AccountsWrite }
-}
-
 /// A JSON response with the record's `ETag`.
 fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -> Response {
     json_response(status, v1::render(record, schema).to_string(), Some(record.meta.version))
@@ -52,7 +44,7 @@ pub async fn list(
     QueryPairs(params): QueryPairs,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(read_permission(rt))?;
+    principal.require(Permission::read(rt))?;
     let request = ListRequest::from_v1_params(rt, &params)?;
     let actor = &principal.actor;
     let (query, after) = match &request.cursor {
@@ -86,7 +78,7 @@ pub async fn get(
     query: QueryPairs,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(read_permission(rt))?;
+    principal.require(Permission::read(rt))?;
     query.only(&["include_deleted"])?;
     let record =
         state.store().get_record(&principal.actor, rt, parse_id(rt, &id)?, query.flag("include_deleted")?).await?;
@@ -104,7 +96,7 @@ pub async fn create(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v1::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw)?;
@@ -133,7 +125,7 @@ async fn write(
     mode: WriteMode,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let id = parse_id(rt, &id)?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v1::parse_write(rt, &body.value, mode, &schema)?;
@@ -176,7 +168,7 @@ pub async fn delete(
     query: QueryPairs,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     query.only(&["purge"])?;
     let id = parse_id(rt, &id)?;
     if query.flag("purge")? {
@@ -197,7 +189,7 @@ pub async fn restore(
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(record_response(StatusCode::OK, &record, &schema))
@@ -219,7 +211,7 @@ pub async fn json_schema(
                 .into());
         }
     };
-    principal.require(read_permission(rt))?;
+    principal.require(Permission::read(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(json_response(StatusCode::OK, v1::json_schema(rt, &schema).to_string(), None))
 }

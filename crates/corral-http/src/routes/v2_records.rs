@@ -5,7 +5,7 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{created_response, idempotency_key, json_response};
+use crate::routes::shared::{created_response, idempotency_key, json_response, object};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -34,21 +34,6 @@ fn writable(rt: &str, allow: &str) -> ApiResult<RecordType> {
                 .with_header(header::ALLOW, allow))
         }
         rt => Ok(rt),
-    }
-}
-
-fn read_permission(rt: RecordType) -> Permission {
-    match rt {
-        RecordType::Account => Permission::AccountsRead,
-        RecordType::Contact => Permission::ContactsRead,
-        RecordType::User => Permission::UsersRead,
-    }
-}
-
-fn write_permission(rt: RecordType) -> Permission {
-    match rt {
-        RecordType::Contact => Permission::ContactsWrite,
-        _ => Permission::AccountsWrite,
     }
 }
 
@@ -85,7 +70,7 @@ pub async fn create(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "")?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw)?;
@@ -112,7 +97,7 @@ pub async fn get(
     query: QueryPairs,
 ) -> ApiResult<Response> {
     let rt = record_type(&rt)?;
-    principal.require(read_permission(rt))?;
+    principal.require(Permission::read(rt))?;
     query.only(&["fields", "include_archived"])?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let only = fields_param(rt, &schema, &query)?;
@@ -137,7 +122,7 @@ pub async fn patch(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "GET")?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &schema)?;
     let record = state.store().update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0).await?;
@@ -154,7 +139,7 @@ pub async fn delete(
     query: QueryPairs,
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "GET")?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     query.only(&["purge"])?;
     let id = parse_id(rt, &id)?;
     if query.flag("purge")? {
@@ -174,7 +159,7 @@ pub async fn restore(
     Path((rt, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let rt = writable(&rt, "")?;
-    principal.require(write_permission(rt))?;
+    principal.require(Permission::write(rt))?;
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(record_response(StatusCode::OK, &record, &schema))
@@ -188,7 +173,7 @@ pub async fn schema(
     Path(rt): Path<String>,
 ) -> ApiResult<Response> {
     let rt = record_type(&rt)?;
-    principal.require(read_permission(rt))?;
+    principal.require(Permission::read(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(json_response(StatusCode::OK, v2::schema_document(rt, &schema).to_string(), None))
 }
@@ -294,15 +279,6 @@ fn labels(raw: &Json) -> ApiResult<Vec<String>> {
         }
     }
     Ok(out)
-}
-
-fn object<'a>(body: &'a Json, allowed: &[&str]) -> ApiResult<&'a Map<String, Json>> {
-    let obj =
-        body.as_object().ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(CoreError::unknown_field(k).into());
-    }
-    Ok(obj)
 }
 
 fn flag(obj: &Map<String, Json>, key: &str) -> ApiResult<Option<bool>> {
