@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod custom;
 pub mod error;
+pub mod filter;
 pub mod ids;
 pub mod items;
 pub mod list;

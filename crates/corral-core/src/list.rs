@@ -1,29 +1,47 @@
-//! List queries: which records, in which order, continuing from where (SPEC §5.4, §8).
+//! List queries: which records, in which order, continuing from where (SPEC §5.4, §7.4, §8).
 //!
-//! A [`ListQuery`] is what the client asked for, by field name, and is what cursors carry.
-//! [`ListQuery::resolve`] checks it against the schema registry and produces a [`Plan`] of
-//! columns and typed values that the store turns into SQL.
+//! A [`ListQuery`] is what a client asked for, by field name in its dialect; it is also
+//! what cursors carry. [`ListQuery::resolve`] turns it into a [`Plan`]: one resolved filter
+//! tree ([`crate::filter`]) and sort columns, which the store compiles to SQL.
 
-use crate::error::{CoreError, CoreResult};
+use crate::custom::TenantSchema;
+use crate::error::{CoreError, CoreResult, ErrorCode};
+use crate::filter::{self, Cond, Filter, Kind, Op, Target};
 use crate::ids::RecordType;
-use crate::normalize;
-use crate::schema::{FieldDef, META_COLUMNS, Stage, ValueType, field_by_v1_name};
-use crate::value::{CoerceContext, Value, coerce};
+use crate::schema::{META_COLUMNS, field_by_v1_name};
+use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 /// Default and largest v1 page sizes.
 pub const V1_DEFAULT_LIMIT: usize = 50;
 pub const V1_MAX_LIMIT: usize = 500;
+/// Default and largest v2 `_query` page sizes.
+pub const V2_DEFAULT_LIMIT: usize = 50;
+pub const V2_MAX_LIMIT: usize = 200;
 /// Sort keys a client may give (the id tie-breaker comes on top).
 pub const MAX_SORT_KEYS: usize = 3;
 
+/// The dialect a query was written in: it decides field names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[default]
+    V1,
+    V2,
+}
+
 /// A client's list query, by field name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ListQuery {
-    /// Equality filters `(field, value)`, ANDed.
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Filters, ANDed (v1 parameters become leaves).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub equals: Vec<(String, String)>,
+    pub filters: Vec<Filter>,
+    /// v1 `q`: a case-insensitive search over the record type's names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
     /// Sort keys `(field, descending)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sort: Vec<(String, bool)>,
@@ -40,33 +58,16 @@ pub struct ListRequest {
     pub cursor: Option<String>,
 }
 
-/// A sealed cursor's content: the query and the last row's sort-key values (id last).
+/// A sealed cursor's content: the record type, the query and the last row's sort-key
+/// values (id last).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CursorState {
+    #[serde(rename = "t")]
+    pub record_type: String,
     #[serde(rename = "q")]
     pub query: ListQuery,
     #[serde(rename = "a")]
     pub after: Vec<Json>,
-}
-
-/// How a condition reaches the data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// A column, compared case-insensitively when the value is text.
-    Column(&'static str),
-    /// Any element of a JSON string-array column equals the value (case-insensitive).
-    AnyListItem(&'static str),
-    /// Any of the account's domains equals the value.
-    AnyDomain,
-}
-
-/// One resolved equality condition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Condition {
-    pub target: Target,
-    pub value: Value,
-    /// Text compares case-insensitively (SPEC §7.4); ids and stage api_names exactly.
-    pub case_insensitive: bool,
 }
 
 /// One resolved sort key.
@@ -79,15 +80,16 @@ pub struct SortColumn {
 /// A query checked against the registry, ready for SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub conditions: Vec<Condition>,
+    pub filter: Option<Cond>,
     /// Sort keys, ending with the `id` tie-breaker.
     pub sort: Vec<SortColumn>,
     pub include_deleted: bool,
 }
 
 impl ListRequest {
-    /// Parses v1 list parameters (SPEC §8). Unknown parameters → `invalid_query_parameter`.
-    pub fn from_v1_params(record_type: RecordType, params: &[(String, String)]) -> CoreResult<Self> {
+    /// Parses v1 list parameters (SPEC §8): `limit`, `cursor`, `sort`, `include_deleted`, `q`,
+    /// `field=value` and `field[op]=value`. Unknown parameters → `invalid_query_parameter`.
+    pub fn from_v1_params(params: &[(String, String)]) -> CoreResult<Self> {
         let mut query = ListQuery::default();
         let mut any_query_param = false;
         let mut limit = V1_DEFAULT_LIMIT;
@@ -109,26 +111,43 @@ impl ListRequest {
                     any_query_param = true;
                     query.include_deleted = parse_bool(name, value)?;
                 }
-                field => {
-                    if field.contains('[') {
-                        return Err(CoreError::invalid_query_parameter(
-                            field,
-                            "operator filters are not supported yet; use field=value",
-                        ));
-                    }
-                    if !is_filterable(record_type, field) {
-                        return Err(CoreError::invalid_query_parameter(
-                            field,
-                            "unknown parameter or field that cannot be filtered",
-                        ));
-                    }
+                "q" => {
                     any_query_param = true;
-                    query.equals.push((field.to_owned(), value.clone()));
+                    query.q = Some(value.trim().to_owned()).filter(|q| !q.is_empty());
+                }
+                param => {
+                    any_query_param = true;
+                    query.filters.push(v1_leaf(param, value)?);
                 }
             }
         }
         Ok(ListRequest { query: any_query_param.then_some(query), limit, cursor })
     }
+}
+
+/// `field=value` or `field[op]=value` as a filter leaf (still named in v1).
+fn v1_leaf(param: &str, raw: &str) -> CoreResult<Filter> {
+    let (field, op) = match param.split_once('[') {
+        Some((field, rest)) => {
+            let op = rest.strip_suffix(']').and_then(Op::parse).ok_or_else(|| {
+                CoreError::new(ErrorCode::InvalidFilterOperator, format!("unknown operator in `{param}`"))
+                    .with("parameter", param)
+            })?;
+            (field, op)
+        }
+        None => (param, Op::Eq),
+    };
+    let list = || Json::Array(raw.split(',').map(|v| Json::String(v.trim().to_owned())).collect());
+    let (op, value) = match op {
+        Op::In | Op::NotIn | Op::Between => (op, list()),
+        Op::Exists | Op::NotExists => {
+            let wanted = parse_bool(param, raw)?;
+            let op = if wanted == (op == Op::Exists) { Op::Exists } else { Op::NotExists };
+            (op, Json::Null)
+        }
+        other => (other, Json::String(raw.to_owned())),
+    };
+    Ok(Filter::Leaf { field: field.to_owned(), operator: op.name().to_owned(), value })
 }
 
 fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
@@ -157,33 +176,139 @@ fn parse_sort(value: &str) -> CoreResult<Vec<(String, bool)>> {
     Ok(keys)
 }
 
-/// Meta fields that equality filters accept.
-const FILTERABLE_META: &[&str] = &["app_id", "created_by", "updated_by"];
+/// The v2 name of a v1 field, for the fields the two dialects name differently.
+fn v2_name(rt: RecordType, v1: &str) -> Option<&'static str> {
+    match (rt, v1) {
+        (RecordType::Account, "domain") => Some("domains"),
+        (RecordType::Contact, "email") => Some("primary_email"),
+        (RecordType::Contact, "phone") => Some("primary_phone_number"),
+        (_, "id" | "created_at" | "updated_at" | "version" | "app_id") => {
+            META_COLUMNS.iter().find(|m| m.0 == v1).map(|m| m.0)
+        }
+        (_, "deleted_at") => Some("archived_at"),
+        _ => field_by_v1_name(rt, v1).map(|(_, f)| f.api_name),
+    }
+}
 
-fn is_filterable(record_type: RecordType, name: &str) -> bool {
-    FILTERABLE_META.contains(&name)
-        || (record_type == RecordType::Account && name == "domain")
-        || field_by_v1_name(record_type, name).is_some_and(|(_, f)| f.value_type != ValueType::Address)
+/// v1-only filters on server-stamped text and the primary account.
+fn v1_only(rt: RecordType, field: &str, operator: &str, value: &Json) -> Option<CoreResult<Cond>> {
+    let column = match (rt, field) {
+        (_, "created_by") => "created_by",
+        (_, "updated_by") => "updated_by",
+        (RecordType::Contact, "account_id") => "primary_account_id",
+        _ => return None,
+    };
+    Some((|| {
+        let op = Op::parse(operator)
+            .filter(|o| matches!(o, Op::Eq | Op::Ne | Op::In | Op::NotIn | Op::Exists | Op::NotExists))
+            .ok_or_else(|| {
+                CoreError::new(
+                    ErrorCode::InvalidFilterOperator,
+                    format!("operator `{operator}` does not apply to `{field}`"),
+                )
+                .with("field", field)
+            })?;
+        let text = |j: &Json| -> CoreResult<Value> {
+            let s = j.as_str().unwrap_or_default();
+            if column == "primary_account_id" {
+                let id = crate::ids::RecordId::parse(RecordType::Account, s)
+                    .ok_or_else(|| CoreError::invalid_query_parameter(field, "expected an account id"))?;
+                return Ok(Value::Text(id.canonical()));
+            }
+            Ok(Value::Text(s.to_owned()))
+        };
+        let values = match value {
+            Json::Null => Vec::new(),
+            Json::Array(items) => items.iter().map(text).collect::<CoreResult<_>>()?,
+            other => vec![text(other)?],
+        };
+        Ok(Cond::Cmp { target: Target::Column(column), kind: Kind::Exact, op, values })
+    })())
+}
+
+/// The fields `q` searches (SPEC §8).
+fn search_fields(rt: RecordType) -> &'static [&'static str] {
+    match rt {
+        RecordType::Account => &["display_name", "legal_name", "domains", "official_website"],
+        RecordType::Contact => &["display_name", "first_name", "last_name", "contact_emails"],
+        RecordType::User => &[],
+    }
+}
+
+/// v1 filter errors are about query parameters: 400 `invalid_query_parameter`, except an
+/// operator the field does not take (422 `invalid_filter_operator`).
+fn as_parameter_error(e: CoreError, field: &str) -> CoreError {
+    match e.code {
+        ErrorCode::InvalidFilterOperator => e,
+        _ => {
+            let reason = e.details.get("reason").and_then(Json::as_str).map(str::to_owned).unwrap_or(e.message);
+            CoreError::invalid_query_parameter(field, reason)
+        }
+    }
 }
 
 impl ListQuery {
-    /// The default v1 order: newest first.
+    /// The default order: newest first.
     pub fn default_sort() -> Vec<(String, bool)> {
         vec![("created_at".to_owned(), true)]
     }
 
-    /// Checks the query against the registry and resolves names to columns and values.
-    pub fn resolve(&self, record_type: RecordType, stages: &[Stage]) -> CoreResult<Plan> {
-        let ctx = CoerceContext { stages, dialect: crate::value::Dialect::V1 };
-        let mut conditions = Vec::with_capacity(self.equals.len());
-        for (name, raw) in &self.equals {
-            conditions.push(resolve_condition(record_type, name, raw, &ctx)?);
+    /// Checks the query against the tenant's schema and resolves names to columns and values.
+    pub fn resolve(&self, rt: RecordType, schema: &TenantSchema) -> CoreResult<Plan> {
+        let mut conds = Vec::with_capacity(self.filters.len() + 1);
+        for f in &self.filters {
+            conds.push(match (self.dialect, f) {
+                (Dialect::V2, f) => filter::resolve(rt, f, schema)?,
+                (Dialect::V1, Filter::Leaf { field, operator, value }) => {
+                    if let Some(cond) = v1_only(rt, field, operator, value) {
+                        cond?
+                    } else {
+                        let name = v2_name(rt, field).ok_or_else(|| {
+                            CoreError::invalid_query_parameter(
+                                field,
+                                "unknown parameter or field that cannot be filtered",
+                            )
+                        })?;
+                        let value = match (value, field_by_v1_name(rt, field).map(|(_, f)| f.value_type)) {
+                            // Query strings carry text; booleans arrive as "true" / "false".
+                            (Json::String(s), Some(crate::schema::ValueType::Boolean)) => {
+                                Json::Bool(parse_bool(field, s)?)
+                            }
+                            (v, _) => v.clone(),
+                        };
+                        let leaf = Filter::Leaf { field: name.to_owned(), operator: operator.clone(), value };
+                        filter::resolve(rt, &leaf, schema).map_err(|e| as_parameter_error(e, field))?
+                    }
+                }
+                (Dialect::V1, _) => return Err(CoreError::invalid_cursor()),
+            });
+        }
+        if let Some(q) = &self.q {
+            let leaves = search_fields(rt)
+                .iter()
+                .map(|f| {
+                    filter::resolve(
+                        rt,
+                        &Filter::Leaf {
+                            field: (*f).to_owned(),
+                            operator: "contains".into(),
+                            value: Json::String(q.clone()),
+                        },
+                        schema,
+                    )
+                })
+                .collect::<CoreResult<Vec<_>>>()
+                .map_err(|e| as_parameter_error(e, "q"))?;
+            conds.push(Cond::Or(leaves));
         }
         let keys = if self.sort.is_empty() { Self::default_sort() } else { self.sort.clone() };
         let mut sort = Vec::with_capacity(keys.len() + 1);
         for (name, descending) in &keys {
-            let column = sort_column(record_type, name)
-                .ok_or_else(|| CoreError::invalid_query_parameter("sort", format!("cannot sort by `{name}`")))?;
+            let column = self.sort_column(rt, name).ok_or_else(|| match self.dialect {
+                Dialect::V1 => CoreError::invalid_query_parameter("sort", format!("cannot sort by `{name}`")),
+                Dialect::V2 => CoreError::new(ErrorCode::InvalidFilterField, format!("cannot sort by `{name}`"))
+                    .with("field", name.as_str()),
+            })?;
             if column != "id" {
                 sort.push(SortColumn { column, descending: *descending });
             }
@@ -191,137 +316,87 @@ impl ListQuery {
         // The id breaks ties, in the direction of the last key, so the order is total.
         let descending = keys.last().is_some_and(|(_, d)| *d);
         sort.push(SortColumn { column: "id", descending });
-        Ok(Plan { conditions, sort, include_deleted: self.include_deleted })
+        let filter = match conds.len() {
+            0 => None,
+            1 => conds.pop(),
+            _ => Some(Cond::And(conds)),
+        };
+        Ok(Plan { filter, sort, include_deleted: self.include_deleted })
     }
-}
 
-fn sort_column(record_type: RecordType, name: &str) -> Option<&'static str> {
-    if let Some((_, column, sortable)) = META_COLUMNS.iter().find(|(n, _, _)| *n == name) {
-        return sortable.then_some(*column);
-    }
-    let (_, f) = field_by_v1_name(record_type, name)?;
-    f.sortable.then(|| sort_column_of(f))
-}
-
-/// The column a field compares and sorts by (currency by its numeric shadow column).
-fn sort_column_of(f: &FieldDef) -> &'static str {
-    match f.value_type {
-        ValueType::Currency => "annual_revenue_num",
-        _ => f.column,
-    }
-}
-
-fn resolve_condition(record_type: RecordType, name: &str, raw: &str, ctx: &CoerceContext<'_>) -> CoreResult<Condition> {
-    let bad = |r: &str| CoreError::invalid_query_parameter(name, r.to_owned());
-    if !normalize::storable(raw) {
-        return Err(bad("NUL characters are not allowed"));
-    }
-    if name == "domain" {
-        let d = normalize::domain(raw).map_err(bad)?;
-        return Ok(Condition { target: Target::AnyDomain, value: Value::Text(d), case_insensitive: false });
-    }
-    if FILTERABLE_META.contains(&name) {
-        return Ok(Condition {
-            target: Target::Column(name_to_meta_column(name)),
-            value: Value::Text(raw.to_owned()),
-            case_insensitive: false,
-        });
-    }
-    let (_, f) = field_by_v1_name(record_type, name).ok_or_else(|| bad("unknown field"))?;
-    if f.is_array {
-        let item = raw.trim();
-        if item.is_empty() {
-            return Err(bad("expected a value"));
+    fn sort_column(&self, rt: RecordType, name: &str) -> Option<&'static str> {
+        match self.dialect {
+            Dialect::V2 => filter::sort_column(rt, name),
+            Dialect::V1 => {
+                if let Some((_, column, sortable)) = META_COLUMNS.iter().find(|(n, _, _)| *n == name) {
+                    return sortable.then_some(*column);
+                }
+                let api = v2_name(rt, name)?;
+                filter::sort_column(rt, api)
+            }
         }
-        return Ok(Condition {
-            target: Target::AnyListItem(f.column),
-            value: Value::Text(item.to_owned()),
-            case_insensitive: true,
-        });
     }
-    // Query strings carry text: give numbers and booleans their JSON form before coercing.
-    let json = match f.value_type {
-        ValueType::Number | ValueType::Currency => Json::String(raw.to_owned()),
-        ValueType::Boolean => Json::Bool(parse_bool(name, raw)?),
-        _ => Json::String(raw.to_owned()),
-    };
-    let value = coerce(f, &json, ctx)
-        .map_err(|e| bad(e.details.get("reason").and_then(Json::as_str).unwrap_or("invalid value")))?;
-    // References are stored as canonical id text.
-    let value = match value {
-        Value::Ref(id) => Value::Text(id.canonical()),
-        other => other,
-    };
-    let case_insensitive =
-        matches!(value, Value::Text(_)) && !matches!(f.value_type, ValueType::Stage | ValueType::Reference(_));
-    Ok(Condition { target: Target::Column(sort_column_of(f)), value, case_insensitive })
-}
-
-fn name_to_meta_column(name: &str) -> &'static str {
-    META_COLUMNS.iter().find(|(n, _, _)| *n == name).map(|(_, c, _)| *c).unwrap_or("id")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
-    use crate::schema::default_stages;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
     }
 
+    fn schema() -> TenantSchema {
+        TenantSchema::builtin("t", RecordType::Account)
+    }
+
     #[test]
     fn v1_parameters_parse_and_refuse_unknowns() {
-        let r = ListRequest::from_v1_params(
-            RecordType::Account,
-            &params(&[("limit", "10"), ("sort", "-updated_at,name"), ("industry", "software")]),
-        )
+        let r = ListRequest::from_v1_params(&params(&[
+            ("limit", "10"),
+            ("sort", "-updated_at,name"),
+            ("industry", "software"),
+            ("employee_count[gte]", "5"),
+        ]))
         .unwrap();
         assert_eq!(r.limit, 10);
         let q = r.query.unwrap();
         assert_eq!(q.sort, vec![("updated_at".to_owned(), true), ("name".to_owned(), false)]);
-        assert_eq!(q.equals, vec![("industry".to_owned(), "software".to_owned())]);
-        for bad in [
-            ("limit", "0"),
-            ("limit", "501"),
-            ("bogus", "1"),
-            ("include_deleted", "maybe"),
-            ("industry[eq]", "x"),
-            ("addresses", "x"),
-        ] {
-            let e = ListRequest::from_v1_params(RecordType::Account, &params(&[bad])).unwrap_err();
+        assert_eq!(q.filters.len(), 2);
+        assert!(q.resolve(RecordType::Account, &schema()).is_ok());
+        for bad in [("limit", "0"), ("limit", "501"), ("include_deleted", "maybe")] {
+            let e = ListRequest::from_v1_params(&params(&[bad])).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidQueryParameter, "{bad:?}");
         }
-        let only_cursor = ListRequest::from_v1_params(RecordType::Account, &params(&[("cursor", "abc")])).unwrap();
+        for bad in [("bogus", "1"), ("addresses", "x"), ("employee_count", "many")] {
+            let q = ListRequest::from_v1_params(&params(&[bad])).unwrap().query.unwrap();
+            assert_eq!(
+                q.resolve(RecordType::Account, &schema()).unwrap_err().code,
+                ErrorCode::InvalidQueryParameter,
+                "{bad:?}"
+            );
+        }
+        let q = ListRequest::from_v1_params(&params(&[("industry[gt]", "x")])).unwrap().query.unwrap();
+        assert_eq!(q.resolve(RecordType::Account, &schema()).unwrap_err().code, ErrorCode::InvalidFilterOperator);
+        assert_eq!(
+            ListRequest::from_v1_params(&params(&[("industry[like]", "x")])).unwrap_err().code,
+            ErrorCode::InvalidFilterOperator
+        );
+        let only_cursor = ListRequest::from_v1_params(&params(&[("cursor", "abc")])).unwrap();
         assert_eq!((only_cursor.query, only_cursor.cursor.as_deref()), (None, Some("abc")));
     }
 
     #[test]
-    fn resolution_checks_fields_and_adds_the_id_tie_breaker() {
-        let stages = default_stages("t", RecordType::Account);
-        let q = ListQuery {
-            sort: vec![("name".into(), false)],
-            equals: vec![("lifecycle_stage".into(), "Customer".into()), ("domain".into(), "WWW.Acme.com".into())],
-            include_deleted: false,
-        };
-        let plan = q.resolve(RecordType::Account, &stages).unwrap();
+    fn resolution_adds_the_id_tie_breaker() {
+        let q = ListQuery { sort: vec![("name".into(), false)], ..Default::default() };
+        let plan = q.resolve(RecordType::Account, &schema()).unwrap();
         assert_eq!(plan.sort.last().unwrap(), &SortColumn { column: "id", descending: false });
-        assert_eq!(plan.conditions[0].value, Value::Text("customer".into()));
-        assert_eq!(
-            plan.conditions[1],
-            Condition { target: Target::AnyDomain, value: Value::Text("acme.com".into()), case_insensitive: false }
-        );
-        let default = ListQuery::default().resolve(RecordType::Account, &stages).unwrap();
+        let default = ListQuery::default().resolve(RecordType::Account, &schema()).unwrap();
         assert_eq!(
             default.sort,
             vec![SortColumn { column: "created_at", descending: true }, SortColumn { column: "id", descending: true }]
         );
-        for bad in [
-            ListQuery { sort: vec![("tags".into(), false)], ..Default::default() },
-            ListQuery { equals: vec![("employee_count".into(), "many".into())], ..Default::default() },
-        ] {
-            assert_eq!(bad.resolve(RecordType::Account, &stages).unwrap_err().code, ErrorCode::InvalidQueryParameter);
-        }
+        let bad = ListQuery { sort: vec![("tags".into(), false)], ..Default::default() };
+        assert_eq!(bad.resolve(RecordType::Account, &schema()).unwrap_err().code, ErrorCode::InvalidQueryParameter);
     }
 }

@@ -99,18 +99,12 @@ impl Dialect {
         }
     }
 
-    /// A condition: some element of the JSON string array in `column` equals `param`,
-    /// case-insensitively.
-    pub fn json_array_contains_ci(self, column: &str, param: &str) -> String {
+    /// The elements of the JSON string array in `column`, as a FROM clause and the
+    /// expression of one element's text.
+    pub fn json_array_elements(self, column: &str) -> (String, String) {
         match self {
-            Dialect::Sqlite => {
-                format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE lower(json_each.value) = lower({param}))")
-            }
-            Dialect::Postgres => {
-                format!(
-                    "EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS e(v) WHERE lower(e.v) = lower({param}))"
-                )
-            }
+            Dialect::Sqlite => (format!("json_each({column})"), "json_each.value".to_owned()),
+            Dialect::Postgres => (format!("jsonb_array_elements_text({column}::jsonb) AS e(v)"), "e.v".to_owned()),
         }
     }
 }

@@ -4,10 +4,12 @@
 //! Every function takes the caller's [`Actor`]: its tenant, and its app scope when it has one,
 //! are part of every statement's WHERE clause (SPEC §3).
 
+use crate::db::Dialect;
 use crate::db::{Conn, Row, SqlBuilder, SqlValue};
 use crate::{StoreError, StoreResult, edges, keys};
+use corral_core::filter::{Cond, Kind, Op, Target};
 use corral_core::items;
-use corral_core::list::{Condition, Plan, Target};
+use corral_core::list::Plan;
 use corral_core::record::AccountDomain;
 use corral_core::schema::{FieldDef, ValueType, fields};
 use corral_core::value::Address;
@@ -293,8 +295,8 @@ pub async fn list<C: Conn>(
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
     }
-    for cond in &plan.conditions {
-        let sql = condition_sql(&mut q, dialect, t.name, cond);
+    if let Some(filter) = &plan.filter {
+        let sql = compile(&mut q, dialect, t.name, filter);
         q.push(" AND ").push(&sql);
     }
     if let Some(after) = after {
@@ -348,29 +350,103 @@ fn json_to_sql(v: &Json) -> Option<SqlValue> {
     })
 }
 
-/// The bound value a condition compares with.
-fn condition_value(value: &Value) -> SqlValue {
-    match value {
-        Value::Null => SqlValue::Null,
-        Value::Text(s) => SqlValue::Text(s.clone()),
-        Value::Int(n) => SqlValue::Int(*n),
-        Value::Decimal(d) => d.to_f64().map(SqlValue::Real).unwrap_or(SqlValue::Null),
-        Value::Bool(b) => SqlValue::Bool(*b),
-        Value::Time(t) => SqlValue::Int(t.millis()),
-        Value::Ref(id) => SqlValue::Text(id.canonical()),
-        Value::List(_) | Value::Addresses(_) | Value::Match { .. } => SqlValue::Null,
+/// Compiles a resolved filter to SQL with bound values only: the one recursive function
+/// every filter of every dialect goes through. Every comparison yields true or false, never
+/// NULL, so `NOT` means "does not match" (see `corral_core::filter` for the semantics).
+fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, cond: &Cond) -> String {
+    match cond {
+        Cond::And(parts) if parts.is_empty() => "1 = 1".to_owned(),
+        Cond::Or(parts) if parts.is_empty() => "1 = 0".to_owned(),
+        Cond::And(parts) => {
+            format!("({})", parts.iter().map(|c| compile(q, dialect, table, c)).collect::<Vec<_>>().join(" AND "))
+        }
+        Cond::Or(parts) => {
+            format!("({})", parts.iter().map(|c| compile(q, dialect, table, c)).collect::<Vec<_>>().join(" OR "))
+        }
+        Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, table, inner)),
+        Cond::Cmp { target, kind, op, values } => {
+            // Negations are the negation of their positive operator, over all elements.
+            let (positive, negate) = match op {
+                Op::Ne => (Op::Eq, true),
+                Op::NotIn => (Op::In, true),
+                Op::NotExists => (Op::Exists, true),
+                other => (*other, false),
+            };
+            let sql = match target {
+                Target::Column(column) => predicate(q, column, *kind, positive, values),
+                Target::List(column) => {
+                    let (from, value) = dialect.json_array_elements(column);
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, &value, *kind, positive, values)
+                    };
+                    format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+                }
+                Target::Domains | Target::Emails => {
+                    let (index, owner, key) = if *target == Target::Domains {
+                        ("account_domains", "account_id", "domain")
+                    } else {
+                        ("contact_emails", "contact_id", "email_key")
+                    };
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, &format!("k.{key}"), *kind, positive, values)
+                    };
+                    format!(
+                        "EXISTS (SELECT 1 FROM {index} k WHERE k.tenant_id = {table}.tenant_id AND k.{owner} = {table}.id AND {pred})"
+                    )
+                }
+            };
+            if negate { format!("(NOT {sql})") } else { sql }
+        }
     }
 }
 
-fn condition_sql(q: &mut SqlBuilder, dialect: crate::db::Dialect, table: &str, cond: &Condition) -> String {
-    let p = q.bind(condition_value(&cond.value));
-    match &cond.target {
-        Target::Column(column) if cond.case_insensitive => format!("lower({column}) = lower({p})"),
-        Target::Column(column) => format!("{column} = {p}"),
-        Target::AnyListItem(column) => dialect.json_array_contains_ci(column, &p),
-        Target::AnyDomain => format!(
-            "EXISTS (SELECT 1 FROM account_domains d WHERE d.tenant_id = {table}.tenant_id AND d.account_id = {table}.id AND d.domain = {p})"
-        ),
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// A positive comparison of one value expression, false (not NULL) when it is missing.
+fn predicate(q: &mut SqlBuilder, expr: &str, kind: Kind, op: Op, values: &[Value]) -> String {
+    let lhs = if kind == Kind::Text { format!("lower({expr})") } else { expr.to_owned() };
+    let mut bind = |v: &Value| q.bind(filter_value(kind, v));
+    let cmp = match op {
+        Op::Exists => return format!("({expr} IS NOT NULL)"),
+        Op::Eq => format!("{lhs} = {}", bind(&values[0])),
+        Op::In => format!("{lhs} IN ({})", values.iter().map(&mut bind).collect::<Vec<_>>().join(", ")),
+        Op::Gt => format!("{lhs} > {}", bind(&values[0])),
+        Op::Gte => format!("{lhs} >= {}", bind(&values[0])),
+        Op::Lt => format!("{lhs} < {}", bind(&values[0])),
+        Op::Lte => format!("{lhs} <= {}", bind(&values[0])),
+        Op::Between => {
+            let (low, high) = (bind(&values[0]), bind(&values[1]));
+            format!("{lhs} >= {low} AND {lhs} <= {high}")
+        }
+        Op::Contains | Op::StartsWith | Op::EndsWith => {
+            let text = values[0].as_text().unwrap_or_default();
+            let pattern = match op {
+                Op::Contains => format!("%{}%", escape_like(text)),
+                Op::StartsWith => format!("{}%", escape_like(text)),
+                _ => format!("%{}", escape_like(text)),
+            };
+            let p = q.bind(SqlValue::Text(pattern));
+            format!("{lhs} LIKE {p} ESCAPE '\\'")
+        }
+        Op::Ne | Op::NotIn | Op::NotExists => unreachable!("negations compile as NOT of their positive form"),
+    };
+    format!("({expr} IS NOT NULL AND {cmp})")
+}
+
+/// The bound form of a filter value of `kind`.
+fn filter_value(kind: Kind, v: &Value) -> SqlValue {
+    match (kind, v) {
+        (Kind::Real, v) => corral_core::filter::real(v).map(SqlValue::Real).unwrap_or(SqlValue::Null),
+        (Kind::Bool, Value::Bool(b)) => SqlValue::Bool(*b),
+        (_, Value::Int(n)) => SqlValue::Int(*n),
+        (_, Value::Text(s)) => SqlValue::Text(s.clone()),
+        _ => SqlValue::Null,
     }
 }
 

@@ -3,7 +3,6 @@
 
 use corral_core::custom::TenantSchema;
 use corral_core::list::ListQuery;
-use corral_core::schema::default_stages;
 use corral_core::v1::{WriteMode, parse_write, render};
 use corral_core::{Actor, ErrorCode, RecordId, RecordType};
 use corral_store::{Created, PgOptions, Preconditions, Store, StoreError, UserChanges};
@@ -38,7 +37,7 @@ async fn create(store: &Store, body: serde_json::Value) -> serde_json::Value {
 }
 
 async fn names(store: &Store, query: ListQuery) -> Vec<String> {
-    let plan = query.resolve(RT, &default_stages("t1", RT)).unwrap();
+    let plan = query.resolve(RT, &TenantSchema::builtin("t1", RT)).unwrap();
     let (records, _) = store.list_records(&actor(), RT, &plan, None, 100).await.unwrap();
     records.iter().map(|r| render(r, &TenantSchema::builtin("t1", RT))["name"].as_str().unwrap().to_owned()).collect()
 }
@@ -52,7 +51,11 @@ async fn text_sorts_byte_wise_and_matches_case_insensitively() {
     let sorted = names(&store, ListQuery { sort: vec![("name".into(), false)], ..Default::default() }).await;
     assert_eq!(sorted, ["10", "9", "Alpha", "Zulu", "_under", "alpha", "beta", "Émile"]);
     let query = ListQuery {
-        equals: vec![("industry".into(), "ALPHA".into())],
+        filters: vec![corral_core::filter::Filter::Leaf {
+            field: "industry".into(),
+            operator: "eq".into(),
+            value: json!("ALPHA"),
+        }],
         sort: vec![("name".into(), false)],
         ..Default::default()
     };

@@ -16,7 +16,7 @@ const ADMIN_SUB: &str = "demo-admin";
 pub async fn seed(state: &AppState) -> Result<String> {
     let store = state.store();
     let actor = Actor { tenant: TENANT.into(), subject: ADMIN_SUB.into(), app: None };
-    let plan = ListQuery::default().resolve(RecordType::Account, &[])?;
+    let plan = ListQuery::default().resolve(RecordType::Account, &store.schema(TENANT, RecordType::Account).await?)?;
     let (existing, _) = store.list_records(&actor, RecordType::Account, &plan, None, 1).await?;
     if existing.is_empty() {
         let mut owners = Vec::new();

@@ -1,13 +1,17 @@
 //! Response and request helpers shared by both dialects' record handlers.
 
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use corral_core::{CoreError, ErrorCode};
+use corral_core::custom::TenantSchema;
+use corral_core::list::{CursorState, ListQuery};
+use corral_core::{Actor, CoreError, ErrorCode, Record, RecordType};
 use corral_store::IdempotencyKey;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// A JSON response, with `ETag: "<version>"` when it shows one record.
 pub fn json_response(status: StatusCode, body: String, version: Option<i64>) -> Response {
@@ -58,4 +62,42 @@ pub fn object<'a>(body: &'a Json, allowed: &[&str]) -> ApiResult<&'a Map<String,
         return Err(CoreError::unknown_field(k).into());
     }
     Ok(obj)
+}
+
+/// One page of a list or query, and the cursor that continues it.
+pub struct Page {
+    pub records: Vec<Record>,
+    pub next_cursor: Option<String>,
+    pub schema: Arc<TenantSchema>,
+}
+
+/// Runs a list query, or continues the one a cursor carries. A cursor sent with a query
+/// must carry that same query, and must belong to this tenant and record type
+/// (`invalid_cursor` otherwise); sent alone it continues its own query.
+pub async fn page(
+    state: &AppState,
+    actor: &Actor,
+    rt: RecordType,
+    given: Option<ListQuery>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> ApiResult<Page> {
+    let (query, after) = match cursor {
+        Some(token) => {
+            let cursor: CursorState = state.cursor_key().open(&actor.tenant, token)?;
+            let other_query = given.as_ref().is_some_and(|q| *q != cursor.query);
+            if cursor.record_type != rt.api_name() || other_query {
+                return Err(CoreError::invalid_cursor().into());
+            }
+            (cursor.query, Some(cursor.after))
+        }
+        None => (given.unwrap_or_default(), None),
+    };
+    let schema = state.schema(&actor.tenant, rt).await?;
+    let plan = query.resolve(rt, &schema)?;
+    let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
+    let next_cursor = next.map(|after| {
+        state.cursor_key().seal(&actor.tenant, &CursorState { record_type: rt.api_name().to_owned(), query, after })
+    });
+    Ok(Page { records, next_cursor, schema })
 }

@@ -5,13 +5,13 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{created_response, idempotency_key, json_response};
+use crate::routes::shared::{created_response, idempotency_key, json_response, page};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use corral_core::custom::TenantSchema;
-use corral_core::list::{CursorState, ListRequest};
+use corral_core::list::ListRequest;
 use corral_core::v1::{self, WriteMode};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType};
 use corral_store::Created;
@@ -45,26 +45,12 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
     principal.require(Permission::read(rt))?;
-    let request = ListRequest::from_v1_params(rt, &params)?;
-    let actor = &principal.actor;
-    let (query, after) = match &request.cursor {
-        Some(token) => {
-            let cursor: CursorState = state.cursor_key().open(&actor.tenant, token)?;
-            if request.query.as_ref().is_some_and(|q| *q != cursor.query) {
-                return Err(CoreError::invalid_cursor().into());
-            }
-            (cursor.query, Some(cursor.after))
-        }
-        None => (request.query.unwrap_or_default(), None),
-    };
-    let schema = state.schema(&actor.tenant, rt).await?;
-    let plan = query.resolve(rt, &schema.stages)?;
-    let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), request.limit).await?;
-    let next_cursor = next.map(|after| state.cursor_key().seal(&actor.tenant, &CursorState { query, after }));
+    let request = ListRequest::from_v1_params(&params)?;
+    let page = page(&state, &principal.actor, rt, request.query, request.cursor.as_deref(), request.limit).await?;
     let body = json!({
-        "data": records.iter().map(|r| v1::render(r, &schema)).collect::<Vec<_>>(),
-        "has_more": next_cursor.is_some(),
-        "next_cursor": next_cursor,
+        "data": page.records.iter().map(|r| v1::render(r, &page.schema)).collect::<Vec<_>>(),
+        "has_more": page.next_cursor.is_some(),
+        "next_cursor": page.next_cursor,
     });
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }

@@ -108,21 +108,40 @@ async fn equality_filters_match_case_insensitively_and_by_normalised_value() {
     assert_eq!(get("domain=https://www.ECHO.com/x").await, ["Echo"]);
     assert_eq!(get("created_by=admin-1").await.len(), 5);
     assert!(get("created_by=someone").await.is_empty());
-    for bad in [
+    // Operator filters and q.
+    assert_eq!(get("industry[contains]=SOFT").await, ["Alpha", "Bravo", "Delta"]);
+    assert_eq!(get("name[starts_with]=e").await, ["Echo"]);
+    assert_eq!(get("employee_count[gte]=50").await, ["Bravo", "Delta", "Echo"]);
+    assert_eq!(get("employee_count[between]=10,50").await, ["Alpha", "Delta", "Echo"]);
+    assert_eq!(get("employee_count[exists]=false").await, ["Charlie"]);
+    assert_eq!(get("employee_count[ne]=50").await, ["Alpha", "Bravo", "Charlie"]);
+    assert_eq!(get("tags[not_in]=vip,partner").await, ["Charlie", "Echo"]);
+    assert_eq!(get("lifecycle_stage[in]=customer,churned").await, ["Alpha", "Charlie", "Delta"]);
+    assert_eq!(get("q=ECH").await, ["Echo"]);
+    assert_eq!(get("q=bravo.com").await, ["Bravo"]);
+    let bad_parameters = [
         "employee_count=many",
         "lifecycle_stage=married",
         "nosuch=1",
-        "industry[contains]=soft",
         "limit=0",
         "limit=501",
         "include_deleted=perhaps",
         "domain=localhost",
-    ] {
+        "employee_count[between]=1",
+    ];
+    for bad in bad_parameters {
         app.get(&format!("/api/v1/crm/accounts?{bad}"))
             .bearer(&app.admin())
             .send()
             .await
             .assert_error(400, "invalid_query_parameter");
+    }
+    for bad in ["industry[gt]=x", "industry[like]=x", "tags[between]=a,b"] {
+        app.get(&format!("/api/v1/crm/accounts?{bad}"))
+            .bearer(&app.admin())
+            .send()
+            .await
+            .assert_error(422, "invalid_filter_operator");
     }
 }
 

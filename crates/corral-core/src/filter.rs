@@ -1,0 +1,511 @@
+//! Filter trees (SPEC §7.4): the AST clients send, its limits, and its resolution against the
+//! schema into typed conditions the store compiles to SQL with one recursive function.
+//!
+//! Semantics every backend (and the reference evaluator in the tests) follows:
+//! - a comparison never matches a missing value, except `ne`, `not_in` and `not_exists`,
+//!   which are the negations of `eq`, `in` and `exists`;
+//! - text compares case-insensitively; `contains` / `starts_with` / `ends_with` are
+//!   substring tests on the lower-cased text;
+//! - on array attributes a condition holds when any element satisfies it, and `ne` /
+//!   `not_in` hold when no element equals the value(s).
+
+use crate::custom::TenantSchema;
+use crate::error::{CoreError, CoreResult, ErrorCode};
+use crate::ids::RecordType;
+use crate::normalize;
+use crate::schema::{FieldDef, ValueType, field_by_api_name, resolve_stage};
+use crate::timestamp::Timestamp;
+use crate::value::{Spec, Value, coerce_spec};
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Most nesting levels, nodes, and values in one `in` list.
+pub const MAX_DEPTH: usize = 8;
+pub const MAX_NODES: usize = 100;
+pub const MAX_IN_VALUES: usize = 1_000;
+
+/// The 14 operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Eq,
+    Ne,
+    In,
+    NotIn,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Between,
+    Exists,
+    NotExists,
+}
+
+impl Op {
+    pub const ALL: [Op; 14] = [
+        Op::Eq,
+        Op::Ne,
+        Op::In,
+        Op::NotIn,
+        Op::Contains,
+        Op::StartsWith,
+        Op::EndsWith,
+        Op::Gt,
+        Op::Gte,
+        Op::Lt,
+        Op::Lte,
+        Op::Between,
+        Op::Exists,
+        Op::NotExists,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+            Op::Contains => "contains",
+            Op::StartsWith => "starts_with",
+            Op::EndsWith => "ends_with",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Between => "between",
+            Op::Exists => "exists",
+            Op::NotExists => "not_exists",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+/// A filter tree as the client sent it (also what cursors carry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Filter {
+    And {
+        and: Vec<Filter>,
+    },
+    Or {
+        or: Vec<Filter>,
+    },
+    Not {
+        not: Vec<Filter>,
+    },
+    Leaf {
+        field: String,
+        operator: String,
+        #[serde(default, skip_serializing_if = "Json::is_null")]
+        value: Json,
+    },
+}
+
+fn bad_filter(reason: impl Into<String>) -> CoreError {
+    CoreError::invalid_value("filters", reason)
+}
+
+impl Filter {
+    /// Parses one node: `{"field", "operator", "value"}`, `{"and": [...]}`, `{"or": [...]}`
+    /// or `{"not": node | [...]}`.
+    pub fn parse(json: &Json) -> CoreResult<Filter> {
+        let obj = json.as_object().ok_or_else(|| bad_filter("a filter is an object"))?;
+        let list = |j: &Json| -> CoreResult<Vec<Filter>> {
+            match j {
+                Json::Array(items) => items.iter().map(Filter::parse).collect(),
+                other => Ok(vec![Filter::parse(other)?]),
+            }
+        };
+        if obj.len() == 1 {
+            if let Some(j) = obj.get("and") {
+                return Ok(Filter::And { and: list(j)? });
+            }
+            if let Some(j) = obj.get("or") {
+                return Ok(Filter::Or { or: list(j)? });
+            }
+            if let Some(j) = obj.get("not") {
+                return Ok(Filter::Not { not: list(j)? });
+            }
+        }
+        if let Some(k) = obj.keys().find(|k| !["field", "operator", "value"].contains(&k.as_str())) {
+            return Err(bad_filter(format!("unexpected key `{k}` in a filter")));
+        }
+        let field = obj.get("field").and_then(Json::as_str).ok_or_else(|| bad_filter("a condition needs a field"))?;
+        let operator =
+            obj.get("operator").and_then(Json::as_str).ok_or_else(|| bad_filter("a condition needs an operator"))?;
+        Ok(Filter::Leaf {
+            field: field.to_owned(),
+            operator: operator.to_owned(),
+            value: obj.get("value").cloned().unwrap_or(Json::Null),
+        })
+    }
+
+    /// Checks depth, node count and `in` list sizes.
+    pub fn check_limits(filters: &[Filter]) -> CoreResult<()> {
+        fn walk(f: &Filter, depth: usize, nodes: &mut usize) -> CoreResult<()> {
+            *nodes += 1;
+            if depth > MAX_DEPTH {
+                return Err(bad_filter(format!("filters nest at most {MAX_DEPTH} levels")));
+            }
+            if *nodes > MAX_NODES {
+                return Err(bad_filter(format!("at most {MAX_NODES} filter nodes")));
+            }
+            match f {
+                Filter::And { and: c } | Filter::Or { or: c } | Filter::Not { not: c } => {
+                    c.iter().try_for_each(|x| walk(x, depth + 1, nodes))
+                }
+                Filter::Leaf { value, .. } => match value {
+                    Json::Array(items) if items.len() > MAX_IN_VALUES => {
+                        Err(bad_filter(format!("at most {MAX_IN_VALUES} values in a list")))
+                    }
+                    _ => Ok(()),
+                },
+            }
+        }
+        let mut nodes = 0;
+        filters.iter().try_for_each(|f| walk(f, 1, &mut nodes))
+    }
+}
+
+/// Where a condition's values live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A scalar column.
+    Column(&'static str),
+    /// A JSON text array column (tags, websites): any element.
+    List(&'static str),
+    /// Any of the account's domains.
+    Domains,
+    /// Any of the contact's emails (matching keys).
+    Emails,
+}
+
+/// How values compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Case-insensitive text.
+    Text,
+    /// Exact text (ids, api_names, normalised domains and email keys).
+    Exact,
+    Int,
+    Real,
+    Bool,
+}
+
+/// A resolved filter: typed conditions over columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    Cmp { target: Target, kind: Kind, op: Op, values: Vec<Value> },
+}
+
+/// What a filterable attribute is: where its values live and how they compare.
+struct Attribute {
+    target: Target,
+    kind: Kind,
+    value_type: ValueType,
+    is_array: bool,
+}
+
+fn kind_of(vt: ValueType) -> Kind {
+    match vt {
+        ValueType::Number | ValueType::Timestamp => Kind::Int,
+        ValueType::Currency | ValueType::Percent => Kind::Real,
+        ValueType::Boolean => Kind::Bool,
+        ValueType::Stage | ValueType::Select | ValueType::Reference(_) | ValueType::Enum(_) => Kind::Exact,
+        _ => Kind::Text,
+    }
+}
+
+/// The column a field compares and sorts by (currency by its numeric shadow column).
+pub fn compare_column(f: &FieldDef) -> &'static str {
+    match f.value_type {
+        ValueType::Currency => "annual_revenue_num",
+        _ => f.column,
+    }
+}
+
+/// Server-stamped v2 attributes that can be filtered and sorted, with their columns.
+const META: &[(&str, &str, ValueType)] = &[
+    ("id", "id", ValueType::Reference(RecordType::Account)),
+    ("created_at", "created_at", ValueType::Timestamp),
+    ("updated_at", "updated_at", ValueType::Timestamp),
+    ("archived_at", "deleted_at", ValueType::Timestamp),
+    ("version", "version", ValueType::Number),
+    ("app_id", "app_id", ValueType::String),
+];
+
+fn attribute(rt: RecordType, name: &str) -> Option<Attribute> {
+    if let Some((_, column, vt)) = META.iter().find(|(n, _, _)| *n == name) {
+        let kind = if name == "id" || name == "app_id" { Kind::Exact } else { kind_of(*vt) };
+        return Some(Attribute { target: Target::Column(column), kind, value_type: *vt, is_array: false });
+    }
+    match (rt, name) {
+        (RecordType::Account, "domains") => {
+            return Some(Attribute {
+                target: Target::Domains,
+                kind: Kind::Exact,
+                value_type: ValueType::String,
+                is_array: true,
+            });
+        }
+        (RecordType::Contact, "contact_emails") => {
+            return Some(Attribute {
+                target: Target::Emails,
+                kind: Kind::Exact,
+                value_type: ValueType::Email,
+                is_array: true,
+            });
+        }
+        (RecordType::Contact, "primary_email") => {
+            return Some(Attribute {
+                target: Target::Column("primary_email"),
+                kind: Kind::Text,
+                value_type: ValueType::Email,
+                is_array: false,
+            });
+        }
+        (RecordType::Contact, "primary_phone_number") => {
+            return Some(Attribute {
+                target: Target::Column("primary_phone"),
+                kind: Kind::Text,
+                value_type: ValueType::PhoneNumber,
+                is_array: false,
+            });
+        }
+        _ => {}
+    }
+    let (_, f) = field_by_api_name(rt, name)?;
+    match (f.is_array, f.value_type) {
+        (_, ValueType::Address) => None,
+        (true, vt) => {
+            Some(Attribute { target: Target::List(f.column), kind: Kind::Text, value_type: vt, is_array: true })
+        }
+        (false, vt) => Some(Attribute {
+            target: Target::Column(compare_column(f)),
+            kind: kind_of(vt),
+            value_type: vt,
+            is_array: false,
+        }),
+    }
+}
+
+/// The operators an attribute of this shape accepts (what `_schema` lists).
+fn allowed(a: &Attribute) -> &'static [&'static str] {
+    let vt = match (a.target.clone(), a.value_type) {
+        (Target::Domains, _) => "account_domain",
+        (_, ValueType::Reference(_)) => "record_reference",
+        (_, ValueType::Stage) => "account_stage",
+        (_, vt) => vt.api_name(RecordType::Account),
+    };
+    crate::v2::filter_operators(vt)
+}
+
+/// One value of a condition, typed for comparison.
+fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema: &TenantSchema) -> CoreResult<Value> {
+    let substring = matches!(op, Op::Contains | Op::StartsWith | Op::EndsWith);
+    let bad = |r: &str| CoreError::invalid_value(name, r);
+    let value = match (a.kind, json) {
+        (_, Json::Null) => return Err(bad("a value is required")),
+        (Kind::Text, Json::String(s)) => {
+            Value::Text(normalize::bounded(s, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?.to_ascii_lowercase())
+        }
+        (Kind::Text, _) => return Err(bad("expected a string")),
+        (Kind::Exact, Json::String(s)) => match (&a.target, a.value_type) {
+            // A fragment of a domain or email is matched as lower-cased text.
+            (Target::Domains | Target::Emails, _) if substring => Value::Text(s.trim().to_ascii_lowercase()),
+            (Target::Domains, _) => Value::Text(normalize::domain(s).map_err(bad)?),
+            (Target::Emails, _) => Value::Text(normalize::email_key(s.trim())),
+            (_, ValueType::Stage) => {
+                Value::Text(resolve_stage(&schema.stages, s).ok_or_else(|| bad("unknown stage"))?.api_name.clone())
+            }
+            (_, ValueType::Reference(_)) => {
+                let id = s.split_once('-').filter(|(p, _)| p.len() == 3).map(|(_, rest)| rest).unwrap_or(s);
+                Value::Text(uuid::Uuid::try_parse(id).map_err(|_| bad("expected an id"))?.hyphenated().to_string())
+            }
+            _ => Value::Text(s.clone()),
+        },
+        (Kind::Exact, _) => return Err(bad("expected a string")),
+        (Kind::Int, _) if a.value_type == ValueType::Timestamp => match json {
+            Json::String(s) => {
+                Value::Int(Timestamp::parse(s).ok_or_else(|| bad("expected an RFC 3339 timestamp"))?.millis())
+            }
+            _ => return Err(bad("expected an RFC 3339 timestamp")),
+        },
+        (Kind::Int, Json::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| bad("expected a whole number"))?),
+        (Kind::Int, Json::String(s)) => Value::Int(s.trim().parse().map_err(|_| bad("expected a whole number"))?),
+        (Kind::Int, _) => return Err(bad("expected a number")),
+        (Kind::Real, _) => {
+            let spec = Spec { name, value_type: ValueType::Percent, is_array: false, options: &[] };
+            match coerce_spec(
+                &spec,
+                match json {
+                    Json::Object(o) => o.get("amount").unwrap_or(&Json::Null),
+                    other => other,
+                },
+            )? {
+                Value::Decimal(d) => Value::Decimal(d),
+                _ => return Err(bad("expected a number")),
+            }
+        }
+        (Kind::Bool, Json::Bool(b)) => Value::Bool(*b),
+        (Kind::Bool, _) => return Err(bad("expected true or false")),
+    };
+    let _ = rt;
+    Ok(value)
+}
+
+/// Resolves a filter tree against the record type's schema: unknown fields are
+/// `invalid_filter_field`, operators the attribute does not take `invalid_filter_operator`,
+/// bad values `field_value_invalid`.
+pub fn resolve(rt: RecordType, filter: &Filter, schema: &TenantSchema) -> CoreResult<Cond> {
+    Ok(match filter {
+        Filter::And { and } => Cond::And(and.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?),
+        Filter::Or { or } => Cond::Or(or.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?),
+        Filter::Not { not } => {
+            Cond::Not(Box::new(Cond::And(not.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?)))
+        }
+        Filter::Leaf { field, operator, value } => {
+            let a = attribute(rt, field).ok_or_else(|| {
+                CoreError::new(ErrorCode::InvalidFilterField, format!("`{field}` cannot be filtered on {rt}"))
+                    .with("field", field.as_str())
+            })?;
+            let op = Op::parse(operator).filter(|op| allowed(&a).contains(&op.name())).ok_or_else(|| {
+                CoreError::new(
+                    ErrorCode::InvalidFilterOperator,
+                    format!("operator `{operator}` does not apply to `{field}`"),
+                )
+                .with("field", field.as_str())
+                .with("operator", operator.as_str())
+                .with("allowed", allowed(&a).to_vec())
+            })?;
+            let values = match op {
+                Op::Exists | Op::NotExists => {
+                    if !value.is_null() {
+                        return Err(CoreError::invalid_value(field, "exists and not_exists take no value"));
+                    }
+                    Vec::new()
+                }
+                Op::In | Op::NotIn => {
+                    let items = value
+                        .as_array()
+                        .filter(|i| !i.is_empty())
+                        .ok_or_else(|| CoreError::invalid_value(field, "expected a non-empty array"))?;
+                    items.iter().map(|v| typed(rt, field, &a, op, v, schema)).collect::<CoreResult<_>>()?
+                }
+                Op::Between => {
+                    let pair = value
+                        .as_array()
+                        .filter(|i| i.len() == 2)
+                        .ok_or_else(|| CoreError::invalid_value(field, "between takes [low, high]"))?;
+                    pair.iter().map(|v| typed(rt, field, &a, op, v, schema)).collect::<CoreResult<_>>()?
+                }
+                _ => vec![typed(rt, field, &a, op, value, schema)?],
+            };
+            let _ = a.is_array;
+            Cond::Cmp { target: a.target, kind: a.kind, op, values }
+        }
+    })
+}
+
+/// The sort column of a v2 attribute, if it is sortable.
+pub fn sort_column(rt: RecordType, name: &str) -> Option<&'static str> {
+    let a = attribute(rt, name)?;
+    match a.target {
+        Target::Column(c) if !a.is_array => {
+            let sortable = field_by_api_name(rt, name).is_none_or(|(_, f)| f.sortable);
+            sortable.then_some(c)
+        }
+        _ => None,
+    }
+}
+
+/// Decimal values compare as floating point against the numeric shadow columns.
+pub fn real(v: &Value) -> Option<f64> {
+    match v {
+        Value::Decimal(d) => d.to_f64(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> TenantSchema {
+        TenantSchema::builtin("t", RecordType::Account)
+    }
+
+    fn resolve_json(j: Json) -> CoreResult<Cond> {
+        resolve(RecordType::Account, &Filter::parse(&j)?, &schema())
+    }
+
+    #[test]
+    fn trees_parse_and_round_trip_through_json() {
+        let j = json!({"or": [{"field": "employee_count", "operator": "gte", "value": 500}, {"not": {"field": "tags", "operator": "in", "value": ["partner"]}}]});
+        let f = Filter::parse(&j).unwrap();
+        let back: Filter = serde_json::from_value(serde_json::to_value(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+        assert!(matches!(resolve_json(j).unwrap(), Cond::Or(_)));
+    }
+
+    #[test]
+    fn errors_have_the_spec_codes() {
+        let code = |j: Json| resolve_json(j).unwrap_err().code;
+        assert_eq!(code(json!({"field": "nope", "operator": "eq", "value": 1})), ErrorCode::InvalidFilterField);
+        assert_eq!(code(json!({"field": "address", "operator": "eq", "value": "x"})), ErrorCode::InvalidFilterField);
+        assert_eq!(
+            code(json!({"field": "industry", "operator": "gt", "value": "x"})),
+            ErrorCode::InvalidFilterOperator
+        );
+        assert_eq!(
+            code(json!({"field": "industry", "operator": "like", "value": "x"})),
+            ErrorCode::InvalidFilterOperator
+        );
+        assert_eq!(
+            code(json!({"field": "employee_count", "operator": "eq", "value": "many"})),
+            ErrorCode::FieldValueInvalid
+        );
+        assert_eq!(
+            code(json!({"field": "industry", "operator": "exists", "value": "x"})),
+            ErrorCode::FieldValueInvalid
+        );
+        assert_eq!(
+            code(json!({"field": "employee_count", "operator": "between", "value": [1]})),
+            ErrorCode::FieldValueInvalid
+        );
+        assert_eq!(
+            code(json!({"field": "industry", "operator": "between", "value": ["a", "b"]})),
+            ErrorCode::InvalidFilterOperator
+        );
+        assert_eq!(
+            code(json!({"field": "current_stage_id", "operator": "eq", "value": "married"})),
+            ErrorCode::FieldValueInvalid
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut deep = json!({"field": "industry", "operator": "eq", "value": "x"});
+        for _ in 0..8 {
+            deep = json!({"and": [deep]});
+        }
+        assert!(Filter::check_limits(&[Filter::parse(&deep).unwrap()]).is_err());
+        let wide: Vec<Filter> = (0..101)
+            .map(|_| Filter::parse(&json!({"field": "industry", "operator": "eq", "value": "x"})).unwrap())
+            .collect();
+        assert!(Filter::check_limits(&wide).is_err());
+        let many = Filter::parse(&json!({"field": "industry", "operator": "in", "value": vec!["x"; 1001]})).unwrap();
+        assert!(Filter::check_limits(&[many]).is_err());
+    }
+}
