@@ -103,10 +103,29 @@ fn schemas() -> Map<String, Json> {
             ),
         ),
         ("Envelope", envelope),
-        ("RecordV2", data(record_data)),
+        ("RecordV2", data(record_data.clone())),
         (
             "RecordV2Write",
             object(json!({"attributes": {"type": "object", "description": "attribute values, raw or enveloped"}}), &[]),
+        ),
+        (
+            "QueryV2",
+            object(
+                json!({"filters": {"type": "array", "items": {"type": "object"}, "description": "conditions and and/or/not groups (SPEC §7.4)"},
+                   "sort": {"type": "array", "maxItems": 3, "items": object(json!({"field": {"type": "string"}, "direction": {"type": "string", "enum": ["asc", "desc"]}}), &["field"])},
+                   "limit": {"type": "integer", "minimum": 1, "maximum": 200}, "cursor": nullable_string,
+                   "include_archived": {"type": "boolean"}, "count": {"type": ["string", "null"], "enum": ["exact", "estimated", null]},
+                   "fields": {"type": ["array", "null"], "items": {"type": "string"}}}),
+                &[],
+            ),
+        ),
+        (
+            "QueryV2Result",
+            object(
+                json!({"data": {"type": "array", "items": record_data.clone()}, "next_cursor": nullable_string,
+                   "meta": object(json!({"total": {"type": "integer"}, "total_is_estimate": {"type": "boolean"}}), &["total", "total_is_estimate"])}),
+                &["data", "next_cursor"],
+            ),
         ),
         ("SchemaV2", json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (SPEC §6)"})),
         (

@@ -226,6 +226,11 @@ impl Store {
         in_read!(self, |c| records::list(c, actor, rt, plan, after, limit))
     }
 
+    /// How many records match `plan` (exactly).
+    pub async fn count_records(&self, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<i64> {
+        in_read!(self, |c| records::count(c, actor, rt, plan))
+    }
+
     /// Creates a record; with an idempotency key, replays the first response instead of
     /// creating twice. `render` produces the response body stored under the key.
     pub async fn create_record(

@@ -291,14 +291,7 @@ pub async fn list<C: Conn>(
     let dialect = c.dialect();
     let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
     let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
-    scope_clause(&mut q, actor);
-    if !plan.include_deleted {
-        q.push(" AND deleted_at IS NULL");
-    }
-    if let Some(filter) = &plan.filter {
-        let sql = compile(&mut q, dialect, t.name, filter);
-        q.push(" AND ").push(&sql);
-    }
+    where_clause(&mut q, dialect, actor, rt, plan);
     if let Some(after) = after {
         if after.len() != plan.sort.len() {
             return Err(CoreError::invalid_cursor().into());
@@ -325,6 +318,25 @@ pub async fn list<C: Conn>(
         last_position = Some(position);
     }
     Ok((records, if more { last_position } else { None }))
+}
+
+/// `WHERE` tenant, app scope, archived state and filter of a plan: shared by lists and counts.
+fn where_clause(q: &mut SqlBuilder, dialect: Dialect, actor: &Actor, rt: RecordType, plan: &Plan) {
+    scope_clause(q, actor);
+    if !plan.include_deleted {
+        q.push(" AND deleted_at IS NULL");
+    }
+    if let Some(filter) = &plan.filter {
+        let sql = compile(q, dialect, table(rt).name, filter);
+        q.push(" AND ").push(&sql);
+    }
+}
+
+/// How many records match a plan, counted exactly.
+pub async fn count<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<i64> {
+    let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM {}", table(rt).name));
+    where_clause(&mut q, c.dialect(), actor, rt, plan);
+    Ok(c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.int(0)).unwrap_or(0))
 }
 
 fn sql_to_json(v: SqlValue) -> Json {

@@ -69,6 +69,17 @@ pub struct Page {
     pub records: Vec<Record>,
     pub next_cursor: Option<String>,
     pub schema: Arc<TenantSchema>,
+    /// The number of matching records, when asked for.
+    pub total: Option<i64>,
+}
+
+/// `count=exact|estimated` (both are exact today: see docs/API.md).
+pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<bool> {
+    match raw {
+        None => Ok(false),
+        Some("exact" | "estimated") => Ok(true),
+        Some(_) => Err(CoreError::invalid_query_parameter(name, "expected exact or estimated").into()),
+    }
 }
 
 /// Runs a list query, or continues the one a cursor carries. A cursor sent with a query
@@ -81,6 +92,7 @@ pub async fn page(
     given: Option<ListQuery>,
     cursor: Option<&str>,
     limit: usize,
+    count: bool,
 ) -> ApiResult<Page> {
     let (query, after) = match cursor {
         Some(token) => {
@@ -96,8 +108,9 @@ pub async fn page(
     let schema = state.schema(&actor.tenant, rt).await?;
     let plan = query.resolve(rt, &schema)?;
     let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
+    let total = if count { Some(state.store().count_records(actor, rt, &plan).await?) } else { None };
     let next_cursor = next.map(|after| {
         state.cursor_key().seal(&actor.tenant, &CursorState { record_type: rt.api_name().to_owned(), query, after })
     });
-    Ok(Page { records, next_cursor, schema })
+    Ok(Page { records, next_cursor, schema, total })
 }

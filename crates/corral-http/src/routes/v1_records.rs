@@ -5,7 +5,7 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{created_response, idempotency_key, json_response, page};
+use crate::routes::shared::{count_param, created_response, idempotency_key, json_response, page};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,13 +45,19 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let rt = collection(&name)?;
     principal.require(Permission::read(rt))?;
+    let count = count_param(params.iter().rev().find(|(k, _)| k == "count").map(|(_, v)| v.as_str()), "count")?;
+    let params: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "count").collect();
     let request = ListRequest::from_v1_params(&params)?;
-    let page = page(&state, &principal.actor, rt, request.query, request.cursor.as_deref(), request.limit).await?;
-    let body = json!({
+    let page =
+        page(&state, &principal.actor, rt, request.query, request.cursor.as_deref(), request.limit, count).await?;
+    let mut body = json!({
         "data": page.records.iter().map(|r| v1::render(r, &page.schema)).collect::<Vec<_>>(),
         "has_more": page.next_cursor.is_some(),
         "next_cursor": page.next_cursor,
     });
+    if let Some(total) = page.total {
+        body["total"] = json!(total);
+    }
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 

@@ -5,12 +5,14 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{created_response, idempotency_key, json_response, object};
+use crate::routes::shared::{count_param, created_response, idempotency_key, json_response, object, page};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use corral_core::custom::TenantSchema;
+use corral_core::filter::Filter;
+use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEFAULT_LIMIT, V2_MAX_LIMIT};
 use corral_core::record::ITEM_LABELS;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
@@ -163,6 +165,108 @@ pub async fn restore(
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(record_response(StatusCode::OK, &record, &schema))
+}
+
+/// `POST /api/v2/{rt}/_query` (SPEC §7.4): filters, sort, limit, cursor, include_archived,
+/// count, fields. A cursor continues its query, sent with or without the original body.
+#[utoipa::path(post, operation_id = "v2_query", path = "/api/v2/{rt}/_query", tag = "v2", summary = "Query records", params(("rt" = String, Path, description = "account or contact")), request_body = ref("#/components/schemas/QueryV2"), responses((status = 200, description = "One page", body = ref("#/components/schemas/QueryV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+pub async fn query(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(rt): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let rt = match record_type(&rt)? {
+        RecordType::User => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownRecordType,
+                "user records cannot be queried yet; use GET /api/admin/users",
+            ));
+        }
+        rt => rt,
+    };
+    principal.require(Permission::read(rt))?;
+    let obj = object(&body.value, &["filters", "sort", "limit", "cursor", "include_archived", "count", "fields"])?;
+    let mut query = ListQuery { dialect: ListDialect::V2, ..ListQuery::default() };
+    let mut given = false;
+    if let Some(filters) = obj.get("filters").filter(|f| !f.is_null()) {
+        given = true;
+        let items =
+            filters.as_array().ok_or_else(|| CoreError::invalid_value("filters", "expected an array of filters"))?;
+        query.filters = items.iter().map(Filter::parse).collect::<Result<_, _>>()?;
+        Filter::check_limits(&query.filters)?;
+    }
+    if let Some(sort) = obj.get("sort").filter(|s| !s.is_null()) {
+        given = true;
+        let keys = sort
+            .as_array()
+            .ok_or_else(|| CoreError::invalid_value("sort", "expected an array of {field, direction}"))?;
+        if keys.len() > MAX_SORT_KEYS {
+            return Err(CoreError::invalid_value("sort", format!("at most {MAX_SORT_KEYS} sort keys")).into());
+        }
+        for key in keys {
+            let field =
+                key["field"].as_str().ok_or_else(|| CoreError::invalid_value("sort", "each key needs a field"))?;
+            let descending = match key.get("direction").and_then(Json::as_str) {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(_) => return Err(CoreError::invalid_value("sort", "direction is asc or desc").into()),
+            };
+            query.sort.push((field.to_owned(), descending));
+        }
+    }
+    if let Some(flag) = obj.get("include_archived").filter(|f| !f.is_null()) {
+        given = true;
+        query.include_deleted =
+            flag.as_bool().ok_or_else(|| CoreError::invalid_value("include_archived", "expected true or false"))?;
+    }
+    let limit = match obj.get("limit").filter(|l| !l.is_null()) {
+        None => V2_DEFAULT_LIMIT,
+        Some(l) => l
+            .as_u64()
+            .map(|n| n as usize)
+            .filter(|n| (1..=V2_MAX_LIMIT).contains(n))
+            .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {V2_MAX_LIMIT}")))?,
+    };
+    let cursor = match obj.get("cursor") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(c)) => Some(c.as_str()),
+        Some(_) => return Err(CoreError::invalid_cursor().into()),
+    };
+    let count = match obj.get("count") {
+        None | Some(Json::Null) => false,
+        Some(Json::String(mode)) => count_param(Some(mode), "count")?,
+        Some(_) => return Err(CoreError::invalid_value("count", "expected exact or estimated").into()),
+    };
+    let fields: Option<Vec<String>> = match obj.get("fields") {
+        None | Some(Json::Null) => None,
+        Some(Json::Array(items)) => Some(
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| CoreError::invalid_value("fields", "expected attribute names"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(CoreError::invalid_value("fields", "expected an array of attribute names").into()),
+    };
+    let page = page(&state, &principal.actor, rt, given.then_some(query), cursor, limit, count).await?;
+    if let Some(wanted) = &fields {
+        let known = v2::attribute_names_in(rt, &page.schema);
+        if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+            return Err(CoreError::invalid_value("fields", format!("unknown attribute `{bad}`")).into());
+        }
+    }
+    let mut body = json!({
+        "data": page.records.iter().map(|r| render(r, &page.schema, fields.as_deref())).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    });
+    if let Some(total) = page.total {
+        body["meta"] = json!({"total": total, "total_is_estimate": false});
+    }
+    Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 
 /// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).

@@ -11,5 +11,6 @@ mod helpers;
 mod isolation;
 mod listing;
 mod openapi;
+mod query;
 mod relationships;
 mod v2;
