@@ -14,6 +14,9 @@ use serde_json::{Value as Json, json};
 use std::cmp::Ordering;
 
 const RT: RecordType = RecordType::Account;
+
+/// Sort keys as the query names them, and as the reference evaluator reads them off v1 documents.
+type SortPair = (Vec<(String, bool)>, Vec<(&'static str, bool)>);
 const NAMES: &[&str] = &["alpha", "Alpha", "ÉCOLE", "école", "beta_1", "100%", "b%c", "gamma", "x_y", "Zed"];
 const INDUSTRIES: &[&str] = &["software", "Software", "hard_ware", "ÉNERGIE", "50%"];
 const TAGS: &[&str] = &["vip", "Partner", "x_y", "%", "é"];
@@ -224,7 +227,7 @@ proptest! {
                     docs.push(render(&record, &schema));
                 }
             }
-            let (sort, keys): (Vec<(String, bool)>, Vec<(&str, bool)>) = match sort_pick {
+            let (sort, keys): SortPair = match sort_pick {
                 0 => (vec![("display_name".into(), false)], vec![("name", false)]),
                 1 => (vec![("employee_count".into(), true), ("display_name".into(), false)], vec![("employee_count", true), ("name", false)]),
                 2 => (vec![("industry".into(), false)], vec![("industry", false)]),
