@@ -127,6 +127,21 @@ fn schemas() -> Map<String, Json> {
                 &["data", "next_cursor"],
             ),
         ),
+        (
+            "AssertV2",
+            object(
+                json!({"match": {"type": "object", "description": "id, domain_name (account); id, primary_email, contact_emails (contact)"},
+            "attributes": {"type": "object"}}),
+                &["match"],
+            ),
+        ),
+        (
+            "AssertV2Result",
+            object(
+                json!({"data": record_data.clone(), "meta": object(json!({"action": {"type": "string", "enum": ["created", "updated"]}}), &["action"])}),
+                &["data", "meta"],
+            ),
+        ),
         ("SchemaV2", json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (SPEC §6)"})),
         (
             "CustomAttributeWrite",

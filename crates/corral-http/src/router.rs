@@ -42,6 +42,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schema_admin::update_option, schema_admin::delete_option))
         .routes(routes!(v2_records::create))
         .routes(routes!(v2_records::query))
+        .routes(routes!(v2_records::assert))
         .routes(routes!(v2_records::get, v2_records::patch, v2_records::delete))
         .routes(routes!(v2_records::restore))
         .routes(routes!(v2_records::add_sub_resource))

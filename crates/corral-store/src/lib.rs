@@ -28,7 +28,7 @@ use std::path::PathBuf;
 pub use api_keys::ApiKey;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use postgres::PgOptions;
-pub use records::{ContactList, DomainChange, ItemChange, Preconditions};
+pub use records::{ContactList, DomainChange, ItemChange, MatchKey, Preconditions};
 pub use settings::TenantSettings;
 pub use users::{User, UserChanges};
 
@@ -266,6 +266,17 @@ impl Store {
             }
             Ok(Created::New(Box::new(record), body))
         })
+    }
+
+    /// Create-or-update by match keys; returns the record and whether it was created.
+    pub async fn assert_record(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        keys: &[MatchKey],
+        write: &RecordWrite,
+    ) -> StoreResult<(Record, bool)> {
+        in_write!(self, |c| records::assert(c, actor, rt, keys, write, Timestamp::now()))
     }
 
     pub async fn update_record(

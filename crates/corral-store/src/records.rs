@@ -739,6 +739,74 @@ pub async fn update<C: Conn>(
     modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
 }
 
+/// A `_assert` match key (SPEC §7.7), already normalised.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MatchKey {
+    Id(RecordId),
+    /// An account domain.
+    Domain(String),
+    /// A contact email (any of the contact's emails).
+    Email(String),
+}
+
+/// Create-or-update by match keys. Each key finds at most one active record the caller can
+/// see; keys finding different records are `409 ambiguous_match`; none found creates the
+/// record with the match values as its primary domain / email. Concurrent asserts on the
+/// same key serialise on that key, so exactly one of them creates.
+pub async fn assert<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    keys: &[MatchKey],
+    write: &RecordWrite,
+    now: Timestamp,
+) -> StoreResult<(Record, bool)> {
+    let mut sorted = keys.to_vec();
+    sorted.sort();
+    for key in &sorted {
+        crate::db::lock_name(c, &format!("assert:{}:{}:{}:{key:?}", actor.tenant.len(), actor.tenant, rt.api_name()))
+            .await?;
+    }
+    let mut found: Vec<RecordId> = Vec::new();
+    for key in &sorted {
+        let hit = match key {
+            MatchKey::Id(id) => get(c, actor, rt, *id, false, false).await?.map(|r| r.meta.id),
+            MatchKey::Domain(d) => keys::holder(c, actor, RecordType::Account, d).await?,
+            MatchKey::Email(e) => {
+                keys::holder(c, actor, RecordType::Contact, &corral_core::normalize::email_key(e)).await?
+            }
+        };
+        if let Some(id) = hit
+            && !found.contains(&id)
+        {
+            found.push(id);
+        }
+    }
+    match found.as_slice() {
+        [id] => Ok((update(c, actor, rt, *id, write, Preconditions::default(), now).await?, false)),
+        [] if sorted.iter().all(|k| matches!(k, MatchKey::Id(_))) => Err(CoreError::record_not_found().into()),
+        [] => {
+            let mut write = write.clone();
+            for key in &sorted {
+                match key {
+                    MatchKey::Domain(d) if write.primary_domain.is_none() => {
+                        write.primary_domain = Some(Some(d.clone()))
+                    }
+                    MatchKey::Email(e) if write.primary_email.is_none() => write.primary_email = Some(Some(e.clone())),
+                    _ => {}
+                }
+            }
+            Ok((create(c, actor, rt, &write, now).await?, true))
+        }
+        many => {
+            let ids: Vec<String> = many.iter().map(RecordId::canonical).collect();
+            Err(CoreError::new(ErrorCode::AmbiguousMatch, "the match keys find different records")
+                .with("candidate_ids", ids)
+                .into())
+        }
+    }
+}
+
 /// Which item list of a contact a sub-resource call names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactList {

@@ -285,6 +285,32 @@ async fn two_servers_on_one_database_agree() {
     }
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 15, "{statuses:?}");
+
+    // _assert on one new key through both servers: one creates, the others update it.
+    let mut asserts = Vec::new();
+    for i in 0..16 {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let (client, token) = (client.clone(), token.clone());
+        asserts.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/api/v2/account/_assert"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"match": {"domain_name": "asserted.example"}, "attributes": {"description": format!("w{i}")}}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["data"]["id"].as_str().map(str::to_owned))
+        }));
+    }
+    let mut results = Vec::new();
+    for t in asserts {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|(s, _)| *s == 200).count(), 15, "{results:?}");
+    assert_eq!(results.iter().map(|(_, id)| id.clone()).collect::<std::collections::HashSet<_>>().len(), 1);
 }
 
 /// A private PostgreSQL cluster for the outage test, so stopping it disturbs no other test.

@@ -16,7 +16,7 @@ use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEF
 use corral_core::record::ITEM_LABELS;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
-use corral_store::{ContactList, Created, DomainChange, ItemChange, User};
+use corral_store::{ContactList, Created, DomainChange, ItemChange, MatchKey, User};
 use serde_json::{Map, Value as Json, json};
 
 /// Resolves `{rt}`; anything but a built-in record type is `404 unknown_record_type`.
@@ -267,6 +267,58 @@ pub async fn query(
         body["meta"] = json!({"total": total, "total_is_estimate": false});
     }
     Ok(json_response(StatusCode::OK, body.to_string(), None))
+}
+
+/// `POST /api/v2/{rt}/_assert` (SPEC §7.7): `{"match": {...}, "attributes": {...}}`;
+/// 201 `created` or 200 `updated`.
+#[utoipa::path(post, operation_id = "v2_assert", path = "/api/v2/{rt}/_assert", tag = "v2", summary = "Create or update by match keys", params(("rt" = String, Path, description = "account or contact")), request_body = ref("#/components/schemas/AssertV2"), responses((status = 201, description = "Created", body = ref("#/components/schemas/AssertV2Result")), (status = 200, description = "Updated", body = ref("#/components/schemas/AssertV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+pub async fn assert(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(rt): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let rt = writable(&rt, "")?;
+    principal.require(Permission::write(rt))?;
+    let obj = object(&body.value, &["match", "attributes"])?;
+    let matches = obj
+        .get("match")
+        .and_then(Json::as_object)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| CoreError::required_missing("match"))?;
+    let mut keys = Vec::new();
+    for (key, value) in matches {
+        let text = value.as_str().ok_or_else(|| CoreError::invalid_value(key, "expected a string"))?;
+        keys.push(match (rt, key.as_str()) {
+            (_, "id") => {
+                MatchKey::Id(RecordId::parse(rt, text).ok_or_else(|| CoreError::invalid_value(key, "not an id"))?)
+            }
+            (RecordType::Account, "domain_name") => {
+                MatchKey::Domain(normalize::domain(text).map_err(|r| CoreError::invalid_value(key, r))?)
+            }
+            (RecordType::Contact, "primary_email" | "contact_emails") => {
+                MatchKey::Email(normalize::email(text).map_err(|r| CoreError::invalid_value(key, r))?)
+            }
+            _ => {
+                let allowed =
+                    if rt == RecordType::Account { "id, domain_name" } else { "id, primary_email, contact_emails" };
+                return Err(CoreError::new(
+                    ErrorCode::InvalidMatchingField,
+                    format!("`{key}` is not a match key of {rt}; use {allowed}"),
+                )
+                .with("field", key.as_str())
+                .into());
+            }
+        });
+    }
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let attributes = json!({"attributes": obj.get("attributes").cloned().unwrap_or(Json::Null)});
+    // Attributes are validated as a patch: required-on-create is checked only if it creates.
+    let write = v2::parse_write(rt, &attributes, WriteMode::Patch, &schema)?;
+    let (record, created) = state.store().assert_record(&principal.actor, rt, &keys, &write).await?;
+    let (status, action) = if created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "updated") };
+    let body = json!({"data": render(&record, &schema, None), "meta": {"action": action}});
+    Ok(json_response(status, body.to_string(), Some(record.meta.version)))
 }
 
 /// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).

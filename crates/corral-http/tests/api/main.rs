@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod assert;
 mod auth;
 mod concurrency;
 mod contacts;
