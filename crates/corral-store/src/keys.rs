@@ -185,3 +185,39 @@ pub(crate) async fn holder<C: Conn>(
     let row = c.query_opt(&sql, &params).await?;
     Ok(row.and_then(|mut r| r.text(0)).and_then(|s| RecordId::parse(rt, &s)))
 }
+
+/// Keeps `record_tags` (one row per tag key) in step with the record's tags, for indexed
+/// any-tag filters.
+pub(crate) async fn sync_tags<C: Conn>(c: &mut C, tenant: &str, record: &Record, before: Option<&Record>) -> StoreResult<()> {
+    let tags = |r: &Record| -> Vec<String> {
+        let index = r.fields().iter().position(|f| f.api_name == "tags");
+        match index.map(|i| &r.values[i]) {
+            Some(corral_core::Value::List(items)) => items.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let now = tags(record);
+    if before.is_some_and(|b| tags(b) == now) {
+        return Ok(());
+    }
+    let params = [SqlValue::text(tenant), SqlValue::text(record.record_type.api_name()), SqlValue::text(record.meta.id.canonical())];
+    c.execute("DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3", &params).await?;
+    for tag in now {
+        c.execute(
+            "INSERT INTO record_tags (tenant_id, record_type, record_id, tag_key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[params[0].clone(), params[1].clone(), params[2].clone(), SqlValue::text(tag)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes a purged record's tag rows.
+pub(crate) async fn remove_tags<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, id: RecordId) -> StoreResult<()> {
+    c.execute(
+        "DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3",
+        &[SqlValue::text(tenant), SqlValue::text(rt.api_name()), SqlValue::text(id.canonical())],
+    )
+    .await?;
+    Ok(())
+}

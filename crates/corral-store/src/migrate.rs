@@ -11,11 +11,13 @@ const SQLITE: &[Migration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/sqlite/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/sqlite/0003_custom_attributes.sql")),
+    (4, "query_indexes", include_str!("../migrations/sqlite/0004_query_indexes.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/postgres/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/postgres/0003_custom_attributes.sql")),
+    (4, "query_indexes", include_str!("../migrations/postgres/0004_query_indexes.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

@@ -386,29 +386,23 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, cond: &Cond) -> St
             };
             let sql = match target {
                 Target::Column(column) => predicate(q, column, *kind, positive, values),
+                // Tags live in an indexed side table; other lists (websites) are read from JSON.
+                Target::List("tags") => {
+                    let rt_param = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
+                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, "k.tag_key", Kind::Exact, positive, values) };
+                    format!("{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {table}.tenant_id AND k.record_type = {rt_param} AND {pred})")
+                }
                 Target::List(column) => {
                     let (from, value) = dialect.json_array_elements(column);
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, &value, *kind, positive, values)
-                    };
+                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, &value, *kind, positive, values) };
                     format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
                 }
+                // Driven from the key index, so a lookup by domain or email reads no other rows.
                 Target::Domains | Target::Emails => {
-                    let (index, owner, key) = if *target == Target::Domains {
-                        ("account_domains", "account_id", "domain")
-                    } else {
-                        ("contact_emails", "contact_id", "email_key")
-                    };
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, &format!("k.{key}"), *kind, positive, values)
-                    };
-                    format!(
-                        "EXISTS (SELECT 1 FROM {index} k WHERE k.tenant_id = {table}.tenant_id AND k.{owner} = {table}.id AND {pred})"
-                    )
+                    let (index, owner, key) =
+                        if *target == Target::Domains { ("account_domains", "account_id", "domain") } else { ("contact_emails", "contact_id", "email_key") };
+                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, &format!("k.{key}"), *kind, positive, values) };
+                    format!("{table}.id IN (SELECT k.{owner} FROM {index} k WHERE k.tenant_id = {table}.tenant_id AND {pred})")
                 }
             };
             if negate { format!("(NOT {sql})") } else { sql }
@@ -671,6 +665,7 @@ pub async fn create<C: Conn>(
     check_references(c, actor, &record, None).await?;
     insert(c, &record).await?;
     keys::sync(c, actor, &record, None).await?;
+    keys::sync_tags(c, &actor.tenant, &record, None).await?;
     edges::sync_primary(c, actor, &record, None).await?;
     edges::associate_account(c, actor, &record, None, now).await?;
     Ok(record)
@@ -716,6 +711,7 @@ pub async fn modify<C: Conn>(
     edges::associate_contact(c, actor, &mut record, Some(&before)).await?;
     check_references(c, actor, &record, Some(&before)).await?;
     keys::sync(c, actor, &record, Some(&before)).await?;
+    keys::sync_tags(c, &actor.tenant, &record, Some(&before)).await?;
     edges::sync_primary(c, actor, &record, Some(&before)).await?;
     record.meta.touch(actor, now);
     save(c, &record).await?;
@@ -979,6 +975,7 @@ pub async fn restore<C: Conn>(
 pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<()> {
     get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
     keys::remove(c, &actor.tenant, rt, id).await?;
+    keys::remove_tags(c, &actor.tenant, rt, id).await?;
     edges::remove_all(c, actor, rt, id, now).await?;
     let t = table(rt);
     for f in fields(rt).iter().filter(|f| f.value_type == ValueType::Reference(rt)) {
