@@ -188,7 +188,12 @@ pub(crate) async fn holder<C: Conn>(
 
 /// Keeps `record_tags` (one row per tag key) in step with the record's tags, for indexed
 /// any-tag filters.
-pub(crate) async fn sync_tags<C: Conn>(c: &mut C, tenant: &str, record: &Record, before: Option<&Record>) -> StoreResult<()> {
+pub(crate) async fn sync_tags<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    record: &Record,
+    before: Option<&Record>,
+) -> StoreResult<()> {
     let tags = |r: &Record| -> Vec<String> {
         let index = r.fields().iter().position(|f| f.api_name == "tags");
         match index.map(|i| &r.values[i]) {
@@ -200,7 +205,11 @@ pub(crate) async fn sync_tags<C: Conn>(c: &mut C, tenant: &str, record: &Record,
     if before.is_some_and(|b| tags(b) == now) {
         return Ok(());
     }
-    let params = [SqlValue::text(tenant), SqlValue::text(record.record_type.api_name()), SqlValue::text(record.meta.id.canonical())];
+    let params = [
+        SqlValue::text(tenant),
+        SqlValue::text(record.record_type.api_name()),
+        SqlValue::text(record.meta.id.canonical()),
+    ];
     c.execute("DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3", &params).await?;
     for tag in now {
         c.execute(

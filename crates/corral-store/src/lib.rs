@@ -190,9 +190,28 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, then (SQLite) lets the planner refresh stale statistics.
     pub async fn migrate(&self) -> StoreResult<()> {
-        in_write!(self, |c| migrate::run(c))
+        in_write!(self, |c| migrate::run(c))?;
+        if self.dialect() == db::Dialect::Sqlite {
+            in_write!(self, |c| async { c.execute_batch("PRAGMA optimize").await.map_err(StoreError::from) })?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the planner's statistics now (`ANALYZE`, on either database). In service,
+    /// SQLite gets `PRAGMA optimize` after every migrate (at start), and PostgreSQL's
+    /// autovacuum keeps its statistics fresh.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        // Table by table: a bare ANALYZE on PostgreSQL would take every table of every schema.
+        const TABLES: &[&str] =
+            &["accounts", "contacts", "account_domains", "contact_emails", "account_contacts", "record_tags", "users"];
+        in_write!(self, |c| async {
+            for table in TABLES {
+                c.execute_batch(&format!("ANALYZE {table}")).await?;
+            }
+            Ok::<(), StoreError>(())
+        })
     }
 
     /// Checks the database answers (for `/ready`).
@@ -224,6 +243,17 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
         in_read!(self, |c| records::list(c, actor, rt, plan, after, limit))
+    }
+
+    /// The database's query plan for one page of `plan` (index checks; see [`records::explain`]).
+    pub async fn explain_list(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        plan: &Plan,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        in_write!(self, |c| records::explain(c, actor, rt, plan, limit))
     }
 
     /// How many records match `plan` (exactly).

@@ -288,7 +288,32 @@ pub async fn list<C: Conn>(
     limit: usize,
 ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
     let t = table(rt);
-    let dialect = c.dialect();
+    let q = list_sql(c.dialect(), actor, rt, plan, after, limit)?;
+    let rows = c.query(&q.sql, &q.params).await?;
+    let more = rows.len() > limit;
+    let width = t.columns.len();
+    let mut records = Vec::with_capacity(rows.len().min(limit));
+    let mut last_position = None;
+    for mut row in rows.into_iter().take(limit) {
+        let position: Vec<Json> = (0..plan.sort.len()).map(|i| sql_to_json(row.take(width + i))).collect();
+        row.0.truncate(width);
+        records.push(decode(rt, row)?);
+        last_position = Some(position);
+    }
+    Ok((records, if more { last_position } else { None }))
+}
+
+/// The statement of one page: all record columns plus the sort keys, the plan's conditions,
+/// the keyset position, the order with nulls last, and one row more than the page.
+fn list_sql(
+    dialect: Dialect,
+    actor: &Actor,
+    rt: RecordType,
+    plan: &Plan,
+    after: Option<&[Json]>,
+    limit: usize,
+) -> StoreResult<SqlBuilder> {
+    let t = table(rt);
     let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
     let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
     where_clause(&mut q, dialect, actor, rt, plan);
@@ -306,18 +331,28 @@ pub async fn list<C: Conn>(
         .map(|(s, k)| format!("{k} {} NULLS LAST", if s.descending { "DESC" } else { "ASC" }))
         .collect();
     q.push(&format!(" ORDER BY {} LIMIT {}", order.join(", "), limit + 1));
-    let rows = c.query(&q.sql, &q.params).await?;
-    let more = rows.len() > limit;
-    let width = t.columns.len();
-    let mut records = Vec::with_capacity(rows.len().min(limit));
-    let mut last_position = None;
-    for mut row in rows.into_iter().take(limit) {
-        let position: Vec<Json> = (0..plan.sort.len()).map(|i| sql_to_json(row.take(width + i))).collect();
-        row.0.truncate(width);
-        records.push(decode(rt, row)?);
-        last_position = Some(position);
-    }
-    Ok((records, if more { last_position } else { None }))
+    Ok(q)
+}
+
+/// The database's plan for one page of `plan` (for index checks): one line per plan node.
+/// PostgreSQL is asked with sequential scans disabled, so a missing index shows as a
+/// `Seq Scan` even on small tables.
+pub async fn explain<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    plan: &Plan,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let q = list_sql(c.dialect(), actor, rt, plan, None, limit)?;
+    let (sql, column) = match c.dialect() {
+        Dialect::Sqlite => (format!("EXPLAIN QUERY PLAN {}", q.sql), 3),
+        Dialect::Postgres => {
+            c.execute_batch("SET LOCAL enable_seqscan = off").await?;
+            (format!("EXPLAIN {}", q.sql), 0)
+        }
+    };
+    Ok(c.query(&sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(column)).collect())
 }
 
 /// `WHERE` tenant, app scope, archived state and filter of a plan: shared by lists and counts.
@@ -327,7 +362,7 @@ fn where_clause(q: &mut SqlBuilder, dialect: Dialect, actor: &Actor, rt: RecordT
         q.push(" AND deleted_at IS NULL");
     }
     if let Some(filter) = &plan.filter {
-        let sql = compile(q, dialect, table(rt).name, filter);
+        let sql = compile(q, dialect, table(rt).name, &actor.tenant, filter);
         q.push(" AND ").push(&sql);
     }
 }
@@ -365,17 +400,23 @@ fn json_to_sql(v: &Json) -> Option<SqlValue> {
 /// Compiles a resolved filter to SQL with bound values only: the one recursive function
 /// every filter of every dialect goes through. Every comparison yields true or false, never
 /// NULL, so `NOT` means "does not match" (see `corral_core::filter` for the semantics).
-fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, cond: &Cond) -> String {
+fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &str, cond: &Cond) -> String {
     match cond {
         Cond::And(parts) if parts.is_empty() => "1 = 1".to_owned(),
         Cond::Or(parts) if parts.is_empty() => "1 = 0".to_owned(),
         Cond::And(parts) => {
-            format!("({})", parts.iter().map(|c| compile(q, dialect, table, c)).collect::<Vec<_>>().join(" AND "))
+            format!(
+                "({})",
+                parts.iter().map(|c| compile(q, dialect, table, tenant, c)).collect::<Vec<_>>().join(" AND ")
+            )
         }
         Cond::Or(parts) => {
-            format!("({})", parts.iter().map(|c| compile(q, dialect, table, c)).collect::<Vec<_>>().join(" OR "))
+            format!(
+                "({})",
+                parts.iter().map(|c| compile(q, dialect, table, tenant, c)).collect::<Vec<_>>().join(" OR ")
+            )
         }
-        Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, table, inner)),
+        Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, table, tenant, inner)),
         Cond::Cmp { target, kind, op, values } => {
             // Negations are the negation of their positive operator, over all elements.
             let (positive, negate) = match op {
@@ -388,21 +429,41 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, cond: &Cond) -> St
                 Target::Column(column) => predicate(q, column, *kind, positive, values),
                 // Tags live in an indexed side table; other lists (websites) are read from JSON.
                 Target::List("tags") => {
+                    let t = q.bind(SqlValue::text(tenant));
                     let rt_param = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
-                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, "k.tag_key", Kind::Exact, positive, values) };
-                    format!("{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {table}.tenant_id AND k.record_type = {rt_param} AND {pred})")
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, "k.tag_key", Kind::Exact, positive, values)
+                    };
+                    // Not correlated with the outer row: the index on the side table drives.
+                    format!(
+                        "{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {t} AND k.record_type = {rt_param} AND {pred})"
+                    )
                 }
                 Target::List(column) => {
                     let (from, value) = dialect.json_array_elements(column);
-                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, &value, *kind, positive, values) };
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, &value, *kind, positive, values)
+                    };
                     format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
                 }
                 // Driven from the key index, so a lookup by domain or email reads no other rows.
                 Target::Domains | Target::Emails => {
-                    let (index, owner, key) =
-                        if *target == Target::Domains { ("account_domains", "account_id", "domain") } else { ("contact_emails", "contact_id", "email_key") };
-                    let pred = if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, &format!("k.{key}"), *kind, positive, values) };
-                    format!("{table}.id IN (SELECT k.{owner} FROM {index} k WHERE k.tenant_id = {table}.tenant_id AND {pred})")
+                    let (index, owner, key) = if *target == Target::Domains {
+                        ("account_domains", "account_id", "domain")
+                    } else {
+                        ("contact_emails", "contact_id", "email_key")
+                    };
+                    let t = q.bind(SqlValue::text(tenant));
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, &format!("k.{key}"), *kind, positive, values)
+                    };
+                    format!("{table}.id IN (SELECT k.{owner} FROM {index} k WHERE k.tenant_id = {t} AND {pred})")
                 }
             };
             if negate { format!("(NOT {sql})") } else { sql }

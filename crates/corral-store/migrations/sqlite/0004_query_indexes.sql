@@ -15,5 +15,8 @@ INSERT OR IGNORE INTO record_tags SELECT contacts.tenant_id, 'contact', contacts
 -- Filter on industry, then sort: the index returns rows in order, so a page stops early.
 CREATE INDEX accounts_industry_employees ON accounts (tenant_id, lower(industry), employee_count, id);
 CREATE INDEX accounts_industry_created ON accounts (tenant_id, lower(industry), created_at, id);
-CREATE INDEX contacts_stage ON contacts (tenant_id, stage);
+-- Stage equality with the default newest-first order, served by one index.
+DROP INDEX accounts_stage;
+CREATE INDEX accounts_stage_created ON accounts (tenant_id, lifecycle_stage, created_at, id);
+CREATE INDEX contacts_stage_created ON contacts (tenant_id, stage, created_at, id);
 CREATE INDEX contacts_primary_email ON contacts (tenant_id, lower(primary_email));
