@@ -256,6 +256,12 @@ impl Store {
         in_write!(self, |c| records::explain(c, actor, rt, plan, limit))
     }
 
+    /// An estimate of how many records match `plan`, and whether it is one; see
+    /// [`records::estimate`].
+    pub async fn estimate_records(&self, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<(i64, bool)> {
+        in_read!(self, |c| records::estimate(c, actor, rt, plan))
+    }
+
     /// How many records match `plan` (exactly).
     pub async fn count_records(&self, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<i64> {
         in_read!(self, |c| records::count(c, actor, rt, plan))

@@ -367,6 +367,24 @@ fn where_clause(q: &mut SqlBuilder, dialect: Dialect, actor: &Actor, rt: RecordT
     }
 }
 
+/// How many records match a plan, estimated: PostgreSQL's planner estimate (one `EXPLAIN`,
+/// no rows read, `true` = an estimate); SQLite has no such estimate, so it counts exactly
+/// through the same indexes (`false`).
+pub async fn estimate<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<(i64, bool)> {
+    if c.dialect() == Dialect::Sqlite {
+        return Ok((count(c, actor, rt, plan).await?, false));
+    }
+    let mut q = SqlBuilder::new(format!("EXPLAIN SELECT 1 FROM {}", table(rt).name));
+    where_clause(&mut q, c.dialect(), actor, rt, plan);
+    let first = c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.text(0)).unwrap_or_default();
+    let rows = first
+        .split("rows=")
+        .nth(1)
+        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok());
+    Ok((rows.unwrap_or(0), true))
+}
+
 /// How many records match a plan, counted exactly.
 pub async fn count<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<i64> {
     let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM {}", table(rt).name));

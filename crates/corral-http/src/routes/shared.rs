@@ -69,15 +69,23 @@ pub struct Page {
     pub records: Vec<Record>,
     pub next_cursor: Option<String>,
     pub schema: Arc<TenantSchema>,
-    /// The number of matching records, when asked for.
-    pub total: Option<i64>,
+    /// The number of matching records and whether it is an estimate, when asked for.
+    pub total: Option<(i64, bool)>,
 }
 
-/// `count=exact|estimated` (both are exact today: see docs/API.md).
-pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<bool> {
+/// What count a list or query asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Exact,
+    Estimated,
+}
+
+/// `count=exact|estimated`.
+pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<Option<Count>> {
     match raw {
-        None => Ok(false),
-        Some("exact" | "estimated") => Ok(true),
+        None => Ok(None),
+        Some("exact") => Ok(Some(Count::Exact)),
+        Some("estimated") => Ok(Some(Count::Estimated)),
         Some(_) => Err(CoreError::invalid_query_parameter(name, "expected exact or estimated").into()),
     }
 }
@@ -92,7 +100,7 @@ pub async fn page(
     given: Option<ListQuery>,
     cursor: Option<&str>,
     limit: usize,
-    count: bool,
+    count: Option<Count>,
 ) -> ApiResult<Page> {
     let (query, after) = match cursor {
         Some(token) => {
@@ -108,7 +116,11 @@ pub async fn page(
     let schema = state.schema(&actor.tenant, rt).await?;
     let plan = query.resolve(rt, &schema)?;
     let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
-    let total = if count { Some(state.store().count_records(actor, rt, &plan).await?) } else { None };
+    let total = match count {
+        None => None,
+        Some(Count::Exact) => Some((state.store().count_records(actor, rt, &plan).await?, false)),
+        Some(Count::Estimated) => Some(state.store().estimate_records(actor, rt, &plan).await?),
+    };
     let next_cursor = next.map(|after| {
         state.cursor_key().seal(&actor.tenant, &CursorState { record_type: rt.api_name().to_owned(), query, after })
     });

@@ -55,8 +55,9 @@ pub async fn list(
         "has_more": page.next_cursor.is_some(),
         "next_cursor": page.next_cursor,
     });
-    if let Some(total) = page.total {
+    if let Some((total, estimate)) = page.total {
         body["total"] = json!(total);
+        body["total_is_estimate"] = json!(estimate);
     }
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }

@@ -234,7 +234,7 @@ pub async fn query(
         Some(_) => return Err(CoreError::invalid_cursor().into()),
     };
     let count = match obj.get("count") {
-        None | Some(Json::Null) => false,
+        None | Some(Json::Null) => None,
         Some(Json::String(mode)) => count_param(Some(mode), "count")?,
         Some(_) => return Err(CoreError::invalid_value("count", "expected exact or estimated").into()),
     };
@@ -263,8 +263,8 @@ pub async fn query(
         "data": page.records.iter().map(|r| render(r, &page.schema, fields.as_deref())).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
     });
-    if let Some(total) = page.total {
-        body["meta"] = json!({"total": total, "total_is_estimate": false});
+    if let Some((total, estimate)) = page.total {
+        body["meta"] = json!({"total": total, "total_is_estimate": estimate});
     }
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }

@@ -194,3 +194,37 @@ async fn the_sync_recipe_sees_every_change_once() {
     }
     assert_eq!(seen, ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Alpha"]);
 }
+
+#[tokio::test]
+async fn counts_are_exact_or_estimated() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let exact = query(
+        &app,
+        json!({"filters": [{"field": "industry", "operator": "eq", "value": "software"}], "count": "exact"}),
+    )
+    .await;
+    assert_eq!(exact.body["meta"], json!({"total": 3, "total_is_estimate": false}));
+    let estimated = query(
+        &app,
+        json!({"filters": [{"field": "industry", "operator": "eq", "value": "software"}], "count": "estimated"}),
+    )
+    .await;
+    estimated.assert_status(200);
+    let is_estimate = estimated.body["meta"]["total_is_estimate"].as_bool().unwrap();
+    let total = estimated.body["meta"]["total"].as_i64().unwrap();
+    // SQLite counts exactly; PostgreSQL reports its planner's estimate.
+    if is_estimate {
+        assert!(total >= 1)
+    } else {
+        assert_eq!(total, 3)
+    }
+    let v1 = app.get("/api/v1/crm/accounts?industry=software&count=exact&limit=1").bearer(&app.admin()).send().await;
+    assert_eq!(v1.body["total"], 3);
+    assert_eq!(v1.body["data"].as_array().unwrap().len(), 1);
+    app.get("/api/v1/crm/accounts?count=roughly")
+        .bearer(&app.admin())
+        .send()
+        .await
+        .assert_error(400, "invalid_query_parameter");
+}
