@@ -3,7 +3,7 @@
 //! the contact's v1 `account_id`), and auto-association by email domain (SPEC §4.3).
 
 use crate::db::{Conn, SqlValue};
-use crate::{StoreResult, keys, records, settings};
+use crate::{StoreError, StoreResult, keys, records, settings};
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, Timestamp, normalize};
 
 /// Makes the contact's primary edge point at `record.primary_account` (v1 `account_id`
@@ -287,8 +287,17 @@ pub(crate) async fn add<C: Conn>(
     if !existed {
         link(c, &actor.tenant, account, contact, false, None, now).await?;
     }
-    let edge = update(c, actor, rt, id, other, change, now).await?;
+    let edge = apply(c, actor, account, contact, other, change, now).await?;
     Ok((edge, !existed))
+}
+
+/// A missing end of an existing edge means there is no such edge (404); other errors
+/// (the database being unavailable) stay what they are.
+fn no_edge(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Domain(_) => CoreError::record_not_found().into(),
+        other => other,
+    }
 }
 
 /// Changes an existing edge's role and primary flag (404 `record_not_found` without one).
@@ -301,8 +310,22 @@ pub(crate) async fn update<C: Conn>(
     change: &EdgeChange,
     now: Timestamp,
 ) -> StoreResult<Edge> {
-    check_ends(c, actor, rt, id, other).await.map_err(|_| CoreError::record_not_found())?;
+    check_ends(c, actor, rt, id, other).await.map_err(no_edge)?;
     let (account, contact) = pair(rt, id, other);
+    apply(c, actor, account, contact, other, change, now).await
+}
+
+/// Applies `change` to the existing edge (account, contact); `other` is the far end as the
+/// caller sees it.
+async fn apply<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    account: RecordId,
+    contact: RecordId,
+    other: RecordId,
+    change: &EdgeChange,
+    now: Timestamp,
+) -> StoreResult<Edge> {
     let (role, is_primary, created_at) =
         edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
     if let Some(role) = &change.role {
@@ -336,7 +359,7 @@ pub(crate) async fn remove<C: Conn>(
     other: RecordId,
     now: Timestamp,
 ) -> StoreResult<()> {
-    check_ends(c, actor, rt, id, other).await.map_err(|_| CoreError::record_not_found())?;
+    check_ends(c, actor, rt, id, other).await.map_err(no_edge)?;
     let (account, contact) = pair(rt, id, other);
     let (_, is_primary, _) = edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
     if is_primary {

@@ -47,7 +47,10 @@ pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     let id = request.client_id.ok_or_else(|| CoreError::required_missing("client_id"))?;
     let secret = request.client_secret.ok_or_else(|| CoreError::required_missing("client_secret"))?;
-    let key = auth::check_key(&state, &id, &secret).await.map_err(|_| bad_client())?;
+    // A bad id or secret is the OAuth 401; anything else (the database being down) stays.
+    let key = auth::check_key(&state, &id, &secret)
+        .await
+        .map_err(|e| if e.code == ErrorCode::Unauthenticated { bad_client() } else { e })?;
     let now = unix_now();
     let token = state.auth().mint(Claims {
         sub: key.id.clone(),
