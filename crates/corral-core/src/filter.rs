@@ -245,6 +245,23 @@ const META: &[(&str, &str, ValueType)] = &[
 ];
 
 fn attribute(rt: RecordType, name: &str) -> Option<Attribute> {
+    // The user directory has its own columns and no archive or app scope.
+    if rt == RecordType::User {
+        let (target, kind, value_type) = match name {
+            "id" => (Target::Column("id"), Kind::Exact, ValueType::Reference(RecordType::User)),
+            "email" => (Target::Column("email_key"), Kind::Text, ValueType::Email),
+            "display_name" => (Target::Column("display_name"), Kind::Text, ValueType::String),
+            "is_active" => (Target::Column("is_active"), Kind::Bool, ValueType::Boolean),
+            "created_at" | "updated_at" => (
+                Target::Column(if name == "created_at" { "created_at" } else { "updated_at" }),
+                Kind::Int,
+                ValueType::Timestamp,
+            ),
+            "version" => (Target::Column("version"), Kind::Int, ValueType::Number),
+            _ => return None,
+        };
+        return Some(Attribute { target, kind, value_type, is_array: false });
+    }
     if let Some((_, column, vt)) = META.iter().find(|(n, _, _)| *n == name) {
         let kind = if name == "id" || name == "app_id" { Kind::Exact } else { kind_of(*vt) };
         return Some(Attribute { target: Target::Column(column), kind, value_type: *vt, is_array: false });

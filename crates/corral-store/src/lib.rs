@@ -478,6 +478,17 @@ impl Store {
         in_read!(self, |c| users::get(c, tenant, id))?.ok_or_else(|| CoreError::record_not_found().into())
     }
 
+    /// One page of a tenant's users matching `plan`; see [`users::page`].
+    pub async fn list_users_page(
+        &self,
+        tenant: &str,
+        plan: &Plan,
+        after: Option<&[Json]>,
+        limit: usize,
+    ) -> StoreResult<(Vec<User>, Option<Vec<Json>>)> {
+        in_read!(self, |c| users::page(c, tenant, plan, after, limit))
+    }
+
     pub async fn user_exists(&self, tenant: &str, id: RecordId) -> StoreResult<bool> {
         in_read!(self, |c| users::exists(c, tenant, id))
     }

@@ -290,17 +290,60 @@ pub async fn list<C: Conn>(
     let t = table(rt);
     let q = list_sql(c.dialect(), actor, rt, plan, after, limit)?;
     let rows = c.query(&q.sql, &q.params).await?;
+    take_page(rows, t.columns.len(), plan.sort.len(), limit, |row| decode(rt, row))
+}
+
+/// Appends a plan's filter, the keyset position and the order (nulls last) with one row more
+/// than the page, to a statement whose WHERE clause has begun.
+pub(crate) fn filter_and_keyset(
+    q: &mut SqlBuilder,
+    dialect: Dialect,
+    table: &str,
+    tenant: &str,
+    plan: &Plan,
+    after: Option<&[Json]>,
+) -> StoreResult<()> {
+    if let Some(filter) = &plan.filter {
+        let sql = compile(q, dialect, table, tenant, filter);
+        q.push(" AND ").push(&sql);
+    }
+    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    if let Some(after) = after {
+        if after.len() != plan.sort.len() {
+            return Err(CoreError::invalid_cursor().into());
+        }
+        let sql = keyset_sql(q, plan, &keys, after)?;
+        q.push(" AND ").push(&sql);
+    }
+    let order: Vec<String> = plan
+        .sort
+        .iter()
+        .zip(&keys)
+        .map(|(s, k)| format!("{k} {} NULLS LAST", if s.descending { "DESC" } else { "ASC" }))
+        .collect();
+    q.push(&format!(" ORDER BY {}", order.join(", ")));
+    Ok(())
+}
+
+/// Turns the rows of a page query (columns, then the sort keys) into items and the position
+/// of the last one when more follow.
+pub(crate) fn take_page<T>(
+    rows: Vec<Row>,
+    width: usize,
+    keys: usize,
+    limit: usize,
+    decode: impl Fn(Row) -> StoreResult<T>,
+) -> StoreResult<(Vec<T>, Option<Vec<Json>>)> {
     let more = rows.len() > limit;
-    let width = t.columns.len();
-    let mut records = Vec::with_capacity(rows.len().min(limit));
+    let mut items = Vec::with_capacity(rows.len().min(limit));
     let mut last_position = None;
     for mut row in rows.into_iter().take(limit) {
-        let position: Vec<Json> = (0..plan.sort.len()).map(|i| sql_to_json(row.take(width + i))).collect();
+        let position: Vec<Json> = (0..keys).map(|i| sql_to_json(row.take(width + i))).collect();
         row.0.truncate(width);
-        records.push(decode(rt, row)?);
+        items.push(decode(row)?);
         last_position = Some(position);
     }
-    Ok((records, if more { last_position } else { None }))
+    Ok((items, if more { last_position } else { None }))
 }
 
 /// The statement of one page: all record columns plus the sort keys, the plan's conditions,
@@ -316,21 +359,12 @@ fn list_sql(
     let t = table(rt);
     let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
     let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
-    where_clause(&mut q, dialect, actor, rt, plan);
-    if let Some(after) = after {
-        if after.len() != plan.sort.len() {
-            return Err(CoreError::invalid_cursor().into());
-        }
-        let sql = keyset_sql(&mut q, plan, &keys, after)?;
-        q.push(" AND ").push(&sql);
+    scope_clause(&mut q, actor);
+    if !plan.include_deleted {
+        q.push(" AND deleted_at IS NULL");
     }
-    let order: Vec<String> = plan
-        .sort
-        .iter()
-        .zip(&keys)
-        .map(|(s, k)| format!("{k} {} NULLS LAST", if s.descending { "DESC" } else { "ASC" }))
-        .collect();
-    q.push(&format!(" ORDER BY {} LIMIT {}", order.join(", "), limit + 1));
+    filter_and_keyset(&mut q, dialect, t.name, &actor.tenant, plan, after)?;
+    q.push(&format!(" LIMIT {}", limit + 1));
     Ok(q)
 }
 

@@ -48,6 +48,25 @@ fn decode(mut row: Row) -> StoreResult<User> {
     })
 }
 
+/// One page of a tenant's users matching `plan` (v2 `POST /api/v2/user/_query`), with the
+/// same filter compiler and keyset positions as records.
+pub async fn page<C: Conn>(
+    c: &mut C,
+    tenant: &str,
+    plan: &corral_core::list::Plan,
+    after: Option<&[serde_json::Value]>,
+    limit: usize,
+) -> StoreResult<(Vec<User>, Option<Vec<serde_json::Value>>)> {
+    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let mut q = crate::db::SqlBuilder::new(format!("SELECT {COLUMNS}, {} FROM users", keys.join(", ")));
+    let t = q.bind(SqlValue::text(tenant));
+    q.push(&format!(" WHERE tenant_id = {t}"));
+    crate::records::filter_and_keyset(&mut q, c.dialect(), "users", tenant, plan, after)?;
+    let width = COLUMNS.split(", ").count();
+    let rows = c.query(&q.sql, &q.params).await?;
+    crate::records::take_page(rows, width, plan.sort.len(), limit, decode)
+}
+
 /// Whether `id` is a user of `tenant`.
 pub async fn exists<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<bool> {
     Ok(c.query_opt(

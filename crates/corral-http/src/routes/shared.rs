@@ -90,9 +90,43 @@ pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<Option<Count>> {
     }
 }
 
-/// Runs a list query, or continues the one a cursor carries. A cursor sent with a query
-/// must carry that same query, and must belong to this tenant and record type
-/// (`invalid_cursor` otherwise); sent alone it continues its own query.
+/// The query to run and where to start: the given query, or the one a cursor carries. A
+/// cursor sent with a query must carry that same query, and must belong to this tenant and
+/// record type (`invalid_cursor` otherwise); sent alone it continues its own query.
+pub fn continue_query(
+    state: &AppState,
+    actor: &Actor,
+    rt: RecordType,
+    given: Option<ListQuery>,
+    cursor: Option<&str>,
+) -> ApiResult<(ListQuery, Option<Vec<Json>>)> {
+    match cursor {
+        Some(token) => {
+            let cursor: CursorState = state.cursor_key().open(&actor.tenant, token)?;
+            let other_query = given.as_ref().is_some_and(|q| *q != cursor.query);
+            if cursor.record_type != rt.api_name() || other_query {
+                return Err(CoreError::invalid_cursor().into());
+            }
+            Ok((cursor.query, Some(cursor.after)))
+        }
+        None => Ok((given.unwrap_or_default(), None)),
+    }
+}
+
+/// The cursor that continues `query` after the position `after`.
+pub fn next_cursor(
+    state: &AppState,
+    actor: &Actor,
+    rt: RecordType,
+    query: ListQuery,
+    after: Option<Vec<Json>>,
+) -> Option<String> {
+    after.map(|after| {
+        state.cursor_key().seal(&actor.tenant, &CursorState { record_type: rt.api_name().to_owned(), query, after })
+    })
+}
+
+/// Runs a list query of records, or continues the one a cursor carries.
 pub async fn page(
     state: &AppState,
     actor: &Actor,
@@ -102,17 +136,7 @@ pub async fn page(
     limit: usize,
     count: Option<Count>,
 ) -> ApiResult<Page> {
-    let (query, after) = match cursor {
-        Some(token) => {
-            let cursor: CursorState = state.cursor_key().open(&actor.tenant, token)?;
-            let other_query = given.as_ref().is_some_and(|q| *q != cursor.query);
-            if cursor.record_type != rt.api_name() || other_query {
-                return Err(CoreError::invalid_cursor().into());
-            }
-            (cursor.query, Some(cursor.after))
-        }
-        None => (given.unwrap_or_default(), None),
-    };
+    let (query, after) = continue_query(state, actor, rt, given, cursor)?;
     let schema = state.schema(&actor.tenant, rt).await?;
     let plan = query.resolve(rt, &schema)?;
     let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
@@ -121,8 +145,5 @@ pub async fn page(
         Some(Count::Exact) => Some((state.store().count_records(actor, rt, &plan).await?, false)),
         Some(Count::Estimated) => Some(state.store().estimate_records(actor, rt, &plan).await?),
     };
-    let next_cursor = next.map(|after| {
-        state.cursor_key().seal(&actor.tenant, &CursorState { record_type: rt.api_name().to_owned(), query, after })
-    });
-    Ok(Page { records, next_cursor, schema, total })
+    Ok(Page { records, next_cursor: next_cursor(state, actor, rt, query, next), schema, total })
 }

@@ -5,7 +5,9 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{count_param, created_response, idempotency_key, json_response, object, page};
+use crate::routes::shared::{
+    continue_query, count_param, created_response, idempotency_key, json_response, next_cursor, object, page,
+};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -169,22 +171,14 @@ pub async fn restore(
 
 /// `POST /api/v2/{rt}/_query` (SPEC §7.4): filters, sort, limit, cursor, include_archived,
 /// count, fields. A cursor continues its query, sent with or without the original body.
-#[utoipa::path(post, operation_id = "v2_query", path = "/api/v2/{rt}/_query", tag = "v2", summary = "Query records", params(("rt" = String, Path, description = "account or contact")), request_body = ref("#/components/schemas/QueryV2"), responses((status = 200, description = "One page", body = ref("#/components/schemas/QueryV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_query", path = "/api/v2/{rt}/_query", tag = "v2", summary = "Query records", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/QueryV2"), responses((status = 200, description = "One page", body = ref("#/components/schemas/QueryV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn query(
     State(state): State<AppState>,
     principal: Principal,
     Path(rt): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    let rt = match record_type(&rt)? {
-        RecordType::User => {
-            return Err(ApiError::new(
-                ErrorCode::UnknownRecordType,
-                "user records cannot be queried yet; use GET /api/admin/users",
-            ));
-        }
-        rt => rt,
-    };
+    let rt = record_type(&rt)?;
     principal.require(Permission::read(rt))?;
     let obj = object(&body.value, &["filters", "sort", "limit", "cursor", "include_archived", "count", "fields"])?;
     let mut query = ListQuery { dialect: ListDialect::V2, ..ListQuery::default() };
@@ -252,6 +246,23 @@ pub async fn query(
         ),
         Some(_) => return Err(CoreError::invalid_value("fields", "expected an array of attribute names").into()),
     };
+    if rt == RecordType::User {
+        if count.is_some() {
+            return Err(CoreError::invalid_value("count", "user queries do not count").into());
+        }
+        if let Some(bad) = fields.iter().flatten().find(|f| !v2::attribute_names(rt).contains(&f.as_str())) {
+            return Err(CoreError::invalid_value("fields", format!("unknown attribute `{bad}`")).into());
+        }
+        let actor = &principal.actor;
+        let (query, after) = continue_query(&state, actor, rt, given.then_some(query), cursor)?;
+        let plan = query.resolve(rt, &TenantSchema::builtin(&actor.tenant, rt))?;
+        let (users, next) = state.store().list_users_page(&actor.tenant, &plan, after.as_deref(), limit).await?;
+        let body = json!({
+            "data": users.iter().map(|u| render_user(u, fields.as_deref())).collect::<Vec<_>>(),
+            "next_cursor": next_cursor(&state, actor, rt, query, next),
+        });
+        return Ok(json_response(StatusCode::OK, body.to_string(), None));
+    }
     let page = page(&state, &principal.actor, rt, given.then_some(query), cursor, limit, count).await?;
     if let Some(wanted) = &fields {
         let known = v2::attribute_names_in(rt, &page.schema);
