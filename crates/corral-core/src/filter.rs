@@ -185,6 +185,21 @@ pub enum Target {
     Domains,
     /// Any of the contact's emails (matching keys).
     Emails,
+    /// A custom attribute's value in the record's custom values (any element for arrays).
+    Custom { name: String, is_array: bool },
+}
+
+/// What a list sorts by: a column, or a custom attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    Column(&'static str),
+    Custom { name: String, kind: Kind },
+}
+
+impl SortKey {
+    pub fn is_id(&self) -> bool {
+        *self == SortKey::Column("id")
+    }
 }
 
 /// How values compare.
@@ -244,7 +259,17 @@ const META: &[(&str, &str, ValueType)] = &[
     ("app_id", "app_id", ValueType::String),
 ];
 
-fn attribute(rt: RecordType, name: &str) -> Option<Attribute> {
+fn attribute(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<Attribute> {
+    if let Some(def) = schema.custom(name) {
+        let kind = match def.value_type {
+            // Stored as canonical RFC 3339 / ISO dates: text order is time order.
+            ValueType::Timestamp | ValueType::Date => Kind::Exact,
+            vt if def.is_array && kind_of(vt) != Kind::Text => Kind::Exact,
+            vt => kind_of(vt),
+        };
+        let target = Target::Custom { name: def.api_name.clone(), is_array: def.is_array };
+        return Some(Attribute { target, kind, value_type: def.value_type, is_array: def.is_array });
+    }
     // The user directory has its own columns and no archive or app scope.
     if rt == RecordType::User {
         let (target, kind, value_type) = match name {
@@ -320,6 +345,7 @@ fn attribute(rt: RecordType, name: &str) -> Option<Attribute> {
 fn allowed(a: &Attribute) -> &'static [&'static str] {
     let vt = match (a.target.clone(), a.value_type) {
         (Target::Domains, _) => "account_domain",
+        (Target::Custom { is_array: true, .. }, _) => "string",
         (_, ValueType::Reference(_)) => "record_reference",
         (_, ValueType::Stage) => "account_stage",
         (_, vt) => vt.api_name(RecordType::Account),
@@ -337,6 +363,17 @@ fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema:
             Value::Text(normalize::bounded(s, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?.to_ascii_lowercase())
         }
         (Kind::Text, _) => return Err(bad("expected a string")),
+        (Kind::Exact, Json::String(s))
+            if matches!(a.target, Target::Custom { .. }) && a.value_type == ValueType::Timestamp =>
+        {
+            Value::Text(Timestamp::parse(s).ok_or_else(|| bad("expected an RFC 3339 timestamp"))?.to_rfc3339())
+        }
+        (Kind::Exact, Json::String(s))
+            if matches!(a.target, Target::Custom { .. }) && a.value_type == ValueType::Select =>
+        {
+            let def = schema.custom(name).ok_or_else(|| bad("unknown attribute"))?;
+            Value::Text(resolve_stage(&def.options, s).ok_or_else(|| bad("unknown option"))?.api_name.clone())
+        }
         (Kind::Exact, Json::String(s)) => match (&a.target, a.value_type) {
             // A fragment of a domain or email is matched as lower-cased text.
             (Target::Domains | Target::Emails, _) if substring => Value::Text(s.trim().to_ascii_lowercase()),
@@ -392,7 +429,7 @@ pub fn resolve(rt: RecordType, filter: &Filter, schema: &TenantSchema) -> CoreRe
             Cond::Not(Box::new(Cond::And(not.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?)))
         }
         Filter::Leaf { field, operator, value } => {
-            let a = attribute(rt, field).ok_or_else(|| {
+            let a = attribute(rt, field, schema).ok_or_else(|| {
                 CoreError::new(ErrorCode::InvalidFilterField, format!("`{field}` cannot be filtered on {rt}"))
                     .with("field", field.as_str())
             })?;
@@ -434,13 +471,16 @@ pub fn resolve(rt: RecordType, filter: &Filter, schema: &TenantSchema) -> CoreRe
     })
 }
 
-/// The sort column of a v2 attribute, if it is sortable.
-pub fn sort_column(rt: RecordType, name: &str) -> Option<&'static str> {
-    let a = attribute(rt, name)?;
+/// What a v2 attribute sorts by, if it is sortable.
+pub fn sort_key(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<SortKey> {
+    let a = attribute(rt, name, schema)?;
     match a.target {
         Target::Column(c) if !a.is_array => {
             let sortable = field_by_api_name(rt, name).is_none_or(|(_, f)| f.sortable);
-            sortable.then_some(c)
+            sortable.then_some(SortKey::Column(c))
+        }
+        Target::Custom { name, is_array: false } if a.value_type != ValueType::LongText => {
+            Some(SortKey::Custom { name, kind: a.kind })
         }
         _ => None,
     }

@@ -6,7 +6,7 @@
 
 use crate::custom::TenantSchema;
 use crate::error::{CoreError, CoreResult, ErrorCode};
-use crate::filter::{self, Cond, Filter, Kind, Op, Target};
+use crate::filter::{self, Cond, Filter, Kind, Op, SortKey, Target};
 use crate::ids::RecordType;
 use crate::schema::{META_COLUMNS, field_by_v1_name};
 use crate::value::Value;
@@ -73,7 +73,7 @@ pub struct CursorState {
 /// One resolved sort key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortColumn {
-    pub column: &'static str,
+    pub column: SortKey,
     pub descending: bool,
 }
 
@@ -263,13 +263,21 @@ impl ListQuery {
                     if let Some(cond) = v1_only(rt, field, operator, value) {
                         cond?
                     } else {
-                        let name = v2_name(rt, field).ok_or_else(|| {
-                            CoreError::invalid_query_parameter(
-                                field,
-                                "unknown parameter or field that cannot be filtered",
-                            )
-                        })?;
-                        let value = match (value, field_by_v1_name(rt, field).map(|(_, f)| f.value_type)) {
+                        // Custom attributes are `custom_fields.<api_name>` in v1.
+                        let custom = field.strip_prefix("custom_fields.").filter(|c| schema.custom(c).is_some());
+                        let name = match custom {
+                            Some(custom) => custom,
+                            None => v2_name(rt, field).ok_or_else(|| {
+                                CoreError::invalid_query_parameter(
+                                    field,
+                                    "unknown parameter or field that cannot be filtered",
+                                )
+                            })?,
+                        };
+                        let value_type = field_by_v1_name(rt, field)
+                            .map(|(_, f)| f.value_type)
+                            .or_else(|| schema.custom(name).map(|d| d.value_type));
+                        let value = match (value, value_type) {
                             // Query strings carry text; booleans arrive as "true" / "false".
                             (Json::String(s), Some(crate::schema::ValueType::Boolean)) => {
                                 Json::Bool(parse_bool(field, s)?)
@@ -304,18 +312,18 @@ impl ListQuery {
         let keys = if self.sort.is_empty() { Self::default_sort() } else { self.sort.clone() };
         let mut sort = Vec::with_capacity(keys.len() + 1);
         for (name, descending) in &keys {
-            let column = self.sort_column(rt, name).ok_or_else(|| match self.dialect {
+            let column = self.sort_column(rt, name, schema).ok_or_else(|| match self.dialect {
                 Dialect::V1 => CoreError::invalid_query_parameter("sort", format!("cannot sort by `{name}`")),
                 Dialect::V2 => CoreError::new(ErrorCode::InvalidFilterField, format!("cannot sort by `{name}`"))
                     .with("field", name.as_str()),
             })?;
-            if column != "id" {
+            if !column.is_id() {
                 sort.push(SortColumn { column, descending: *descending });
             }
         }
         // The id breaks ties, in the direction of the last key, so the order is total.
         let descending = keys.last().is_some_and(|(_, d)| *d);
-        sort.push(SortColumn { column: "id", descending });
+        sort.push(SortColumn { column: SortKey::Column("id"), descending });
         let filter = match conds.len() {
             0 => None,
             1 => conds.pop(),
@@ -324,15 +332,18 @@ impl ListQuery {
         Ok(Plan { filter, sort, include_deleted: self.include_deleted })
     }
 
-    fn sort_column(&self, rt: RecordType, name: &str) -> Option<&'static str> {
+    fn sort_column(&self, rt: RecordType, name: &str, schema: &TenantSchema) -> Option<SortKey> {
         match self.dialect {
-            Dialect::V2 => filter::sort_column(rt, name),
+            Dialect::V2 => filter::sort_key(rt, name, schema),
             Dialect::V1 => {
                 if let Some((_, column, sortable)) = META_COLUMNS.iter().find(|(n, _, _)| *n == name) {
-                    return sortable.then_some(*column);
+                    return sortable.then_some(SortKey::Column(column));
+                }
+                if let Some(custom) = name.strip_prefix("custom_fields.") {
+                    return filter::sort_key(rt, custom, schema);
                 }
                 let api = v2_name(rt, name)?;
-                filter::sort_column(rt, api)
+                filter::sort_key(rt, api, schema)
             }
         }
     }
@@ -390,11 +401,14 @@ mod tests {
     fn resolution_adds_the_id_tie_breaker() {
         let q = ListQuery { sort: vec![("name".into(), false)], ..Default::default() };
         let plan = q.resolve(RecordType::Account, &schema()).unwrap();
-        assert_eq!(plan.sort.last().unwrap(), &SortColumn { column: "id", descending: false });
+        assert_eq!(plan.sort.last().unwrap(), &SortColumn { column: SortKey::Column("id"), descending: false });
         let default = ListQuery::default().resolve(RecordType::Account, &schema()).unwrap();
         assert_eq!(
             default.sort,
-            vec![SortColumn { column: "created_at", descending: true }, SortColumn { column: "id", descending: true }]
+            vec![
+                SortColumn { column: SortKey::Column("created_at"), descending: true },
+                SortColumn { column: SortKey::Column("id"), descending: true }
+            ]
         );
         let bad = ListQuery { sort: vec![("tags".into(), false)], ..Default::default() };
         assert_eq!(bad.resolve(RecordType::Account, &schema()).unwrap_err().code, ErrorCode::InvalidQueryParameter);

@@ -460,7 +460,8 @@ pub fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
             "api_name": def.api_name, "display_name": def.display_name, "description": def.description,
             "type_info": type_info, "is_creatable": true, "is_updatable": true,
             "is_required_on_create": def.is_required_on_create, "is_unique": false, "is_custom": true,
-            "is_sortable": false, "is_filterable": false, "filter_operators": [],
+            "is_sortable": !def.is_array && def.value_type != ValueType::LongText, "is_filterable": true,
+            "filter_operators": filter_operators(if def.is_array { "string" } else { vt }),
         }));
     }
     let (display, description) = match rt {

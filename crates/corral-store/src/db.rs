@@ -99,6 +99,41 @@ impl Dialect {
         }
     }
 
+    /// A custom attribute's value in `custom_fields`, typed for comparing and sorting as
+    /// `kind`. `name` is a validated api_name (`^[a-z][a-z0-9_]{0,62}$`), safe to inline.
+    pub fn custom_value(self, name: &str, kind: corral_core::filter::Kind) -> String {
+        use corral_core::filter::Kind;
+        debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        match (self, kind) {
+            (Dialect::Sqlite, Kind::Real) => format!("CAST(json_extract(custom_fields, '$.{name}') AS REAL)"),
+            (Dialect::Sqlite, _) => format!("json_extract(custom_fields, '$.{name}')"),
+            (Dialect::Postgres, Kind::Int) => format!("((custom_fields::jsonb ->> '{name}')::bigint)"),
+            (Dialect::Postgres, Kind::Real) => format!("((custom_fields::jsonb ->> '{name}')::double precision)"),
+            (Dialect::Postgres, Kind::Bool) => format!("((custom_fields::jsonb ->> '{name}')::boolean)"),
+            // Byte-wise text order, as everywhere else.
+            (Dialect::Postgres, _) => format!("((custom_fields::jsonb ->> '{name}') COLLATE \"C\")"),
+        }
+    }
+
+    /// The elements of a custom array attribute, as a FROM clause and one element's text.
+    pub fn custom_elements(self, name: &str) -> (String, String) {
+        match self {
+            Dialect::Sqlite => (format!("json_each(custom_fields, '$.{name}')"), "json_each.value".to_owned()),
+            Dialect::Postgres => (
+                format!("jsonb_array_elements_text(custom_fields::jsonb -> '{name}') AS e(v)"),
+                "(e.v COLLATE \"C\")".to_owned(),
+            ),
+        }
+    }
+
+    /// The SQL of a sort key.
+    pub fn sort_key(self, key: &corral_core::filter::SortKey) -> String {
+        match key {
+            corral_core::filter::SortKey::Column(c) => (*c).to_owned(),
+            corral_core::filter::SortKey::Custom { name, kind } => self.custom_value(name, *kind),
+        }
+    }
+
     /// The elements of the JSON string array in `column`, as a FROM clause and the
     /// expression of one element's text.
     pub fn json_array_elements(self, column: &str) -> (String, String) {

@@ -307,7 +307,7 @@ pub(crate) fn filter_and_keyset(
         let sql = compile(q, dialect, table, tenant, filter);
         q.push(" AND ").push(&sql);
     }
-    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sort_key(&s.column)).collect();
     if let Some(after) = after {
         if after.len() != plan.sort.len() {
             return Err(CoreError::invalid_cursor().into());
@@ -357,7 +357,7 @@ fn list_sql(
     limit: usize,
 ) -> StoreResult<SqlBuilder> {
     let t = table(rt);
-    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sort_key(&s.column)).collect();
     let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
     scope_clause(&mut q, actor);
     if !plan.include_deleted {
@@ -502,6 +502,19 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &str, cond
                     };
                     format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
                 }
+                Target::Custom { name, is_array: false } => {
+                    let expr = dialect.custom_value(name, *kind);
+                    predicate(q, &expr, *kind, positive, values)
+                }
+                Target::Custom { name, is_array: true } => {
+                    let (from, value) = dialect.custom_elements(name);
+                    let pred = if positive == Op::Exists {
+                        "1 = 1".to_owned()
+                    } else {
+                        predicate(q, &value, *kind, positive, values)
+                    };
+                    format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+                }
                 // Driven from the key index, so a lookup by domain or email reads no other rows.
                 Target::Domains | Target::Emails => {
                     let (index, owner, key) = if *target == Target::Domains {
@@ -571,7 +584,7 @@ fn filter_value(kind: Kind, v: &Value) -> SqlValue {
 
 /// The keyset condition "sorts after `after`" for keys that sort with nulls last in both
 /// directions: for some i, keys before i equal the cursor's and key i comes after it.
-fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[&str], after: &[Json]) -> StoreResult<String> {
+fn keyset_sql(q: &mut SqlBuilder, plan: &Plan, keys: &[String], after: &[Json]) -> StoreResult<String> {
     let values: Vec<SqlValue> =
         after.iter().map(json_to_sql).collect::<Option<_>>().ok_or_else(CoreError::invalid_cursor)?;
     let mut alternatives = Vec::new();

@@ -150,12 +150,19 @@ impl Conn for SqliteReader<'_> {
     }
 }
 
-/// Rewrites `$n` placeholders to SQLite's `?n` (same meaning: the n-th bound value).
+/// Rewrites `$n` placeholders to SQLite's `?n` (same meaning: the n-th bound value). Only a
+/// `$` followed by a digit is a placeholder; others (JSON paths such as `'$.name'`) stay.
 fn placeholders(sql: &str) -> Cow<'_, str> {
-    if !sql.contains('$') {
+    let bytes = sql.as_bytes();
+    let is_placeholder = |i: usize| bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+    if !(0..bytes.len()).any(is_placeholder) {
         return Cow::Borrowed(sql);
     }
-    Cow::Owned(sql.replace('$', "?"))
+    let mut out = String::with_capacity(sql.len());
+    for (i, ch) in sql.char_indices() {
+        out.push(if ch == '$' && is_placeholder(i) { '?' } else { ch });
+    }
+    Cow::Owned(out)
 }
 
 impl rusqlite::ToSql for SqlValue {
@@ -222,6 +229,7 @@ mod tests {
     #[test]
     fn placeholders_are_rewritten() {
         assert_eq!(placeholders("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+        assert_eq!(placeholders("json_extract(c, '$.seats') = $3"), "json_extract(c, '$.seats') = ?3");
         assert!(matches!(placeholders("SELECT 1"), Cow::Borrowed(_)));
     }
 }

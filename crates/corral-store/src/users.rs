@@ -57,7 +57,7 @@ pub async fn page<C: Conn>(
     after: Option<&[serde_json::Value]>,
     limit: usize,
 ) -> StoreResult<(Vec<User>, Option<Vec<serde_json::Value>>)> {
-    let keys: Vec<&str> = plan.sort.iter().map(|s| s.column).collect();
+    let keys: Vec<String> = plan.sort.iter().map(|s| c.dialect().sort_key(&s.column)).collect();
     let mut q = crate::db::SqlBuilder::new(format!("SELECT {COLUMNS}, {} FROM users", keys.join(", ")));
     let t = q.bind(SqlValue::text(tenant));
     q.push(&format!(" WHERE tenant_id = {t}"));
