@@ -103,7 +103,10 @@ impl Dialect {
     /// `kind`. `name` is a validated api_name (`^[a-z][a-z0-9_]{0,62}$`), safe to inline.
     pub fn custom_value(self, name: &str, kind: corral_core::filter::Kind) -> String {
         use corral_core::filter::Kind;
-        debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        if !safe_name(name) {
+            // Never reached with names from the registry; never inline anything else.
+            return "NULL".to_owned();
+        }
         match (self, kind) {
             (Dialect::Sqlite, Kind::Real) => format!("CAST(json_extract(custom_fields, '$.{name}') AS REAL)"),
             (Dialect::Sqlite, _) => format!("json_extract(custom_fields, '$.{name}')"),
@@ -117,6 +120,9 @@ impl Dialect {
 
     /// The elements of a custom array attribute, as a FROM clause and one element's text.
     pub fn custom_elements(self, name: &str) -> (String, String) {
+        if !safe_name(name) {
+            return ("(SELECT NULL AS v WHERE 1 = 0) AS e".to_owned(), "e.v".to_owned());
+        }
         match self {
             Dialect::Sqlite => (format!("json_each(custom_fields, '$.{name}')"), "json_each.value".to_owned()),
             Dialect::Postgres => (
@@ -142,6 +148,13 @@ impl Dialect {
             Dialect::Postgres => (format!("jsonb_array_elements_text({column}::jsonb) AS e(v)"), "e.v".to_owned()),
         }
     }
+}
+
+/// Whether an attribute api_name may be inlined into SQL (`^[a-z][a-z0-9_]{0,62}$`).
+fn safe_name(name: &str) -> bool {
+    name.len() <= 63
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A database connection (or open transaction) that store operations run on.
@@ -194,5 +207,20 @@ impl SqlBuilder {
     pub fn push(&mut self, sql: &str) -> &mut Self {
         self.sql.push_str(sql);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_core::filter::Kind;
+
+    #[test]
+    fn only_registry_names_are_inlined() {
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            assert!(d.custom_value("seats", Kind::Int).contains("seats"));
+            assert_eq!(d.custom_value("x') OR 1=1 --", Kind::Text), "NULL");
+            assert!(!d.custom_elements("a'b").0.contains("a'b"));
+        }
     }
 }
