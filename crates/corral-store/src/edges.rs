@@ -427,35 +427,3 @@ pub(crate) async fn list<C: Conn>(
     let next = if more { edges.last().map(|e| (e.created_at, e.other)) } else { None };
     Ok((edges, next))
 }
-
-/// The account (by `domain_name`) or contact (by `primary_email`) a `related_record_match`
-/// names, for relationship targets.
-pub(crate) async fn resolve_match<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    target: RecordType,
-    key: &str,
-    value: &str,
-) -> StoreResult<RecordId> {
-    let not_found = || CoreError::target_not_found("related_record_match", &format!("{key}={value}"));
-    let found = match (target, key) {
-        (RecordType::Account, "domain_name") => {
-            let domain = normalize::domain(value).map_err(|_| not_found())?;
-            keys::holder(c, actor, RecordType::Account, &domain).await?
-        }
-        (RecordType::Contact, "primary_email") => {
-            let email = normalize::email(value).map_err(|_| not_found())?;
-            keys::holder(c, actor, RecordType::Contact, &normalize::email_key(&email)).await?
-        }
-        _ => {
-            let allowed = if target == RecordType::Account { "domain_name" } else { "primary_email" };
-            return Err(CoreError::new(
-                corral_core::ErrorCode::InvalidMatchingField,
-                format!("`{key}` is not a unique field of {target}; match on `{allowed}`"),
-            )
-            .with("matching_field", key)
-            .into());
-        }
-    };
-    found.ok_or_else(|| not_found().into())
-}

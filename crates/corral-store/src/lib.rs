@@ -379,7 +379,7 @@ impl Store {
                 EdgeTarget::Id(id) => id,
                 EdgeTarget::Match(key, value) => {
                     let target = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
-                    edges::resolve_match(c, actor, target, &key, &value).await?
+                    records::resolve_key(c, actor, target, &key, &value, "related_record_match").await?
                 }
             };
             edges::add(c, actor, rt, id, other, change, now).await

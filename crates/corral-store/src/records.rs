@@ -723,63 +723,56 @@ async fn resolve_matches<C: Conn>(
         let Value::Match { key, value: wanted } = value else { continue };
         let f = &fields(rt)[*index];
         let ValueType::Reference(target) = f.value_type else { continue };
-        let not_found = || CoreError::target_not_found(f.api_name, &format!("{key}={wanted}"));
-        let found = match (target, key.as_str()) {
-            (RecordType::User, "email") => {
-                let email = corral_core::normalize::email(wanted).map_err(|_| not_found())?;
-                let row = c
-                    .query_opt(
-                        "SELECT id FROM users WHERE tenant_id = $1 AND email_key = $2",
-                        &[
-                            SqlValue::text(actor.tenant.clone()),
-                            SqlValue::text(corral_core::normalize::email_key(&email)),
-                        ],
-                    )
-                    .await?;
-                row.and_then(|mut r| r.text(0))
-            }
-            (RecordType::Account, "domain_name") => {
-                let domain = corral_core::normalize::domain(wanted).map_err(|_| not_found())?;
-                let mut q = SqlBuilder::new(
-                    "SELECT a.id FROM account_domains d JOIN accounts a ON a.tenant_id = d.tenant_id AND a.id = d.account_id",
-                );
-                let t = q.bind(SqlValue::text(actor.tenant.clone()));
-                let dm = q.bind(SqlValue::text(domain));
-                let r = q.bind(SqlValue::Bool(false));
-                q.push(&format!(
-                    " WHERE d.tenant_id = {t} AND d.domain = {dm} AND d.released = {r} AND a.deleted_at IS NULL"
-                ));
-                if let Some(app) = &actor.app {
-                    let a = q.bind(SqlValue::text(app.clone()));
-                    q.push(&format!(" AND a.app_id = {a}"));
-                }
-                c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.text(0))
-            }
-            (RecordType::Contact, "primary_email") => {
-                let email = corral_core::normalize::email(wanted).map_err(|_| not_found())?;
-                keys::holder(c, actor, RecordType::Contact, &corral_core::normalize::email_key(&email))
-                    .await?
-                    .map(|id| id.canonical())
-            }
-            _ => {
-                let allowed = match target {
-                    RecordType::User => "email",
-                    RecordType::Account => "domain_name",
-                    RecordType::Contact => "primary_email",
-                };
-                return Err(CoreError::new(
-                    ErrorCode::InvalidMatchingField,
-                    format!("`{key}` is not a unique field of {target}; match on `{allowed}`"),
-                )
-                .with("field", f.api_name)
-                .with("matching_field", key.as_str())
-                .into());
-            }
-        };
-        let id = found.and_then(|s| RecordId::parse(target, &s)).ok_or_else(not_found)?;
-        *value = Value::Ref(id);
+        *value = Value::Ref(resolve_key(c, actor, target, key, wanted, f.api_name).await?);
     }
     Ok(())
+}
+
+/// The active record of `target` visible to `actor` whose unique `key` is `value`: user by
+/// `email`, account by `domain_name` (any of its domains), contact by `primary_email` (any
+/// of its emails). Other keys are `422 invalid_matching_field`; no match is
+/// `422 target_record_not_found`. `field` names the attribute in errors.
+pub(crate) async fn resolve_key<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    target: RecordType,
+    key: &str,
+    value: &str,
+    field: &str,
+) -> StoreResult<RecordId> {
+    use corral_core::normalize;
+    let not_found = || CoreError::target_not_found(field, &format!("{key}={value}"));
+    let found = match (target, key) {
+        (RecordType::User, "email") => {
+            let email = normalize::email(value).map_err(|_| not_found())?;
+            let params = [SqlValue::text(actor.tenant.clone()), SqlValue::text(normalize::email_key(&email))];
+            let row = c.query_opt("SELECT id FROM users WHERE tenant_id = $1 AND email_key = $2", &params).await?;
+            row.and_then(|mut r| r.text(0)).and_then(|s| RecordId::parse(target, &s))
+        }
+        (RecordType::Account, "domain_name") => {
+            let domain = normalize::domain(value).map_err(|_| not_found())?;
+            keys::holder(c, actor, RecordType::Account, &domain).await?
+        }
+        (RecordType::Contact, "primary_email") => {
+            let email = normalize::email(value).map_err(|_| not_found())?;
+            keys::holder(c, actor, RecordType::Contact, &normalize::email_key(&email)).await?
+        }
+        _ => {
+            let allowed = match target {
+                RecordType::User => "email",
+                RecordType::Account => "domain_name",
+                RecordType::Contact => "primary_email",
+            };
+            return Err(CoreError::new(
+                ErrorCode::InvalidMatchingField,
+                format!("`{key}` is not a unique field of {target}; match on `{allowed}`"),
+            )
+            .with("field", field)
+            .with("matching_field", key)
+            .into());
+        }
+    };
+    found.ok_or_else(|| not_found().into())
 }
 
 /// Creates a record from a validated write.
