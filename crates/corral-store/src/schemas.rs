@@ -51,12 +51,24 @@ async fn definitions<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreR
             &[SqlValue::text(tenant), SqlValue::text(rt.api_name())],
         )
         .await?;
+    // Every option list of the record type in one query, not one per attribute.
+    let mut lists: std::collections::HashMap<String, Vec<Stage>> = c
+        .query(
+            "SELECT api_name, options FROM attribute_options WHERE tenant_id = $1 AND record_type = $2",
+            &[SqlValue::text(tenant), SqlValue::text(rt.api_name())],
+        )
+        .await?
+        .into_iter()
+        .filter_map(|mut r| {
+            let name = r.text(0)?;
+            Some((name, options_from_json(&serde_json::from_str(&r.text(1)?).unwrap_or_default())))
+        })
+        .collect();
     let mut out = Vec::new();
     for mut row in rows {
         let Some(json) = row.text(0).and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else { continue };
         let archived = row.int(1).is_some();
-        let name = json["api_name"].as_str().unwrap_or_default().to_owned();
-        let opts = options(c, tenant, rt, &name).await?.unwrap_or_default();
+        let opts = json["api_name"].as_str().and_then(|name| lists.remove(name)).unwrap_or_default();
         if let Some(def) = CustomAttribute::from_json(rt, &json, opts) {
             out.push((def, archived));
         }
