@@ -263,13 +263,14 @@ pub async fn query(
         });
         return Ok(json_response(StatusCode::OK, body.to_string(), None));
     }
-    let page = page(&state, &principal.actor, rt, given.then_some(query), cursor, limit, count).await?;
+    // Refuse unknown attributes before reading any records (the schema is cached).
     if let Some(wanted) = &fields {
-        let known = v2::attribute_names_in(rt, &page.schema);
+        let known = v2::attribute_names_in(rt, &*state.schema(&principal.actor.tenant, rt).await?);
         if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
             return Err(CoreError::invalid_value("fields", format!("unknown attribute `{bad}`")).into());
         }
     }
+    let page = page(&state, &principal.actor, rt, given.then_some(query), cursor, limit, count).await?;
     let mut body = json!({
         "data": page.records.iter().map(|r| render(r, &page.schema, fields.as_deref())).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
