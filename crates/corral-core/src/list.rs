@@ -150,11 +150,16 @@ fn v1_leaf(param: &str, raw: &str) -> CoreResult<Filter> {
     Ok(Filter::Leaf { field: field.to_owned(), operator: op.name().to_owned(), value })
 }
 
-fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" | "" => Ok(false),
-        _ => Err(CoreError::invalid_query_parameter(name, "expected true or false")),
+/// The one parser of boolean query parameters (`purge`, `include_deleted`, `exists`, boolean
+/// filters): `true|false|1|0`, any case. Anything else, the empty value included, is refused:
+/// a destructive flag such as `?purge=` must never be read as a yes.
+pub fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
+    if value.eq_ignore_ascii_case("true") || value == "1" {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") || value == "0" {
+        Ok(false)
+    } else {
+        Err(CoreError::invalid_query_parameter(name, "expected true, false, 1 or 0"))
     }
 }
 

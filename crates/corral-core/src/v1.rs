@@ -194,6 +194,10 @@ pub fn json_schema(record_type: RecordType, schema: &TenantSchema) -> Json {
         if let Some(t) = s.get("type").and_then(Json::as_str).map(str::to_owned) {
             s["type"] = json!([t, "null"]);
         }
+        // An enum lists its values: an unset stage or select is null, so null is one of them.
+        if let Some(values) = s.get_mut("enum").and_then(Json::as_array_mut) {
+            values.push(Json::Null);
+        }
         s
     }
     fn type_schema(vt: T, is_array: bool, stages: &[crate::schema::Stage]) -> Json {

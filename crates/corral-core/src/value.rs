@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use std::str::FromStr;
 
+/// Largest whole number a `number` attribute holds: 2^53 - 1, the largest integer every JSON
+/// client (JavaScript included) reads exactly.
+pub const MAX_WHOLE_NUMBER: i64 = 9_007_199_254_740_991;
 /// A postal address (SPEC §4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -202,15 +205,18 @@ fn scalar(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
         ValueType::Email => Value::Text(normalize::email(text(name, json)?).map_err(bad)?),
         ValueType::Number => {
             let n = match json {
-                Json::Number(n) => {
-                    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
-                }
+                Json::Number(n) => n.as_i64().or_else(|| {
+                    n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_WHOLE_NUMBER as f64).map(|f| f as i64)
+                }),
                 Json::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             }
             .ok_or_else(|| bad("expected a whole number"))?;
             if n < 0 {
                 return Err(bad("must not be negative"));
+            }
+            if n > MAX_WHOLE_NUMBER {
+                return Err(bad("at most 9007199254740991 (2^53 - 1, exact in every JSON client)"));
             }
             Value::Int(n)
         }

@@ -89,6 +89,11 @@ impl Permission {
     }
 }
 
+/// Every scope an API key may carry.
+pub fn scope_names() -> Vec<&'static str> {
+    Permission::ALL.into_iter().map(Permission::scope).collect()
+}
+
 /// A set of permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Permissions(u8);

@@ -84,12 +84,12 @@ impl QueryPairs {
         }
     }
 
-    /// A boolean parameter (`true`/`false`), false when absent.
+    /// A boolean parameter, false when absent; parsed by the one flag parser
+    /// ([`corral_core::list::parse_bool`]), so `?purge=` is a 400, never a yes.
     pub fn flag(&self, name: &str) -> ApiResult<bool> {
-        match self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") | Some("") => Ok(true),
-            Some(_) => Err(corral_core::CoreError::invalid_query_parameter(name, "expected true or false").into()),
+        match self.0.iter().rev().find(|(k, _)| k == name) {
+            None => Ok(false),
+            Some((_, value)) => Ok(corral_core::list::parse_bool(name, value)?),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! error body ([`error`]), extractors and the handlers of both dialects and the admin API.
 
 pub mod auth;
+pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -1,78 +1,116 @@
-//! Every route Corral serves, in one place, and the middleware stack around them. Routes are
-//! registered through utoipa-axum, so the OpenAPI document lists exactly what is served.
+//! Every route Corral serves, in one place, and the middleware stack around them.
+//!
+//! Records are served by generic routes (`/api/v2/{rt}/…`, `/api/v1/crm/{collection}/…`) whose
+//! handlers resolve the type; the OpenAPI document ([`crate::openapi`]) names one concrete
+//! path per type. A test walks the document and checks every operation is routed here.
 
+use crate::auth::Principal;
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{admin, health, relationships, schema_admin, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use corral_core::ErrorCode;
+use axum::routing::{get, post};
+use corral_core::{ErrorCode, RecordType};
 use std::sync::OnceLock;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// Every documented route. Handlers sharing a path share one `routes!`.
-fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// Every API route.
+fn api_routes() -> Router<AppState> {
+    Router::new()
         // Operations (no auth).
-        .routes(routes!(health::health))
-        .routes(routes!(health::ready))
-        .routes(routes!(health::v1_health))
-        .routes(routes!(health::v2_health))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/api/v1/health", get(health::v1_health))
+        .route("/api/v2/health", get(health::v2_health))
         // Token exchange (the API key is the credential).
-        .routes(routes!(token::exchange))
+        .route("/api/v1/auth/token", post(token::exchange))
         // v1 document dialect.
-        .routes(routes!(v1_records::list, v1_records::create))
-        .routes(routes!(v1_records::get, v1_records::patch, v1_records::put, v1_records::delete))
-        .routes(routes!(v1_records::restore))
-        .routes(routes!(v1_records::json_schema))
-        .routes(routes!(v1_records::manifest))
+        .route("/api/v1/crm/{collection}", get(v1_records::list).post(v1_records::create))
+        .route(
+            "/api/v1/crm/{collection}/{id}",
+            get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
+        )
+        .route("/api/v1/crm/{collection}/{id}/restore", post(v1_records::restore))
+        .route("/api/v1/schemas/{record_type}", get(v1_records::json_schema))
+        .route("/api/v1/manifest", get(v1_records::manifest))
         // v2 typed-record dialect.
-        .routes(routes!(v2_records::schema))
-        .routes(routes!(schema_admin::create_attribute))
-        .routes(routes!(schema_admin::update_attribute, schema_admin::archive_attribute))
-        .routes(routes!(schema_admin::add_option))
-        .routes(routes!(schema_admin::update_option, schema_admin::delete_option))
-        .routes(routes!(v2_records::create))
-        .routes(routes!(v2_records::query))
-        .routes(routes!(v2_records::assert))
-        .routes(routes!(v2_records::get, v2_records::patch, v2_records::delete))
-        .routes(routes!(v2_records::restore))
-        .routes(routes!(v2_records::add_sub_resource))
-        .routes(routes!(v2_records::patch_sub_resource, v2_records::delete_sub_resource))
-        .routes(routes!(relationships::list, relationships::add))
-        .routes(routes!(relationships::update, relationships::remove))
+        .route("/api/v2/_schema/{rt}", get(v2_records::schema))
+        .route("/api/v2/_schema/{rt}/attributes", post(schema_admin::create_attribute))
+        .route(
+            "/api/v2/_schema/{rt}/attributes/{name}",
+            axum::routing::patch(schema_admin::update_attribute).delete(schema_admin::archive_attribute),
+        )
+        .route("/api/v2/_schema/{rt}/attributes/{name}/options", post(schema_admin::add_option))
+        .route(
+            "/api/v2/_schema/{rt}/attributes/{name}/options/{option}",
+            axum::routing::patch(schema_admin::update_option).delete(schema_admin::delete_option),
+        )
+        .route("/api/v2/{rt}", post(v2_records::create))
+        .route("/api/v2/{rt}/_query", post(v2_records::query))
+        .route("/api/v2/{rt}/_assert", post(v2_records::assert))
+        .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
+        .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))
+        .route("/api/v2/{rt}/{id}/attribute/{name}", post(v2_records::add_sub_resource))
+        .route(
+            "/api/v2/{rt}/{id}/attribute/{name}/{item}",
+            axum::routing::patch(v2_records::patch_sub_resource).delete(v2_records::delete_sub_resource),
+        )
+        .route("/api/v2/{rt}/{id}/relationship/{name}", get(relationships::list).post(relationships::add))
+        .route(
+            "/api/v2/{rt}/{id}/relationship/{name}/{target}",
+            axum::routing::patch(relationships::update).delete(relationships::remove),
+        )
         // Admin.
-        .routes(routes!(admin::list_api_keys, admin::create_api_key))
-        .routes(routes!(admin::revoke_api_key))
-        .routes(routes!(admin::list_users, admin::create_user))
-        .routes(routes!(admin::update_user))
-        .routes(routes!(admin::get_settings, admin::update_settings))
+        .route("/api/admin/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
+        .route("/api/admin/api-keys/{id}", axum::routing::delete(admin::revoke_api_key))
+        .route("/api/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/api/admin/users/{id}", axum::routing::patch(admin::update_user))
+        .route("/api/admin/settings", get(admin::get_settings).patch(admin::update_settings))
 }
 
-/// The OpenAPI 3.1 document of every route.
+/// The base OpenAPI document (no tenant's custom attributes): what `corral openapi` prints
+/// and `openapi.json` holds.
 pub fn openapi() -> serde_json::Value {
-    crate::openapi::document(api_routes().split_for_parts().1)
+    crate::openapi::base()
 }
 
-/// `GET /openapi.json`.
-async fn openapi_json() -> Response {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let body = DOCUMENT.get_or_init(|| serde_json::to_string_pretty(&openapi()).unwrap_or_default());
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.clone()).into_response()
+fn json_document(body: String) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// `GET /openapi.json`: the base document, or with credentials the caller's tenant's
+/// document (its custom attributes and options), cached until that schema changes.
+async fn openapi_json(State(state): State<AppState>, request: Request) -> Response {
+    static BASE: OnceLock<String> = OnceLock::new();
+    let (mut parts, _) = request.into_parts();
+    let has_credentials = parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");
+    if !has_credentials {
+        return json_document(
+            BASE.get_or_init(|| serde_json::to_string_pretty(&openapi()).unwrap_or_default()).clone(),
+        );
+    }
+    let tenant_document = async {
+        let principal = Principal::from_request_parts(&mut parts, &state).await?;
+        let tenant = &principal.actor.tenant;
+        let account = state.schema(tenant, RecordType::Account).await?;
+        let contact = state.schema(tenant, RecordType::Contact).await?;
+        Ok::<_, ApiError>(state.openapi_document(tenant, account, contact))
+    };
+    match tenant_document.await {
+        Ok(body) => json_document(body.as_ref().clone()),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Builds the application router over `state`.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = api_routes().split_for_parts();
-    routes
+    api_routes()
         .route("/openapi.json", get(openapi_json))
         .fallback(route_not_found)
         .with_state(state)
@@ -81,6 +119,7 @@ pub fn router(state: AppState) -> Router {
             tracing::error!(request_id = %request_id::current(), "handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(middleware::from_fn(crate::conditional::not_modified))
         .layer(middleware::from_fn(normalize_error_responses))
         .layer(middleware::from_fn(request_id::assign))
 }

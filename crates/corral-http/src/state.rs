@@ -17,6 +17,9 @@ const SCHEMA_TTL: Duration = Duration::from_secs(1);
 
 type SchemaCache = RwLock<HashMap<(String, RecordType), (Arc<TenantSchema>, Instant)>>;
 
+/// A tenant's OpenAPI document and the account and contact schemas it was built from.
+type DocumentCache = RwLock<HashMap<String, (Arc<TenantSchema>, Arc<TenantSchema>, Arc<String>)>>;
+
 /// Provisioned-subject cache entries kept before the cache is reset.
 const PROVISION_CACHE_LIMIT: usize = 100_000;
 
@@ -32,6 +35,8 @@ struct Inner {
     provisioned: RwLock<HashSet<String>>,
     /// Tenant schemas, read on first use and reused for [`SCHEMA_TTL`].
     schemas: SchemaCache,
+    /// Per-tenant OpenAPI documents, rebuilt when the tenant's schema differs.
+    documents: DocumentCache,
 }
 
 impl AppState {
@@ -43,6 +48,7 @@ impl AppState {
             cursor_key,
             provisioned: RwLock::new(HashSet::new()),
             schemas: RwLock::new(HashMap::new()),
+            documents: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -73,6 +79,30 @@ impl AppState {
         }
         cache.insert(key, (schema.clone(), Instant::now()));
         Ok(schema)
+    }
+
+    /// The tenant's OpenAPI document for these schemas: reused while the schemas are equal
+    /// to the ones it was built from, so it changes exactly when `_schema` does.
+    pub fn openapi_document(
+        &self,
+        tenant: &str,
+        account: Arc<TenantSchema>,
+        contact: Arc<TenantSchema>,
+    ) -> Arc<String> {
+        if let Some((a, c, doc)) = self.0.documents.read().unwrap_or_else(|p| p.into_inner()).get(tenant)
+            && *a == account
+            && *c == contact
+        {
+            return doc.clone();
+        }
+        let doc =
+            Arc::new(serde_json::to_string_pretty(&crate::openapi::document(&account, &contact)).unwrap_or_default());
+        let mut cache = self.0.documents.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PROVISION_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(tenant.to_owned(), (account, contact, doc.clone()));
+        doc
     }
 
     /// Forgets a cached schema after it changed.

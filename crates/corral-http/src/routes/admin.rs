@@ -36,7 +36,6 @@ fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>
 }
 
 /// Creates an API key; the key itself is in this response only.
-#[utoipa::path(post, operation_id = "admin_create_api_key", path = "/api/admin/api-keys", tag = "admin", summary = "Create an API key (shown once)", request_body = ref("#/components/schemas/ApiKeyWrite"), responses((status = 201, description = "Created", body = ref("#/components/schemas/ApiKey")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -90,7 +89,6 @@ pub async fn create_api_key(
 }
 
 /// Lists the tenant's API keys, without secrets.
-#[utoipa::path(get, operation_id = "admin_list_api_keys", path = "/api/admin/api-keys", tag = "admin", summary = "List API keys", responses((status = 200, description = "Keys without secrets", body = ref("#/components/schemas/ApiKeyList")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_api_keys(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let keys = state.store().list_api_keys(&principal.actor.tenant).await?;
@@ -98,7 +96,6 @@ pub async fn list_api_keys(State(state): State<AppState>, principal: Principal) 
 }
 
 /// Revokes a key: it stops working at once.
-#[utoipa::path(delete, operation_id = "admin_revoke_api_key", path = "/api/admin/api-keys/{id}", tag = "admin", summary = "Revoke an API key", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "Revoked"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -125,7 +122,6 @@ pub fn user_json(u: &User) -> Json_ {
     })
 }
 
-#[utoipa::path(post, operation_id = "admin_create_user", path = "/api/admin/users", tag = "admin", summary = "Add a user", request_body = ref("#/components/schemas/UserWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -133,27 +129,32 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
     principal.require(Permission::Admin)?;
     let obj = object(&body.value, &["email", "display_name", "is_active"])?;
+    // Validated like a PATCH: a real email (required here), a boolean `is_active`.
     let email = opt_string(obj, "email")?.ok_or_else(|| CoreError::required_missing("email"))?;
+    let email = corral_core::normalize::email(&email).map_err(|r| CoreError::invalid_value("email", r))?;
+    let is_active = match obj.get("is_active") {
+        None => true,
+        Some(Json_::Bool(b)) => *b,
+        Some(_) => return Err(CoreError::invalid_value("is_active", "expected true or false").into()),
+    };
     let tenant = &principal.actor.tenant;
     let mut user = state
         .store()
         .add_user(tenant, &email, opt_string(obj, "display_name")?.as_deref(), &principal.actor.subject)
         .await?;
-    if obj.get("is_active") == Some(&Json_::Bool(false)) {
+    if !is_active {
         let changes = UserChanges { is_active: Some(false), ..Default::default() };
         user = state.store().update_user(tenant, user.id, &changes, &principal.actor.subject).await?;
     }
     Ok((StatusCode::CREATED, Json(json!({"data": user_json(&user)}))))
 }
 
-#[utoipa::path(get, operation_id = "admin_list_users", path = "/api/admin/users", tag = "admin", summary = "List users", responses((status = 200, description = "Users", body = ref("#/components/schemas/UserList")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_users(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let users = state.store().list_users(&principal.actor.tenant).await?;
     Ok(Json(json!({"data": users.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(patch, operation_id = "admin_update_user", path = "/api/admin/users/{id}", tag = "admin", summary = "Change a user", params(("id" = String, Path, description = "user id")), request_body = ref("#/components/schemas/UserWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -178,14 +179,12 @@ pub async fn update_user(
     Ok(Json(json!({"data": user_json(&user)})))
 }
 
-#[utoipa::path(get, operation_id = "admin_get_settings", path = "/api/admin/settings", tag = "admin", summary = "Tenant settings", responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_settings(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let settings = state.store().settings(&principal.actor.tenant).await?;
     Ok(Json(json!({"data": settings})))
 }
 
-#[utoipa::path(patch, operation_id = "admin_update_settings", path = "/api/admin/settings", tag = "admin", summary = "Change tenant settings", request_body = ref("#/components/schemas/SettingsWrite"), responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_settings(
     State(state): State<AppState>,
     principal: Principal,

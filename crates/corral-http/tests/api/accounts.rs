@@ -355,6 +355,15 @@ async fn purge_needs_admin_and_removes_for_good() {
     let pid = parent["id"].as_str().unwrap();
     let child = app.create_account(json!({"name": "C", "parent_account_id": pid})).await;
     let path = format!("/api/v1/crm/accounts/{pid}");
+    // A flag without an explicit true is refused and deletes nothing (it once purged).
+    for vague in ["purge=", "purge", "purge=yes", "purge=maybe"] {
+        app.delete(&format!("{path}?{vague}"))
+            .bearer(&app.admin())
+            .send()
+            .await
+            .assert_error(400, "invalid_query_parameter");
+    }
+    app.get(&path).bearer(&app.admin()).send().await.assert_status(200);
     app.delete(&format!("{path}?purge=true")).bearer(&app.user()).send().await.assert_error(403, "forbidden");
     let r = app.delete(&format!("{path}?purge=true")).bearer(&app.admin()).send().await;
     r.assert_status(204);

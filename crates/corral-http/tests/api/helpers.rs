@@ -17,6 +17,8 @@ pub const SECRET: &[u8] = b"test-secret-that-is-long-enough";
 
 pub struct TestApp {
     pub router: Router,
+    /// The OpenAPI documents every response is checked against.
+    pub contract: std::sync::Arc<crate::contract::ContractCache>,
     pub state: AppState,
     /// A tenant unique to this app.
     pub tenant: String,
@@ -88,6 +90,8 @@ impl Req<'_> {
 
     pub async fn send(self) -> TestResponse {
         let request = self.builder.body(self.body).expect("valid request");
+        let (method, uri, request_headers) =
+            (request.method().clone(), request.uri().clone(), request.headers().clone());
         let response = self.app.router.clone().oneshot(request).await.expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
@@ -98,6 +102,19 @@ impl Req<'_> {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
+        // A schema change changes the tenant's document.
+        if method != Method::GET && uri.path().starts_with("/api/v2/_schema/") {
+            self.app.contract.invalidate();
+        }
+        let exchange = crate::contract::Exchange {
+            method: &method,
+            path: uri.path(),
+            request_headers: &request_headers,
+            status,
+            response_headers: &headers,
+            body: &body,
+        };
+        crate::contract::check(&self.app.contract, &self.app.router, exchange).await;
         TestResponse { status, headers, body }
     }
 }
@@ -119,7 +136,13 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let state = AppState::new(store, auth);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TestApp { router: corral_http::router(state.clone()), state, tenant: format!("tenant-{n}"), _dir: dir }
+        TestApp {
+            router: corral_http::router(state.clone()),
+            contract: Default::default(),
+            state,
+            tenant: format!("tenant-{n}"),
+            _dir: dir,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> Req<'_> {

@@ -126,6 +126,8 @@ async fn equality_filters_match_case_insensitively_and_by_normalised_value() {
         "limit=0",
         "limit=501",
         "include_deleted=perhaps",
+        "include_deleted=",
+        "employee_count[exists]=",
         "domain=localhost",
         "employee_count[between]=1",
     ];

@@ -6,6 +6,7 @@ mod assert;
 mod auth;
 mod concurrency;
 mod contacts;
+mod contract;
 mod custom_attributes;
 mod errors;
 mod helpers;

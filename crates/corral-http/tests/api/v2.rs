@@ -163,6 +163,14 @@ async fn archive_restore_and_purge() {
         .send()
         .await;
     let path = format!("/api/v2/account/{}", r.body["data"]["id"].as_str().unwrap());
+    for vague in ["purge=", "purge", "purge=on"] {
+        app.delete(&format!("{path}?{vague}"))
+            .bearer(&app.admin())
+            .send()
+            .await
+            .assert_error(400, "invalid_query_parameter");
+    }
+    app.get(&path).bearer(&app.admin()).send().await.assert_status(200);
     let r = app.delete(&path).bearer(&app.admin()).send().await;
     r.assert_status(204);
     assert_eq!(r.body, Value::Null);

@@ -1,0 +1,508 @@
+//! Component schemas of the OpenAPI document: per record type (typed from the tenant's
+//! `_schema` documents through [`super::values`]), and the fixed shapes of errors,
+//! sub-resources, relationships and admin routes.
+
+use super::values::{
+    Attribute, address, filter_conditions, nullable, raw_write_value, read_envelope, shared_components, write_value,
+};
+use corral_core::custom::TenantSchema;
+use corral_core::list::{MAX_SORT_KEYS, V2_MAX_LIMIT};
+use corral_core::record::ITEM_LABELS;
+use corral_core::{ErrorCode, RecordType, v1, v2};
+use serde_json::{Map, Value as Json, json};
+
+/// `#/components/schemas/<name>`.
+pub fn reference(name: &str) -> Json {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// A closed object: only `properties`, the `required` ones required.
+pub fn object(properties: Json, required: &[&str]) -> Json {
+    json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required})
+}
+
+fn data(inner: Json) -> Json {
+    object(json!({"data": inner}), &["data"])
+}
+
+/// The component-name stem of a record type (`Account`, `Contact`, `User`).
+pub fn stem(rt: RecordType) -> &'static str {
+    match rt {
+        RecordType::Account => "Account",
+        RecordType::Contact => "Contact",
+        RecordType::User => "User",
+    }
+}
+
+/// The v2 components of one record type: the record, its attributes, its writes, `_query`
+/// and (for accounts and contacts) `_assert`.
+fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, Json>) {
+    let p = stem(rt);
+    let doc = v2::schema_document(rt, schema);
+    let entries = doc["attributes"].as_array().cloned().unwrap_or_default();
+    let attributes: Vec<Attribute<'_>> = entries.iter().map(Attribute).collect();
+    let names: Vec<&str> = attributes.iter().map(Attribute::name).collect();
+
+    let read: Map<String, Json> = attributes.iter().map(|a| (a.name().to_owned(), read_envelope(a))).collect();
+    out.insert(format!("{p}Attributes"), json!({"type": "object", "additionalProperties": false, "properties": read,
+        "description": "Every attribute, each as {value_type, value} (arrays as lists of them); `fields` trims the set."}));
+    out.insert(
+        p.to_owned(),
+        object(
+            json!({"id": {"type": "string", "format": "uuid"}, "record_type": {"type": "string", "enum": [rt.api_name()]},
+                   "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+                   "attributes": reference(&format!("{p}Attributes"))}),
+            &["id", "record_type", "created_at", "updated_at", "attributes"],
+        ),
+    );
+    out.insert(format!("{p}Response"), data(reference(p)));
+
+    // `_query`: filters typed per attribute, sort keys and fields from the schema.
+    let mut conditions: Vec<Json> = attributes.iter().flat_map(filter_conditions).collect();
+    let filter = reference(&format!("{p}Filter"));
+    let group = |key: &str| {
+        object(
+            json!({key: {"anyOf": [{"type": "array", "minItems": 1, "items": filter.clone()}, filter.clone()]}}),
+            &[key],
+        )
+    };
+    conditions.extend([group("and"), group("or"), group("not")]);
+    out.insert(format!("{p}Filter"), json!({"anyOf": conditions,
+        "description": "A condition {field, operator, value} or a group {and|or|not: [filter…]}; at most 8 levels and 100 nodes."}));
+    let sortable: Vec<&str> = attributes.iter().filter(|a| a.sortable()).map(Attribute::name).collect();
+    out.insert(
+        format!("{p}Query"),
+        object(
+            json!({
+                "filters": {"type": ["array", "null"], "maxItems": 100, "items": filter},
+                "sort": {"type": ["array", "null"], "maxItems": MAX_SORT_KEYS, "items": object(json!({
+                    "field": {"type": "string", "enum": sortable}, "direction": {"type": "string", "enum": ["asc", "desc"]}}), &["field"])},
+                "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": V2_MAX_LIMIT, "description": "default 50"},
+                "cursor": {"type": ["string", "null"], "description": "next_cursor of the previous page; alone or with the same body"},
+                "include_archived": {"type": ["boolean", "null"]},
+                "count": {"type": ["string", "null"], "enum": ["exact", "estimated", null]},
+                "fields": {"type": ["array", "null"], "items": {"type": "string", "enum": names}},
+            }),
+            &[],
+        ),
+    );
+    let mut result =
+        json!({"data": {"type": "array", "items": reference(p)}, "next_cursor": {"type": ["string", "null"]}});
+    if rt != RecordType::User {
+        result["meta"] = object(
+            json!({"total": {"type": "integer"}, "total_is_estimate": {"type": "boolean"}}),
+            &["total", "total_is_estimate"],
+        );
+    }
+    out.insert(format!("{p}QueryResult"), object(result, &["data", "next_cursor"]));
+    if rt == RecordType::User {
+        return;
+    }
+
+    // Writes: raw or enveloped values of the writable attributes.
+    let writable: Map<String, Json> =
+        attributes.iter().filter(|a| a.writable()).map(|a| (a.name().to_owned(), write_value(a))).collect();
+    let required: Vec<&str> = attributes.iter().filter(|a| a.required_on_create()).map(Attribute::name).collect();
+    out.insert(
+        format!("{p}WriteAttributes"),
+        json!({"type": "object", "additionalProperties": false, "properties": writable}),
+    );
+    let patch_attributes = reference(&format!("{p}WriteAttributes"));
+    let create_attributes = json!({"allOf": [patch_attributes, {"required": required}]});
+    let body = |attrs: Json, required: bool| {
+        let attrs = if required { attrs } else { json!({"anyOf": [attrs, {"type": "null"}]}) };
+        object(json!({"attributes": attrs}), if required { &["attributes"] } else { &[] })
+    };
+    out.insert(format!("{p}Create"), body(create_attributes, !required.is_empty()));
+    out.insert(format!("{p}Patch"), body(patch_attributes.clone(), false));
+    let match_keys = match rt {
+        RecordType::Account => {
+            json!({"id": {"type": "string", "format": "uuid"}, "domain_name": {"type": "string", "minLength": 1, "maxLength": 253}})
+        }
+        _ => json!({"id": {"type": "string", "format": "uuid"}, "primary_email": {"type": "string", "format": "email"},
+                    "contact_emails": {"type": "string", "format": "email"}}),
+    };
+    out.insert(
+        format!("{p}Assert"),
+        object(
+            json!({"match": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": match_keys},
+                   "attributes": {"anyOf": [patch_attributes, {"type": "null"}]}}),
+            &["match"],
+        ),
+    );
+    out.insert(
+        format!("{p}AssertResult"),
+        object(
+            json!({"data": reference(p), "meta": object(json!({"action": {"type": "string", "enum": ["created", "updated"]}}), &["action"])}),
+            &["data", "meta"],
+        ),
+    );
+}
+
+/// The v1 components of accounts or contacts: the document, its write body and a page.
+fn v1_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, Json>) {
+    let p = stem(rt);
+    let mut document = v1::json_schema(rt, schema);
+    if let Some(obj) = document.as_object_mut() {
+        obj.remove("$schema");
+        obj.remove("$id");
+        obj.remove("x-cpod-domain");
+        obj.insert("title".into(), json!(format!("{p}V1")));
+    }
+    // The write body: the same fields, with the value shapes writes accept (the v2 write
+    // shapes of the same attributes, raw); server-stamped fields are accepted and ignored.
+    let v2_doc = v2::schema_document(rt, schema);
+    let attrs = v2_doc["attributes"].as_array().cloned().unwrap_or_default();
+    let by_name = |name: &str| attrs.iter().find(|a| a["api_name"] == name).cloned();
+    let mut props = Map::new();
+    for (name, read) in document["properties"].as_object().cloned().unwrap_or_default() {
+        let write = if read.get("readOnly") == Some(&Json::Bool(true)) {
+            json!({"description": "server-stamped: accepted and ignored"})
+        } else if let Some(f) = corral_core::schema::fields(rt).iter().find(|f| f.v1_name == name) {
+            match by_name(f.api_name) {
+                Some(a) => raw_write(&Attribute(&a), &read),
+                None => read,
+            }
+        } else {
+            match name.as_str() {
+                "version" => {
+                    json!({"type": ["integer", "null"], "minimum": 1, "description": "precondition: write only at this version"})
+                }
+                "domain" => nullable(
+                    json!({"type": "string", "minLength": 1, "maxLength": 253, "description": "primary domain, normalised"}),
+                ),
+                "email" => nullable(json!({"type": "string", "format": "email", "maxLength": 320})),
+                "phone" => nullable(json!({"type": "string", "pattern": "\\S", "maxLength": 1000})),
+                "account_id" => {
+                    nullable(json!({"type": "string", "description": "an account id (acc-… or a bare uuid)"}))
+                }
+                "custom_fields" => {
+                    let custom: Map<String, Json> = schema
+                        .custom
+                        .iter()
+                        .filter_map(|d| {
+                            by_name(&d.api_name).map(|a| (d.api_name.clone(), raw_write_value(&Attribute(&a))))
+                        })
+                        .collect();
+                    json!({"type": ["object", "null"], "additionalProperties": false, "properties": custom})
+                }
+                _ => read,
+            }
+        };
+        props.insert(name, write);
+    }
+    let write = json!({"type": "object", "additionalProperties": false, "properties": props});
+    let required_custom: Vec<&str> =
+        schema.custom.iter().filter(|d| d.is_required_on_create).map(|d| d.api_name.as_str()).collect();
+    let mut create = write.clone();
+    let mut replace = write.clone();
+    if rt == RecordType::Account {
+        // A name, or a primary domain the name is taken from.
+        let named = json!({"anyOf": [
+            {"required": ["name"], "properties": {"name": {"type": "string", "pattern": "\\S"}}},
+            {"required": ["domain"], "properties": {"domain": {"type": "string"}}}
+        ]});
+        create["allOf"] = json!([named]);
+        replace["allOf"] = json!([named]);
+    }
+    if !required_custom.is_empty() {
+        let needs = json!({"required": ["custom_fields"], "properties": {"custom_fields": {"type": "object", "required": required_custom}}});
+        create["allOf"]
+            .as_array_mut()
+            .map(|a| a.push(needs.clone()))
+            .unwrap_or_else(|| create["allOf"] = json!([needs]));
+    }
+    out.insert(format!("{p}V1"), document);
+    out.insert(format!("{p}V1Create"), create);
+    out.insert(format!("{p}V1Replace"), replace);
+    out.insert(format!("{p}V1Patch"), write);
+    out.insert(
+        format!("{p}V1List"),
+        object(
+            json!({"data": {"type": "array", "items": reference(&format!("{p}V1"))},
+                   "next_cursor": {"type": ["string", "null"]}, "has_more": {"type": "boolean"},
+                   "total": {"type": "integer"}, "total_is_estimate": {"type": "boolean"}}),
+            &["data", "next_cursor", "has_more"],
+        ),
+    );
+}
+
+fn raw_write(attr: &Attribute<'_>, read: &Json) -> Json {
+    match attr.value_type() {
+        // v1 shows one address list (`addresses`) where v2 shows its first entry.
+        "address" if read["type"] == "array" => {
+            json!({"type": ["array", "null"], "maxItems": 100, "items": address()})
+        }
+        _ => raw_write_value(attr),
+    }
+}
+
+/// Every component schema, typed for the given account and contact schemas.
+pub fn schemas(account: &TenantSchema, contact: &TenantSchema, user: &TenantSchema) -> Map<String, Json> {
+    let mut out = shared_components();
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    out.insert(
+        "Error".into(),
+        object(
+            json!({"error": object(json!({
+                "code": {"type": "string", "enum": codes, "description": "stable error code (docs/CONTRACT.md §9)"},
+                "message": {"type": "string"}, "details": {"type": "object"}, "request_id": {"type": "string"}}),
+                &["code", "message", "details", "request_id"])}),
+            &["error"],
+        ),
+    );
+    v2_record_type(RecordType::Account, account, &mut out);
+    v2_record_type(RecordType::Contact, contact, &mut out);
+    v2_record_type(RecordType::User, user, &mut out);
+    v1_record_type(RecordType::Account, account, &mut out);
+    v1_record_type(RecordType::Contact, contact, &mut out);
+    for (rt, schema) in [(RecordType::Account, account), (RecordType::Contact, contact), (RecordType::User, user)] {
+        out.insert(format!("{}Schema", stem(rt)), schema_document(rt, schema));
+    }
+    fixed(&mut out);
+    out
+}
+
+/// The `_schema` document of a record type: its fixed shape, the attribute names it lists.
+fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
+    let names: Vec<String> = v2::attribute_names_in(rt, schema);
+    let attribute = json!({"type": "object", "required": ["api_name", "display_name", "type_info", "is_creatable", "is_updatable",
+            "is_required_on_create", "is_unique", "is_custom", "is_sortable", "is_filterable", "filter_operators"],
+        "properties": {"api_name": {"type": "string", "enum": names}, "display_name": {"type": "string"},
+            "description": {"type": ["string", "null"]}, "type_info": {"type": "object", "required": ["value_type", "is_array"],
+            "properties": {"value_type": {"type": "string"}, "is_array": {"type": "boolean"}, "target": {"type": "string"}, "options": {"type": "array"}}},
+            "is_creatable": {"type": "boolean"}, "is_updatable": {"type": "boolean"}, "is_required_on_create": {"type": "boolean"},
+            "is_unique": {"type": "boolean"}, "is_custom": {"type": "boolean"}, "is_sortable": {"type": "boolean"},
+            "is_filterable": {"type": "boolean"}, "filter_operators": {"type": "array", "items": {"type": "string"}}}});
+    object(
+        json!({"api_name": {"type": "string", "enum": [rt.api_name()]}, "display_name": {"type": "string"}, "description": {"type": "string"},
+               "is_custom": {"type": "boolean"}, "is_junction": {"type": "boolean"}, "supports_custom_fields": {"type": "boolean"},
+               "attributes": {"type": "array", "items": attribute}, "relationships": {"type": "array", "items": {"type": "object"}}}),
+        &["api_name", "display_name", "attributes", "relationships"],
+    )
+}
+
+/// Shapes that do not depend on the tenant.
+fn fixed(out: &mut Map<String, Json>) {
+    let labels = json!({"type": "array", "maxItems": 3, "items": {"type": "string", "enum": ITEM_LABELS}});
+    let string = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max});
+    let nullable_string = json!({"type": ["string", "null"]});
+    let option = object(
+        json!({"id": {"type": ["string", "null"]}, "api_name": {"type": "string"}, "display_value": {"type": "string"}, "color": {"type": ["string", "null"]}}),
+        &["api_name"],
+    );
+    let api_key = object(
+        json!({"id": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+               "app": nullable_string, "name": nullable_string, "created_at": {"type": "string", "format": "date-time"},
+               "expires_at": {"type": ["string", "null"], "format": "date-time"}, "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+               "key": {"type": "string", "description": "crl_<id>_<secret>; only in the create response"}}),
+        &["id", "scopes", "app", "name", "created_at", "expires_at", "revoked_at"],
+    );
+    let admin_user = object(
+        json!({"id": {"type": "string"}, "email": nullable_string, "display_name": nullable_string, "is_active": {"type": "boolean"},
+               "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}, "version": {"type": "integer"}}),
+        &["id", "email", "display_name", "is_active", "created_at", "updated_at", "version"],
+    );
+    let settings = object(
+        json!({"auto_associate_contacts": {"type": "boolean"}, "rate_limit_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000}}),
+        &[],
+    );
+    let edge = |target: &str| {
+        object(
+            json!({"related_record_id": {"type": "string", "format": "uuid"}, "related_record_type": {"type": "string", "enum": [target]},
+                   "through": object(json!({"attributes": object(json!({
+                       "role": object(json!({"value_type": {"type": "string", "enum": ["string"]}, "value": nullable_string}), &["value_type", "value"]),
+                       "is_primary": object(json!({"value_type": {"type": "string", "enum": ["boolean"]}, "value": {"type": "boolean"}}), &["value_type", "value"])}),
+                       &["role", "is_primary"])}), &["attributes"])}),
+            &["related_record_id", "related_record_type", "through"],
+        )
+    };
+    let parent = |rt: &str| {
+        object(
+            json!({"id": {"type": "string", "format": "uuid"}, "record_type": {"type": "string", "enum": [rt]}}),
+            &["id", "record_type"],
+        )
+    };
+    for (rt, name, target, stem) in
+        [("account", "contacts", "contact", "AccountContacts"), ("contact", "accounts", "account", "ContactAccounts")]
+    {
+        out.insert(
+            format!("{stem}Edge"),
+            object(
+                json!({"parent": parent(rt), "api_name": {"type": "string", "enum": [name]}, "item": edge(target)}),
+                &["parent", "api_name", "item"],
+            ),
+        );
+        out.insert(format!("{stem}EdgeList"), object(
+            json!({"parent": parent(rt), "api_name": {"type": "string", "enum": [name]}, "items": {"type": "array", "items": edge(target)},
+                   "next_cursor": nullable_string}),
+            &["parent", "api_name", "items", "next_cursor"]));
+    }
+    let role = json!({"anyOf": [{"type": ["string", "null"], "maxLength": 1000},
+        object(json!({"value_type": {"type": "string", "enum": ["string"]}, "value": {"type": ["string", "null"], "maxLength": 1000}}), &["value_type"])]});
+    let is_primary = json!({"anyOf": [{"type": ["boolean", "null"]},
+        object(json!({"value_type": {"type": "string", "enum": ["boolean"]}, "value": {"type": ["boolean", "null"]}}), &["value_type"])]});
+    out.insert("EdgeAdd".into(), json!({"type": "object", "additionalProperties": false,
+        "properties": {"related_record_id": {"type": "string", "format": "uuid"},
+            "related_record_match": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": {"type": "string", "minLength": 1}},
+            "role": role, "is_primary": is_primary},
+        "oneOf": [{"required": ["related_record_id"]}, {"required": ["related_record_match"]}]}));
+    out.insert("EdgePatch".into(), object(json!({"role": role, "is_primary": is_primary}), &[]));
+    let domain = object(
+        json!({"domain_name": {"type": "string"}, "is_primary": {"type": "boolean"}}),
+        &["domain_name", "is_primary"],
+    );
+    let entries = [
+        ("DomainItem", data(domain)),
+        ("DomainAdd", object(json!({"domain_name": string(253)}), &["domain_name"])),
+        ("DomainPatch", object(json!({"is_primary": {"type": "boolean"}}), &["is_primary"])),
+        (
+            "ContactEmailItem",
+            data(nullable(object(
+                json!({"id": {"type": "string"}, "envelope": object(json!({
+            "id": {"type": "string"}, "email": {"type": "string"}, "is_primary": {"type": "boolean"}, "labels": labels}),
+            &["id", "email", "is_primary", "labels"])}),
+                &["id", "envelope"],
+            ))),
+        ),
+        (
+            "ContactEmailAdd",
+            object(
+                json!({"email": {"type": "string", "format": "email", "maxLength": 320}, "is_primary": {"type": "boolean"}, "labels": labels}),
+                &["email"],
+            ),
+        ),
+        (
+            "ContactEmailPatch",
+            object(
+                json!({"email": {"type": "string", "format": "email", "maxLength": 320}, "is_primary": {"type": "boolean"}, "labels": labels}),
+                &[],
+            ),
+        ),
+        (
+            "ContactPhoneNumberItem",
+            data(nullable(object(
+                json!({"id": {"type": "string"}, "envelope": object(json!({
+            "id": {"type": "string"}, "phone_number": {"type": "string"}, "is_primary": {"type": "boolean"}, "labels": labels}),
+            &["id", "phone_number", "is_primary", "labels"])}),
+                &["id", "envelope"],
+            ))),
+        ),
+        (
+            "ContactPhoneNumberAdd",
+            object(
+                json!({"phone_number": {"type": "string", "pattern": "\\S", "maxLength": 1000}, "is_primary": {"type": "boolean"}, "labels": labels}),
+                &["phone_number"],
+            ),
+        ),
+        (
+            "ContactPhoneNumberPatch",
+            object(
+                json!({"phone_number": {"type": "string", "pattern": "\\S", "maxLength": 1000}, "is_primary": {"type": "boolean"}, "labels": labels}),
+                &[],
+            ),
+        ),
+        (
+            "CustomAttributeCreate",
+            object(
+                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_name": string(1000),
+                   "description": {"type": ["string", "null"], "maxLength": 1000},
+                   "value_type": {"type": "string", "enum": ["string", "long_text", "number", "percent", "currency", "boolean", "timestamp",
+                       "date", "email", "url", "phone_number", "select", "record_reference"]},
+                   "is_array": {"type": "boolean"}, "is_required_on_create": {"type": "boolean"}, "is_unique": {"type": "boolean", "enum": [false]},
+                   "target": {"type": "string", "enum": ["account", "contact", "user"]},
+                   "options": {"type": "array", "items": reference("OptionCreate")}}),
+                &["api_name", "value_type"],
+            ),
+        ),
+        (
+            "CustomAttributePatch",
+            object(
+                json!({"display_name": string(1000), "description": {"type": ["string", "null"], "maxLength": 1000}}),
+                &[],
+            ),
+        ),
+        ("CustomAttribute", data(json!({"type": "object", "description": "the attribute as _schema lists it"}))),
+        ("Option", option.clone()),
+        (
+            "OptionCreate",
+            object(
+                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_value": {"type": ["string", "null"], "maxLength": 1000},
+            "color": {"type": ["string", "null"], "maxLength": 1000}}),
+                &["api_name"],
+            ),
+        ),
+        (
+            "OptionPatch",
+            object(
+                json!({"display_value": {"type": ["string", "null"], "maxLength": 1000}, "color": {"type": ["string", "null"], "maxLength": 1000}}),
+                &[],
+            ),
+        ),
+        ("OptionResponse", data(option)),
+        (
+            "TokenRequest",
+            object(
+                json!({"grant_type": {"type": "string", "enum": ["client_credentials"]},
+            "client_id": {"type": "string", "minLength": 1}, "client_secret": {"type": "string", "minLength": 1}}),
+                &["grant_type", "client_id", "client_secret"],
+            ),
+        ),
+        (
+            "TokenResponse",
+            object(
+                json!({"access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"}}),
+                &["access_token", "token_type", "expires_in"],
+            ),
+        ),
+        (
+            "ApiKeyCreate",
+            object(
+                json!({"scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": crate::auth::scope_names()}},
+            "app": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,100}$"}, "name": {"type": ["string", "null"], "maxLength": 1000},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"}}),
+                &["scopes"],
+            ),
+        ),
+        ("ApiKey", data(api_key.clone())),
+        ("ApiKeyList", object(json!({"data": {"type": "array", "items": api_key}}), &["data"])),
+        (
+            "AdminUserCreate",
+            object(
+                json!({"email": {"type": "string", "format": "email", "maxLength": 320},
+            "display_name": {"type": ["string", "null"], "maxLength": 1000}, "is_active": {"type": "boolean"}}),
+                &["email"],
+            ),
+        ),
+        (
+            "AdminUserPatch",
+            object(
+                json!({"email": {"type": ["string", "null"], "format": "email", "maxLength": 320},
+            "display_name": {"type": ["string", "null"], "maxLength": 1000}, "is_active": {"type": "boolean"}}),
+                &[],
+            ),
+        ),
+        ("AdminUser", data(admin_user.clone())),
+        ("AdminUserList", object(json!({"data": {"type": "array", "items": admin_user}}), &["data"])),
+        ("Settings", data(settings.clone())),
+        ("SettingsPatch", settings),
+        (
+            "OpenApiDocument",
+            json!({"type": "object", "required": ["openapi", "info", "paths"], "description": "an OpenAPI 3.1 document"}),
+        ),
+        ("JsonSchema", json!({"type": "object", "description": "a JSON Schema 2020-12 document"})),
+        ("Manifest", object(json!({"resources": {"type": "array", "items": {"type": "object"}}}), &["resources"])),
+        ("Liveness", object(json!({"status": {"type": "string", "enum": ["ok"]}}), &["status"])),
+        ("Readiness", object(json!({"status": {"type": "string", "enum": ["ready"]}}), &["status"])),
+        (
+            "HealthV1",
+            object(
+                json!({"status": {"type": "string", "enum": ["ok"]}, "database": {"type": "string", "enum": ["connected"]}}),
+                &["status", "database"],
+            ),
+        ),
+        ("HealthV2", data(object(json!({"status": {"type": "string", "enum": ["healthy"]}}), &["status"]))),
+    ];
+    out.extend(entries.into_iter().map(|(k, v)| (k.to_owned(), v)));
+}

@@ -1,0 +1,707 @@
+//! The operations of the OpenAPI document, one concrete path per record type and
+//! collection (`/api/v2/account/_query`, `/api/v1/crm/contacts/{id}`, …). The router serves
+//! them through generic routes ([`crate::router`]); the document names each type's own
+//! request and response schemas.
+
+use super::components::{reference, stem};
+use super::values::Attribute;
+use corral_core::custom::TenantSchema;
+use corral_core::list::{V1_MAX_LIMIT, V2_MAX_LIMIT};
+use corral_core::{RecordType, v2};
+use serde_json::{Map, Value as Json, json};
+
+/// One operation under construction.
+struct Op {
+    method: &'static str,
+    path: String,
+    body: Json,
+    public: bool,
+}
+
+const ID_PATTERN: &str =
+    "^\\s*([A-Za-z]{3}-)?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\\s*$";
+
+fn op(
+    method: &'static str,
+    path: impl Into<String>,
+    id: impl Into<String>,
+    tag: &str,
+    summary: impl Into<String>,
+) -> Op {
+    Op {
+        method,
+        path: path.into(),
+        body: json!({"operationId": id.into(), "tags": [tag], "summary": summary.into(), "parameters": [], "responses": {}}),
+        public: false,
+    }
+}
+
+impl Op {
+    fn describe(mut self, text: &str) -> Self {
+        self.body["description"] = json!(text);
+        self
+    }
+    fn param(mut self, name: &str, location: &str, schema: Json, description: &str) -> Self {
+        let mut p = json!({"name": name, "in": location, "schema": schema});
+        if location == "path" {
+            p["required"] = json!(true);
+        }
+        if !description.is_empty() {
+            p["description"] = json!(description);
+        }
+        self.body["parameters"].as_array_mut().expect("an array").push(p);
+        self
+    }
+    fn shared(mut self, name: &str) -> Self {
+        self.body["parameters"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({"$ref": format!("#/components/parameters/{name}")}));
+        self
+    }
+    fn id(self, what: &str) -> Self {
+        self.param(
+            "id",
+            "path",
+            json!({"type": "string", "pattern": ID_PATTERN}),
+            &format!("{what} id (a uuid, or the v1 spelling with its prefix)"),
+        )
+    }
+    fn query(self, name: &str, schema: Json, description: &str) -> Self {
+        self.param(name, "query", schema, description)
+    }
+    fn body(mut self, schema: &str) -> Self {
+        self.body["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": reference(schema)}}});
+        self
+    }
+    fn reply(mut self, status: u16, description: &str, schema: Option<&str>, headers: &[&str]) -> Self {
+        let mut response = json!({"description": description, "headers": {}});
+        if let Some(schema) = schema {
+            response["content"] = json!({"application/json": {"schema": reference(schema)}});
+        }
+        for h in headers.iter().chain(&["RequestId"]) {
+            response["headers"][header_name(h)] = json!({"$ref": format!("#/components/headers/{h}")});
+        }
+        self.body["responses"][status.to_string()] = response;
+        self
+    }
+    fn public(mut self) -> Self {
+        self.public = true;
+        self
+    }
+    fn finish(mut self) -> Op {
+        let errors = [
+            ("4XX", "Client error: the stable code says which (docs/CONTRACT.md §9)"),
+            ("5XX", "Server or database error"),
+        ];
+        for (status, description) in errors {
+            self.body["responses"][status] = json!({"description": description,
+                "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": reference("Error")}}});
+        }
+        if self.public {
+            self.body["security"] = json!([]);
+        }
+        if self.body["parameters"].as_array().is_some_and(Vec::is_empty) {
+            self.body.as_object_mut().expect("an object").remove("parameters");
+        }
+        self
+    }
+}
+
+/// The header name a header component describes.
+fn header_name(component: &str) -> &'static str {
+    match component {
+        "RequestId" => "x-request-id",
+        "ETag" => "ETag",
+        "Location" => "Location",
+        "IdempotentReplayed" => "Idempotent-Replayed",
+        _ => "x-unknown",
+    }
+}
+
+/// Reusable headers and parameters.
+pub fn headers_and_parameters() -> (Json, Json) {
+    let headers = json!({
+        "RequestId": {"description": "the request's id (echoed when the client sent a valid one)", "schema": {"type": "string"}},
+        "ETag": {"description": "the record's version, quoted: send it back in If-Match", "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
+        "Location": {"description": "the new record's URL", "schema": {"type": "string"}},
+        "IdempotentReplayed": {"description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}},
+    });
+    let parameters = json!({
+        "IfMatch": {"name": "If-Match", "in": "header", "description": "write only if the record is at this version (`\"3\"`, `W/\"3\"`, `3` or `*`); else 412 precondition_failed",
+                    "schema": {"type": "string", "pattern": "^\\s*(\\*|(W/)?\"?[0-9]{1,18}\"?)\\s*$"}},
+        "IfNoneMatch": {"name": "If-None-Match", "in": "header", "description": "the ETag the client holds: 304 without a body when the record is still at that version",
+                        "schema": {"type": "string"}},
+        "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "description": "retry-safe create: the first successful response is stored for 24 h and replayed",
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"}},
+        "RequestId": {"name": "x-request-id", "in": "header", "description": "a request id to echo (1-200 visible ASCII characters); generated otherwise",
+                      "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}},
+    });
+    (headers, parameters)
+}
+
+fn count_param() -> Json {
+    json!({"type": "string", "enum": ["exact", "estimated"]})
+}
+
+/// The value schema of a v1 filter parameter on `attr` with operator group `op`.
+fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
+    let scalar = match attr.value_type() {
+        "number" => json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_i64}),
+        "currency" => json!({"type": "number", "minimum": 0, "maximum": 1e15}),
+        "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+        "boolean" => json!({"type": "boolean"}),
+        "timestamp" => json!({"type": "string", "format": "date-time"}),
+        "date" => json!({"type": "string", "format": "date"}),
+        "uuid" | "record_reference" => json!({"type": "string", "pattern": ID_PATTERN}),
+        "account_domain" if matches!(op, "eq" | "ne") => {
+            json!({"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?)*\\.[a-z]{2,10}$"})
+        }
+        "email" if matches!(op, "eq" | "ne") => {
+            json!({"type": "string", "pattern": "^[a-z0-9._-]{1,30}@[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20})*\\.[a-z]{2,10}$"})
+        }
+        "enum" | "account_stage" | "contact_stage" | "select" => {
+            json!({"type": "string", "enum": attr.0["type_info"]["options"].as_array().map(|o| o.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str())).collect::<Vec<_>>()).unwrap_or_default()})
+        }
+        _ => json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"}),
+    };
+    match op {
+        "exists" | "not_exists" => json!({"type": "boolean"}),
+        "in" | "not_in" => json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar}),
+        "between" => json!({"type": "array", "minItems": 2, "maxItems": 2, "items": scalar}),
+        _ => scalar,
+    }
+}
+
+/// The v1 name of a v2 attribute, when v1 can filter on it.
+fn v1_filter_name(rt: RecordType, attribute: &str, custom: bool) -> Option<String> {
+    if custom {
+        return Some(format!("custom_fields.{attribute}"));
+    }
+    let name = match (rt, attribute) {
+        (RecordType::Account, "domains") => "domain",
+        (RecordType::Contact, "primary_email") => "email",
+        (RecordType::Contact, "primary_phone_number") => "phone",
+        (RecordType::Contact, "contact_emails" | "contact_phone_numbers") => return None,
+        (_, "archived_at") => "deleted_at",
+        (_, "id" | "created_at" | "updated_at" | "version" | "app_id") => attribute,
+        _ => corral_core::schema::field_by_api_name(rt, attribute)?.1.v1_name,
+    };
+    Some(name.to_owned())
+}
+
+/// `GET /api/v1/crm/{collection}`: paging, sort, search, count and one parameter per
+/// filterable field and operator (`industry=…`, `employee_count[gte]=…`).
+fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
+    let p = stem(rt);
+    let mut o = op("get", format!("/api/v1/crm/{collection}"), format!("v1_list_{collection}"), "v1", format!("List {collection}"))
+        .describe("One page, newest first unless sorted. Filters: `field=value` or `field[op]=value` (v2 operator names; `in`, `not_in` and `between` take comma lists). Unknown parameters are 400 invalid_query_parameter.")
+        .query("limit", json!({"type": "integer", "minimum": 1, "maximum": V1_MAX_LIMIT, "default": 50}), "page size")
+        .query("cursor", json!({"type": "string"}), "next_cursor of the previous page; continues its own query")
+        .query("sort", json!({"type": "string", "pattern": "^[+-]?[a-z_.]+(,[+-]?[a-z_.]+){0,2}$"}), "comma list of up to 3 fields, `-` for descending")
+        .query("include_deleted", json!({"type": "boolean"}), "also archived documents")
+        .query("q", json!({"type": "string", "maxLength": 1000}), "search text")
+        .query("count", count_param(), "add `total` (and `total_is_estimate`)");
+    let doc = v2::schema_document(rt, schema);
+    let custom: Vec<&str> = schema.custom.iter().map(|c| c.api_name.as_str()).collect();
+    for entry in doc["attributes"].as_array().into_iter().flatten() {
+        let attr = Attribute(entry);
+        let Some(name) = v1_filter_name(rt, attr.name(), custom.contains(&attr.name())) else { continue };
+        for operator in attr.operators() {
+            let param = if operator == "eq" { name.clone() } else { format!("{name}[{operator}]") };
+            let mut schema = v1_filter_schema(&attr, operator);
+            let mut p = json!({"name": param, "in": "query", "schema": schema.take()});
+            if matches!(operator, "in" | "not_in" | "between") {
+                p["style"] = json!("form");
+                p["explode"] = json!(false);
+            }
+            o.body["parameters"].as_array_mut().expect("an array").push(p);
+        }
+    }
+    let mut v1_only = vec![("created_by", "text"), ("updated_by", "text")];
+    if rt == RecordType::Contact {
+        v1_only.push(("account_id", "id"));
+    }
+    for (name, kind) in v1_only {
+        let scalar = if kind == "id" {
+            json!({"type": "string", "pattern": ID_PATTERN})
+        } else {
+            json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"})
+        };
+        let params = [
+            (name.to_owned(), scalar.clone(), false),
+            (format!("{name}[ne]"), scalar.clone(), false),
+            (
+                format!("{name}[in]"),
+                json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar.clone()}),
+                true,
+            ),
+            (
+                format!("{name}[not_in]"),
+                json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar}),
+                true,
+            ),
+            (format!("{name}[exists]"), json!({"type": "boolean"}), false),
+            (format!("{name}[not_exists]"), json!({"type": "boolean"}), false),
+        ];
+        for (param, schema, list) in params {
+            let mut p = json!({"name": param, "in": "query", "schema": schema});
+            if list {
+                p["style"] = json!("form");
+                p["explode"] = json!(false);
+            }
+            o.body["parameters"].as_array_mut().expect("an array").push(p);
+        }
+    }
+    o.reply(200, "One page", Some(&format!("{p}V1List")), &[])
+}
+
+/// Every operation on one v1 collection.
+fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &mut Vec<Op>) {
+    let p = stem(rt);
+    let doc = format!("{p}V1");
+    let one = format!("/api/v1/crm/{collection}/{{id}}");
+    let what = &collection[..collection.len() - 1];
+    out.push(v1_list(rt, collection, schema));
+    out.push(
+        op(
+            "post",
+            format!("/api/v1/crm/{collection}"),
+            format!("v1_create_{what}"),
+            "v1",
+            format!("Create a{} {what}", if rt == RecordType::Account { "n" } else { "" }),
+        )
+        .shared("IdempotencyKey")
+        .body(&format!("{p}V1Create"))
+        .reply(201, "Created", Some(&doc), &["ETag", "Location"])
+        .reply(
+            200,
+            "Replayed: the stored response of an earlier request with this Idempotency-Key",
+            Some(&doc),
+            &["ETag", "Location", "IdempotentReplayed"],
+        ),
+    );
+    out.push(
+        op("get", one.clone(), format!("v1_get_{what}"), "v1", format!("Get a {what}"))
+            .id(what)
+            .query("include_deleted", json!({"type": "boolean"}), "also when archived")
+            .shared("IfNoneMatch")
+            .reply(200, "The document", Some(&doc), &["ETag"])
+            .reply(304, "Not modified: still at the version If-None-Match named", None, &["ETag"]),
+    );
+    out.push(
+        op("patch", one.clone(), format!("v1_update_{what}"), "v1", format!("Update the fields sent of a {what}"))
+            .id(what)
+            .shared("IfMatch")
+            .body(&format!("{p}V1Patch"))
+            .reply(200, "The updated document", Some(&doc), &["ETag"]),
+    );
+    out.push(
+        op("put", one.clone(), format!("v1_replace_{what}"), "v1", format!("Replace every writable field of a {what}"))
+            .id(what)
+            .shared("IfMatch")
+            .body(&format!("{p}V1Replace"))
+            .reply(200, "The replaced document", Some(&doc), &["ETag"]),
+    );
+    out.push(
+        op(
+            "delete",
+            one.clone(),
+            format!("v1_delete_{what}"),
+            "v1",
+            format!("Archive a {what} (or purge with ?purge=true)"),
+        )
+        .id(what)
+        .shared("IfMatch")
+        .query("purge", json!({"type": "boolean"}), "delete for good (admin); only an explicit true purges")
+        .reply(200, "Archived", Some(&doc), &["ETag"])
+        .reply(204, "Purged", None, &[]),
+    );
+    out.push(
+        op("post", format!("{one}/restore"), format!("v1_restore_{what}"), "v1", format!("Restore an archived {what}"))
+            .id(what)
+            .reply(200, "The restored document", Some(&doc), &["ETag"]),
+    );
+    out.push(
+        op(
+            "get",
+            format!("/api/v1/schemas/{}", rt.api_name()),
+            format!("v1_json_schema_{what}"),
+            "v1",
+            format!("JSON Schema of a v1 {what}, custom fields included"),
+        )
+        .reply(200, "A JSON Schema 2020-12 document", Some("JsonSchema"), &[]),
+    );
+}
+
+/// Every v2 operation on one record type.
+fn v2_record_type(rt: RecordType, out: &mut Vec<Op>) {
+    let p = stem(rt);
+    let t = rt.api_name();
+    let base = format!("/api/v2/{t}");
+    let one = format!("{base}/{{id}}");
+    let response = format!("{p}Response");
+    let writable = rt != RecordType::User;
+    if writable {
+        out.push(
+            op(
+                "post",
+                base.clone(),
+                format!("v2_create_{t}"),
+                "v2",
+                format!("Create a{} {t}", if rt == RecordType::Account { "n" } else { "" }),
+            )
+            .shared("IdempotencyKey")
+            .body(&format!("{p}Create"))
+            .reply(201, "Created", Some(&response), &["ETag", "Location"])
+            .reply(
+                200,
+                "Replayed: the stored response of an earlier request with this Idempotency-Key",
+                Some(&response),
+                &["ETag", "Location", "IdempotentReplayed"],
+            ),
+        );
+    }
+    out.push(
+        op("get", one.clone(), format!("v2_get_{t}"), "v2", format!("Get a {t}"))
+            .id(t)
+            .query(
+                "fields",
+                json!({"type": "string", "pattern": "^[a-z_0-9]+(,[a-z_0-9]+)*$"}),
+                "comma list of attributes to return",
+            )
+            .query("include_archived", json!({"type": "boolean"}), "also when archived")
+            .shared("IfNoneMatch")
+            .reply(200, "The record", Some(&response), &["ETag"])
+            .reply(304, "Not modified: still at the version If-None-Match named", None, &["ETag"]),
+    );
+    out.push(
+        op("post", format!("{base}/_query"), format!("v2_query_{t}"), "v2", format!("Query {t}s"))
+            .describe("Filter trees, up to 3 sort keys, keyset cursors (send `cursor` alone or with the same body), counts and fields. See docs/API.md, Filter language.")
+            .body(&format!("{p}Query"))
+            .reply(200, "One page", Some(&format!("{p}QueryResult")), &[]),
+    );
+    out.push(
+        op("get", format!("/api/v2/_schema/{t}"), format!("v2_schema_{t}"), "schema", format!("The schema of {t}s"))
+            .reply(200, "Attributes and relationships", Some(&format!("{p}Schema")), &[]),
+    );
+    if !writable {
+        return;
+    }
+    out.push(
+        op("patch", one.clone(), format!("v2_update_{t}"), "v2", format!("Update attributes of a {t}"))
+            .id(t)
+            .shared("IfMatch")
+            .body(&format!("{p}Patch"))
+            .reply(200, "The updated record", Some(&response), &["ETag"]),
+    );
+    out.push(
+        op("delete", one.clone(), format!("v2_delete_{t}"), "v2", format!("Archive a {t} (or purge with ?purge=true)"))
+            .id(t)
+            .shared("IfMatch")
+            .query("purge", json!({"type": "boolean"}), "delete for good (admin); only an explicit true purges")
+            .reply(204, "Archived or purged", None, &[]),
+    );
+    out.push(
+        op("post", format!("{one}/_restore"), format!("v2_restore_{t}"), "v2", format!("Restore an archived {t}"))
+            .id(t)
+            .reply(200, "The restored record", Some(&response), &["ETag"]),
+    );
+    out.push(
+        op(
+            "post",
+            format!("{base}/_assert"),
+            format!("v2_assert_{t}"),
+            "v2",
+            format!("Create or update a {t} by match keys"),
+        )
+        .describe(if rt == RecordType::Account {
+            "Match keys: `id`, `domain_name`."
+        } else {
+            "Match keys: `id`, `primary_email`, `contact_emails`."
+        })
+        .body(&format!("{p}Assert"))
+        .reply(201, "Created", Some(&format!("{p}AssertResult")), &["ETag"])
+        .reply(200, "Updated", Some(&format!("{p}AssertResult")), &["ETag"]),
+    );
+    // Attribute sub-resources.
+    let subs: &[(&str, &str, &str)] = match rt {
+        RecordType::Account => &[("domains", "Domain", "domain_name")],
+        _ => {
+            &[("contact_emails", "ContactEmail", "item_id"), ("contact_phone_numbers", "ContactPhoneNumber", "item_id")]
+        }
+    };
+    for (name, schema, key) in subs {
+        let list = format!("{one}/attribute/{name}");
+        let item = format!("{list}/{{{key}}}");
+        let label = name.replace('_', " ");
+        let key_description = if *key == "domain_name" { "the domain" } else { "the item's id" };
+        out.push(
+            op("post", list.clone(), format!("v2_add_{t}_{name}"), "v2", format!("Add to {label}"))
+                .id(t)
+                .shared("IfMatch")
+                .body(&format!("{schema}Add"))
+                .reply(201, "Added", Some(&format!("{schema}Item")), &["ETag"])
+                .reply(200, "Already there", Some(&format!("{schema}Item")), &["ETag"]),
+        );
+        out.push(
+            op("patch", item.clone(), format!("v2_update_{t}_{name}"), "v2", format!("Change one of {label}"))
+                .id(t)
+                .param(key, "path", json!({"type": "string", "minLength": 1}), key_description)
+                .shared("IfMatch")
+                .body(&format!("{schema}Patch"))
+                .reply(200, "Changed", Some(&format!("{schema}Item")), &["ETag"]),
+        );
+        out.push(
+            op("delete", item, format!("v2_remove_{t}_{name}"), "v2", format!("Remove one of {label}"))
+                .id(t)
+                .param(key, "path", json!({"type": "string", "minLength": 1}), key_description)
+                .shared("IfMatch")
+                .reply(204, "Removed", None, &[]),
+        );
+    }
+    // Relationships.
+    let (rel, edge, other) = match rt {
+        RecordType::Account => ("contacts", "AccountContacts", "contact"),
+        _ => ("accounts", "ContactAccounts", "account"),
+    };
+    let list = format!("{one}/relationship/{rel}");
+    let item = format!("{list}/{{target}}");
+    let target_param = |o: Op| {
+        o.param("target", "path", json!({"type": "string", "pattern": ID_PATTERN}), &format!("the {other}'s id"))
+    };
+    out.push(
+        op("get", list.clone(), format!("v2_list_{t}_{rel}"), "v2", format!("List the {rel} of a {t}"))
+            .id(t)
+            .query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": V2_MAX_LIMIT, "default": 50}),
+                "page size",
+            )
+            .query("cursor", json!({"type": "string"}), "next_cursor of the previous page")
+            .reply(200, "One page of edges", Some(&format!("{edge}EdgeList")), &[]),
+    );
+    out.push(
+        op("post", list, format!("v2_add_{t}_{rel}"), "v2", format!("Link a {other} to a {t}"))
+            .id(t)
+            .body("EdgeAdd")
+            .reply(201, "Linked", Some(&format!("{edge}Edge")), &[])
+            .reply(200, "Already linked: role / is_primary applied", Some(&format!("{edge}Edge")), &[]),
+    );
+    out.push(
+        target_param(
+            op("patch", item.clone(), format!("v2_update_{t}_{rel}"), "v2", format!("Change the edge to a {other}"))
+                .id(t),
+        )
+        .body("EdgePatch")
+        .reply(200, "Changed", Some(&format!("{edge}Edge")), &[]),
+    );
+    out.push(
+        target_param(op("delete", item, format!("v2_remove_{t}_{rel}"), "v2", format!("Unlink a {other}")).id(t))
+            .reply(204, "Unlinked", None, &[]),
+    );
+    // Custom attributes and options.
+    let attributes = format!("/api/v2/_schema/{t}/attributes");
+    let attribute = format!("{attributes}/{{name}}");
+    let name_param = |o: Op| {
+        o.param(
+            "name",
+            "path",
+            json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}),
+            "the attribute's api_name",
+        )
+    };
+    let option_param =
+        |o: Op| o.param("option", "path", json!({"type": "string", "minLength": 1}), "the option's api_name or id");
+    out.push(
+        op(
+            "post",
+            attributes,
+            format!("schema_create_{t}_attribute"),
+            "schema",
+            format!("Add a custom attribute to {t}s"),
+        )
+        .body("CustomAttributeCreate")
+        .reply(201, "Added", Some("CustomAttribute"), &[]),
+    );
+    out.push(
+        name_param(op(
+            "patch",
+            attribute.clone(),
+            format!("schema_update_{t}_attribute"),
+            "schema",
+            "Rename or describe a custom attribute",
+        ))
+        .body("CustomAttributePatch")
+        .reply(200, "Changed", Some("CustomAttribute"), &[]),
+    );
+    out.push(
+        name_param(op(
+            "delete",
+            attribute.clone(),
+            format!("schema_archive_{t}_attribute"),
+            "schema",
+            "Archive a custom attribute (values are kept)",
+        ))
+        .reply(204, "Archived", None, &[]),
+    );
+    out.push(
+        name_param(op(
+            "post",
+            format!("{attribute}/options"),
+            format!("schema_add_{t}_option"),
+            "schema",
+            "Add an option to a select or stage attribute",
+        ))
+        .body("OptionCreate")
+        .reply(201, "Added", Some("OptionResponse"), &[]),
+    );
+    out.push(
+        option_param(name_param(op(
+            "patch",
+            format!("{attribute}/options/{{option}}"),
+            format!("schema_update_{t}_option"),
+            "schema",
+            "Change an option",
+        )))
+        .body("OptionPatch")
+        .reply(200, "Changed", Some("OptionResponse"), &[]),
+    );
+    out.push(
+        option_param(name_param(op(
+            "delete",
+            format!("{attribute}/options/{{option}}"),
+            format!("schema_remove_{t}_option"),
+            "schema",
+            "Remove an option (stored values stay)",
+        )))
+        .reply(204, "Removed", None, &[]),
+    );
+}
+
+/// Operations, health, token exchange and admin routes.
+fn fixed(out: &mut Vec<Op>) {
+    out.push(op("get", "/health", "health", "operations", "Liveness: the process answers").public().reply(
+        200,
+        "Alive",
+        Some("Liveness"),
+        &[],
+    ));
+    out.push(op("get", "/ready", "ready", "operations", "Readiness: the database answers").public().reply(
+        200,
+        "Ready",
+        Some("Readiness"),
+        &[],
+    ));
+    out.push(
+        op("get", "/api/v1/health", "v1_health", "operations", "v1 health (the v1 API's own body)").public().reply(
+            200,
+            "Healthy",
+            Some("HealthV1"),
+            &[],
+        ),
+    );
+    out.push(
+        op("get", "/api/v2/health", "v2_health", "operations", "v2 health (the v2 API's own body)").public().reply(
+            200,
+            "Healthy",
+            Some("HealthV2"),
+            &[],
+        ),
+    );
+    let mut exchange = op(
+        "post",
+        "/api/v1/auth/token",
+        "auth_exchange",
+        "auth",
+        "Exchange an API key for a one-hour JWT (client credentials)",
+    )
+    .public()
+    .reply(200, "A bearer token", Some("TokenResponse"), &[]);
+    exchange.body["requestBody"] = json!({"required": true, "content": {
+        "application/json": {"schema": reference("TokenRequest")},
+        "application/x-www-form-urlencoded": {"schema": reference("TokenRequest")}}});
+    out.push(exchange);
+    let mut document = op(
+        "get",
+        "/openapi.json",
+        "openapi_document",
+        "operations",
+        "This document: the base one, or the caller tenant's with credentials",
+    )
+    .reply(200, "An OpenAPI 3.1 document", Some("OpenApiDocument"), &[]);
+    // Credentials are optional here: they select the tenant's document.
+    document.body["security"] = json!([{}, {"bearer": []}, {"api_key": []}]);
+    out.push(document);
+    out.push(op("get", "/api/v1/manifest", "v1_manifest", "v1", "The v1 resources").reply(
+        200,
+        "Resources",
+        Some("Manifest"),
+        &[],
+    ));
+    out.push(op("get", "/api/admin/api-keys", "admin_list_api_keys", "admin", "List API keys").reply(
+        200,
+        "Keys, without secrets",
+        Some("ApiKeyList"),
+        &[],
+    ));
+    out.push(
+        op("post", "/api/admin/api-keys", "admin_create_api_key", "admin", "Create an API key (the key is shown once)")
+            .body("ApiKeyCreate")
+            .reply(201, "Created", Some("ApiKey"), &[]),
+    );
+    out.push(
+        op("delete", "/api/admin/api-keys/{id}", "admin_revoke_api_key", "admin", "Revoke an API key")
+            .param("id", "path", json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}), "the key id")
+            .reply(204, "Revoked", None, &[]),
+    );
+    out.push(op("get", "/api/admin/users", "admin_list_users", "admin", "List users").reply(
+        200,
+        "Users",
+        Some("AdminUserList"),
+        &[],
+    ));
+    out.push(op("post", "/api/admin/users", "admin_create_user", "admin", "Add a user").body("AdminUserCreate").reply(
+        201,
+        "Added",
+        Some("AdminUser"),
+        &[],
+    ));
+    out.push(
+        op("patch", "/api/admin/users/{id}", "admin_update_user", "admin", "Change a user")
+            .id("user")
+            .body("AdminUserPatch")
+            .reply(200, "Changed", Some("AdminUser"), &[]),
+    );
+    out.push(op("get", "/api/admin/settings", "admin_get_settings", "admin", "Tenant settings").reply(
+        200,
+        "Settings",
+        Some("Settings"),
+        &[],
+    ));
+    out.push(
+        op("patch", "/api/admin/settings", "admin_update_settings", "admin", "Change tenant settings")
+            .body("SettingsPatch")
+            .reply(200, "Settings", Some("Settings"), &[]),
+    );
+}
+
+/// Every path of the document, typed for the given schemas.
+pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json> {
+    let mut ops = Vec::new();
+    fixed(&mut ops);
+    v1_collection(RecordType::Account, "accounts", account, &mut ops);
+    v1_collection(RecordType::Contact, "contacts", contact, &mut ops);
+    for rt in RecordType::ALL {
+        v2_record_type(rt, &mut ops);
+    }
+    let mut paths = Map::new();
+    for o in ops {
+        let o = o.finish();
+        let item = paths.entry(o.path).or_insert_with(|| json!({}));
+        item[o.method] = o.body;
+    }
+    paths
+}

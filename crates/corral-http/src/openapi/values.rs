@@ -1,0 +1,324 @@
+//! JSON Schemas of attribute values, derived from the `_schema` document of a record type:
+//! what a v2 envelope carries when read, what a write may send (raw or enveloped), and what a
+//! filter condition may compare. The `_schema` entry of an attribute (value type, array-ness,
+//! options, target, writability, filter operators) decides every one of them, so the
+//! OpenAPI document cannot disagree with `_schema`.
+
+use corral_core::normalize::{MAX_LONG_TEXT_CHARS, MAX_STRING_CHARS};
+use serde_json::{Value as Json, json};
+
+/// Largest array an array attribute takes (tags, websites, custom arrays).
+const MAX_ARRAY_ITEMS: usize = 100;
+
+/// One attribute as `_schema` lists it.
+pub struct Attribute<'a>(pub &'a Json);
+
+impl Attribute<'_> {
+    pub fn name(&self) -> &str {
+        self.0["api_name"].as_str().unwrap_or_default()
+    }
+    pub fn value_type(&self) -> &str {
+        self.0["type_info"]["value_type"].as_str().unwrap_or_default()
+    }
+    pub fn is_array(&self) -> bool {
+        self.0["type_info"]["is_array"].as_bool().unwrap_or(false)
+    }
+    pub fn writable(&self) -> bool {
+        self.0["is_creatable"].as_bool().unwrap_or(false)
+    }
+    pub fn sortable(&self) -> bool {
+        self.0["is_sortable"].as_bool().unwrap_or(false)
+    }
+    pub fn required_on_create(&self) -> bool {
+        self.0["is_required_on_create"].as_bool().unwrap_or(false)
+    }
+    pub fn operators(&self) -> Vec<&str> {
+        self.0["filter_operators"].as_array().map(|a| a.iter().filter_map(Json::as_str).collect()).unwrap_or_default()
+    }
+    fn target(&self) -> &str {
+        self.0["type_info"]["target"].as_str().unwrap_or("account")
+    }
+    /// Option api_names (stages, selects, enums).
+    fn option_names(&self) -> Vec<String> {
+        let options = self.0["type_info"]["options"].as_array().cloned().unwrap_or_default();
+        options.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str()).map(str::to_owned)).collect()
+    }
+    /// The spellings a write may use for an option: api_name and display value. (Option
+    /// ids are accepted too; they are left out so the base document names no tenant's ids.)
+    fn option_spellings(&self) -> Vec<String> {
+        let options = self.0["type_info"]["options"].as_array().cloned().unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for o in &options {
+            for s in [o.as_str(), o["api_name"].as_str(), o["display_value"].as_str()].into_iter().flatten() {
+                if !out.iter().any(|x| x == s) {
+                    out.push(s.to_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `schema` or `null`.
+pub fn nullable(schema: Json) -> Json {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+fn option_object() -> Json {
+    json!({"type": "object", "additionalProperties": false,
+        "required": ["id", "api_name", "display_value", "color"],
+        "properties": {"id": {"type": ["string", "null"]}, "api_name": {"type": "string"},
+                       "display_value": {"type": "string"}, "color": {"type": ["string", "null"]}}})
+}
+
+/// An address: every part optional text.
+pub fn address() -> Json {
+    let part = json!({"type": ["string", "null"], "maxLength": MAX_STRING_CHARS});
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "label": part, "street_one": part, "street_two": part, "city": part,
+        "state": part, "country": part, "zip_code": part}})
+}
+
+/// A sub-resource item as it appears inside a record (`domains`, `contact_emails`, …).
+fn item_object(value_type: &str) -> Json {
+    match value_type {
+        "account_domain" => {
+            json!({"type": "object", "additionalProperties": false, "required": ["domain_name", "is_primary"],
+            "properties": {"domain_name": {"type": "string"}, "is_primary": {"type": "boolean"}}})
+        }
+        _ => {
+            let key = if value_type == "contact_email" { "email" } else { "phone_number" };
+            json!({"type": "object", "additionalProperties": false, "required": ["id", key, "is_primary", "labels"],
+                "properties": {"id": {"type": "string"}, key: {"type": "string"}, "is_primary": {"type": "boolean"},
+                               "labels": {"type": "array", "items": {"type": "string", "enum": corral_core::record::ITEM_LABELS}}}})
+        }
+    }
+}
+
+/// The `value` of a read envelope (without `null`).
+fn read_value(attr: &Attribute<'_>) -> Json {
+    match attr.value_type() {
+        "uuid" => json!({"type": "string", "format": "uuid"}),
+        "string" | "long_text" | "url" | "phone_number" | "email" => json!({"type": "string"}),
+        "enum" => json!({"type": "string", "enum": attr.option_names()}),
+        "number" => json!({"type": "integer"}),
+        "percent" => json!({"type": "number"}),
+        "currency" => json!({"type": "object", "additionalProperties": false, "required": ["amount", "currency_code"],
+            "properties": {"amount": {"type": "string", "description": "exact decimal"}, "currency_code": {"type": "string", "enum": ["USD"]}}}),
+        "boolean" => json!({"type": "boolean"}),
+        "timestamp" => json!({"type": "string", "format": "date-time"}),
+        "date" => json!({"type": "string", "format": "date"}),
+        "account_stage" | "contact_stage" | "select" => option_object(),
+        "record_reference" => json!({"type": "object", "additionalProperties": false,
+            "required": ["related_record_id", "related_record_type"],
+            "properties": {"related_record_id": {"type": "string", "format": "uuid"},
+                           "related_record_type": {"type": "string", "enum": [attr.target()]}}}),
+        "address" => address(),
+        other => item_object(other),
+    }
+}
+
+/// The read envelope of an attribute: `{"value_type", "value"}`, or an array of them.
+fn read_envelope_inline(attr: &Attribute<'_>) -> Json {
+    // `organization_id` is a uuid when the tenant id is one, else a string.
+    let value_types =
+        if attr.name() == "organization_id" { json!(["uuid", "string"]) } else { json!([attr.value_type()]) };
+    let value = if attr.name() == "organization_id" { json!({"type": "string"}) } else { read_value(attr) };
+    let envelope = |value: Json| {
+        json!({"type": "object", "additionalProperties": false, "required": ["value_type", "value"],
+            "properties": {"value_type": {"type": "string", "enum": value_types}, "value": value}})
+    };
+    if attr.is_array() { json!({"type": "array", "items": envelope(value)}) } else { envelope(nullable(value)) }
+}
+
+/// One value as a write takes it (without `null`).
+fn write_scalar(attr: &Attribute<'_>) -> Json {
+    match attr.value_type() {
+        "string" | "phone_number" => json!({"type": "string", "maxLength": MAX_STRING_CHARS, "pattern": "\\S"}),
+        "long_text" => json!({"type": "string", "maxLength": MAX_LONG_TEXT_CHARS}),
+        "url" => {
+            json!({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/]+", "maxLength": 2048})
+        }
+        "email" => json!({"type": "string", "format": "email", "maxLength": 320}),
+        "enum" => json!({"type": "string", "enum": attr.option_names()}),
+        "number" => json!({"anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": corral_core::value::MAX_WHOLE_NUMBER},
+            {"type": "string", "pattern": "^\\+?[0-9]{1,15}$", "description": "digits are read as the number"}
+        ]}),
+        "percent" => json!({"anyOf": [
+            {"type": "number", "minimum": -1e15, "maximum": 1e15},
+            {"type": "string", "pattern": "^[+-]?[0-9]{1,15}(\\.[0-9]{1,10})?$"}
+        ]}),
+        "currency" => json!({"anyOf": [
+            {"type": "number", "minimum": 0, "maximum": 1e15},
+            {"type": "string", "pattern": "^\\+?[0-9]{1,15}(\\.[0-9]{1,10})?$"},
+            {"type": "object", "additionalProperties": false, "required": ["amount"],
+             "properties": {"amount": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e15}, {"type": "string", "pattern": "^\\+?[0-9]{1,15}(\\.[0-9]{1,10})?$"}]}, "currency_code": {"type": "string", "pattern": "^[Uu][Ss][Dd]$"}}}
+        ]}),
+        "boolean" => json!({"type": "boolean"}),
+        "timestamp" => json!({"type": "string", "format": "date-time"}),
+        "date" => json!({"type": "string", "format": "date"}),
+        "account_stage" | "contact_stage" | "select" => {
+            json!({"type": "string", "enum": attr.option_spellings(), "description": "an option's api_name or display value (its id is accepted too)"})
+        }
+        "record_reference" => json!({"anyOf": [
+            {"type": "string", "format": "uuid", "description": format!("a {} id", attr.target())},
+            {"type": "object", "additionalProperties": false, "required": ["related_record_id"],
+             "properties": {"related_record_id": {"type": "string", "format": "uuid"},
+                            "related_record_type": {"type": "string", "enum": [attr.target()]}}},
+            {"type": "object", "additionalProperties": false, "required": ["related_record_match"],
+             "properties": {"related_record_match": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                 "additionalProperties": {"type": "string", "minLength": 1}}}}
+        ]}),
+        "address" => address(),
+        _ => json!({}),
+    }
+}
+
+/// What a write may send for an attribute: the raw value or its envelope; `null` clears.
+fn write_value_inline(attr: &Attribute<'_>) -> Json {
+    let scalar = write_scalar_shared(attr);
+    let raw = if attr.is_array() {
+        let items = scalar.clone();
+        json!({"type": ["array", "null"], "maxItems": MAX_ARRAY_ITEMS, "items": {"anyOf": [
+            items.clone(),
+            {"type": "object", "additionalProperties": false, "required": ["value_type"],
+             "properties": {"value_type": {"type": "string", "enum": [attr.value_type()]}, "value": items}}
+        ]}})
+    } else {
+        nullable(scalar.clone())
+    };
+    if attr.is_array() {
+        return raw;
+    }
+    json!({"anyOf": [raw, {"type": "object", "additionalProperties": false, "required": ["value_type"],
+        "properties": {"value_type": {"type": "string", "enum": [attr.value_type()]}, "value": nullable(scalar)}}]})
+}
+
+/// The conditions a filter may put on an attribute: one schema per value shape its
+/// operators take (a single value, a list, a pair, nothing).
+pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<Json> {
+    let operators = attr.operators();
+    if operators.is_empty() {
+        return Vec::new();
+    }
+    let scalar = match attr.value_type() {
+        "currency" => json!({"type": "number", "minimum": 0}),
+        "account_domain" => json!({"type": "string", "minLength": 1, "maxLength": 253}),
+        "contact_email" => json!({"type": "string", "minLength": 1, "maxLength": 320}),
+        "contact_phone_number" => json!({"type": "string", "minLength": 1, "maxLength": 100}),
+        "record_reference" => json!({"type": "string", "format": "uuid"}),
+        "uuid" => json!({"type": "string", "format": "uuid"}),
+        "address" => return Vec::new(),
+        _ => write_scalar_shared(attr),
+    };
+    let groups: [(&[&str], Option<Json>); 4] = [
+        (&["eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "ends_with"], Some(scalar.clone())),
+        (
+            &["in", "not_in"],
+            Some(
+                json!({"type": "array", "minItems": 1, "maxItems": corral_core::filter::MAX_IN_VALUES, "items": scalar.clone()}),
+            ),
+        ),
+        (&["between"], Some(json!({"type": "array", "minItems": 2, "maxItems": 2, "items": scalar}))),
+        (&["exists", "not_exists"], None),
+    ];
+    let mut out = Vec::new();
+    for (group, value) in groups {
+        let ops: Vec<&str> = operators.iter().copied().filter(|o| group.contains(o)).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        let mut properties =
+            json!({"field": {"type": "string", "enum": [attr.name()]}, "operator": {"type": "string", "enum": ops}});
+        let mut required = vec!["field", "operator"];
+        match value {
+            Some(v) => {
+                properties["value"] = v;
+                required.push("value");
+            }
+            None => properties["value"] = json!({"type": "null"}),
+        }
+        out.push(
+            json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties}),
+        );
+    }
+    out
+}
+
+/// The value types whose schemas depend on nothing but the type (no options, no target):
+/// their schemas are shared components, named after the type, instead of repeated inline.
+const SHARED: &[(&str, &str)] = &[
+    ("string", "String"),
+    ("long_text", "LongText"),
+    ("url", "Url"),
+    ("phone_number", "PhoneNumber"),
+    ("email", "Email"),
+    ("number", "Number"),
+    ("percent", "Percent"),
+    ("currency", "Currency"),
+    ("boolean", "Boolean"),
+    ("timestamp", "Timestamp"),
+    ("date", "Date"),
+    ("address", "Address"),
+];
+
+fn shared_stem(attr: &Attribute<'_>) -> Option<&'static str> {
+    SHARED.iter().find(|(vt, _)| *vt == attr.value_type()).map(|(_, stem)| *stem)
+}
+
+fn component(name: String) -> Json {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn write_scalar_shared(attr: &Attribute<'_>) -> Json {
+    match shared_stem(attr) {
+        Some(stem) => component(format!("{stem}Value")),
+        None => write_scalar(attr),
+    }
+}
+
+/// The read envelope of an attribute: `{"value_type", "value"}`, or an array of them.
+pub fn read_envelope(attr: &Attribute<'_>) -> Json {
+    match shared_stem(attr) {
+        Some(stem) if attr.name() != "organization_id" => {
+            component(format!("{stem}{}", if attr.is_array() { "EnvelopeList" } else { "Envelope" }))
+        }
+        _ => read_envelope_inline(attr),
+    }
+}
+
+/// What a write may send for an attribute: the raw value or its envelope; `null` clears.
+pub fn write_value(attr: &Attribute<'_>) -> Json {
+    match shared_stem(attr) {
+        Some(stem) => component(format!("{stem}{}", if attr.is_array() { "ListWrite" } else { "Write" })),
+        None => write_value_inline(attr),
+    }
+}
+
+/// A write value without envelopes (v1 documents): the value, a list of values, or `null`.
+pub fn raw_write_value(attr: &Attribute<'_>) -> Json {
+    let scalar = write_scalar_shared(attr);
+    if attr.is_array() {
+        json!({"type": ["array", "null"], "maxItems": MAX_ARRAY_ITEMS, "items": scalar})
+    } else {
+        nullable(scalar)
+    }
+}
+
+/// The shared value schemas [`read_envelope`], [`write_value`] and filters refer to.
+pub fn shared_components() -> serde_json::Map<String, Json> {
+    let mut out = serde_json::Map::new();
+    for (vt, stem) in SHARED {
+        for is_array in [false, true] {
+            let entry = json!({"api_name": "", "type_info": {"value_type": vt, "is_array": is_array}});
+            let attr = Attribute(&entry);
+            let (read, write) = if is_array { ("EnvelopeList", "ListWrite") } else { ("Envelope", "Write") };
+            out.insert(format!("{stem}{read}"), read_envelope_inline(&attr));
+            out.insert(format!("{stem}{write}"), write_value_inline(&attr));
+        }
+        let entry = json!({"api_name": "", "type_info": {"value_type": vt, "is_array": false}});
+        out.insert(format!("{stem}Value"), write_scalar(&Attribute(&entry)));
+    }
+    out
+}
