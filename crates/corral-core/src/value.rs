@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use std::str::FromStr;
 
-/// A postal address (SPEC §4.2).
+/// A postal address (docs/CONTRACT.md §4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
@@ -114,7 +114,7 @@ pub struct Spec<'a> {
     pub options: &'a [Stage],
 }
 
-/// Coerces client JSON into a field's value, normalising it (SPEC §5.1). `null` clears the
+/// Coerces client JSON into a field's value, normalising it (docs/CONTRACT.md §5.1). `null` clears the
 /// field (arrays become empty).
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
     let spec =

@@ -111,7 +111,7 @@ fn schemas() -> Map<String, Json> {
         (
             "QueryV2",
             object(
-                json!({"filters": {"type": "array", "items": {"type": "object"}, "description": "conditions and and/or/not groups (SPEC §7.4)"},
+                json!({"filters": {"type": "array", "items": {"type": "object"}, "description": "conditions and and/or/not groups (docs/CONTRACT.md §7.4)"},
                    "sort": {"type": "array", "maxItems": 3, "items": object(json!({"field": {"type": "string"}, "direction": {"type": "string", "enum": ["asc", "desc"]}}), &["field"])},
                    "limit": {"type": "integer", "minimum": 1, "maximum": 200}, "cursor": nullable_string,
                    "include_archived": {"type": "boolean"}, "count": {"type": ["string", "null"], "enum": ["exact", "estimated", null]},
@@ -142,7 +142,7 @@ fn schemas() -> Map<String, Json> {
                 &["data", "meta"],
             ),
         ),
-        ("SchemaV2", json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (SPEC §6)"})),
+        ("SchemaV2", json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (docs/CONTRACT.md §6)"})),
         (
             "CustomAttributeWrite",
             object(

@@ -1,4 +1,4 @@
-//! Admin routes (SPEC §2), all scoped to the caller's tenant and requiring `admin`:
+//! Admin routes (docs/CONTRACT.md §2), all scoped to the caller's tenant and requiring `admin`:
 //! API keys, the user directory and tenant settings.
 
 use crate::auth::{Permission, Principal, generate_key, validate_scopes};
@@ -36,7 +36,7 @@ fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>
 }
 
 /// Creates an API key; the key itself is in this response only.
-#[utoipa::path(post, operation_id = "admin_create_api_key", path = "/api/admin/api-keys", tag = "admin", summary = "Create an API key (shown once)", request_body = ref("#/components/schemas/ApiKeyWrite"), responses((status = 201, description = "Created", body = ref("#/components/schemas/ApiKey")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "admin_create_api_key", path = "/api/admin/api-keys", tag = "admin", summary = "Create an API key (shown once)", request_body = ref("#/components/schemas/ApiKeyWrite"), responses((status = 201, description = "Created", body = ref("#/components/schemas/ApiKey")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -90,7 +90,7 @@ pub async fn create_api_key(
 }
 
 /// Lists the tenant's API keys, without secrets.
-#[utoipa::path(get, operation_id = "admin_list_api_keys", path = "/api/admin/api-keys", tag = "admin", summary = "List API keys", responses((status = 200, description = "Keys without secrets", body = ref("#/components/schemas/ApiKeyList")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "admin_list_api_keys", path = "/api/admin/api-keys", tag = "admin", summary = "List API keys", responses((status = 200, description = "Keys without secrets", body = ref("#/components/schemas/ApiKeyList")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_api_keys(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let keys = state.store().list_api_keys(&principal.actor.tenant).await?;
@@ -98,7 +98,7 @@ pub async fn list_api_keys(State(state): State<AppState>, principal: Principal) 
 }
 
 /// Revokes a key: it stops working at once.
-#[utoipa::path(delete, operation_id = "admin_revoke_api_key", path = "/api/admin/api-keys/{id}", tag = "admin", summary = "Revoke an API key", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "Revoked"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "admin_revoke_api_key", path = "/api/admin/api-keys/{id}", tag = "admin", summary = "Revoke an API key", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "Revoked"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -125,7 +125,7 @@ pub fn user_json(u: &User) -> Json_ {
     })
 }
 
-#[utoipa::path(post, operation_id = "admin_create_user", path = "/api/admin/users", tag = "admin", summary = "Add a user", request_body = ref("#/components/schemas/UserWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "admin_create_user", path = "/api/admin/users", tag = "admin", summary = "Add a user", request_body = ref("#/components/schemas/UserWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -146,14 +146,14 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(json!({"data": user_json(&user)}))))
 }
 
-#[utoipa::path(get, operation_id = "admin_list_users", path = "/api/admin/users", tag = "admin", summary = "List users", responses((status = 200, description = "Users", body = ref("#/components/schemas/UserList")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "admin_list_users", path = "/api/admin/users", tag = "admin", summary = "List users", responses((status = 200, description = "Users", body = ref("#/components/schemas/UserList")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_users(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let users = state.store().list_users(&principal.actor.tenant).await?;
     Ok(Json(json!({"data": users.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(patch, operation_id = "admin_update_user", path = "/api/admin/users/{id}", tag = "admin", summary = "Change a user", params(("id" = String, Path, description = "user id")), request_body = ref("#/components/schemas/UserWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "admin_update_user", path = "/api/admin/users/{id}", tag = "admin", summary = "Change a user", params(("id" = String, Path, description = "user id")), request_body = ref("#/components/schemas/UserWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/User")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -178,14 +178,14 @@ pub async fn update_user(
     Ok(Json(json!({"data": user_json(&user)})))
 }
 
-#[utoipa::path(get, operation_id = "admin_get_settings", path = "/api/admin/settings", tag = "admin", summary = "Tenant settings", responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "admin_get_settings", path = "/api/admin/settings", tag = "admin", summary = "Tenant settings", responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_settings(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let settings = state.store().settings(&principal.actor.tenant).await?;
     Ok(Json(json!({"data": settings})))
 }
 
-#[utoipa::path(patch, operation_id = "admin_update_settings", path = "/api/admin/settings", tag = "admin", summary = "Change tenant settings", request_body = ref("#/components/schemas/SettingsWrite"), responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "admin_update_settings", path = "/api/admin/settings", tag = "admin", summary = "Change tenant settings", request_body = ref("#/components/schemas/SettingsWrite"), responses((status = 200, description = "Settings", body = ref("#/components/schemas/Settings")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_settings(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,4 +1,4 @@
-//! v2 relationships (SPEC §7.5): account `contacts` ↔ contact `accounts`, one junction with
+//! v2 relationships (docs/CONTRACT.md §7.5): account `contacts` ↔ contact `accounts`, one junction with
 //! edge attributes `role` and `is_primary`.
 
 use crate::auth::{Permission, Principal};
@@ -89,7 +89,7 @@ fn edge_change(obj: &Map<String, Json>) -> ApiResult<EdgeChange> {
 }
 
 /// `GET /api/v2/{rt}/{id}/relationship/{name}?limit=&cursor=`.
-#[utoipa::path(get, operation_id = "relationship_list", path = "/api/v2/{rt}/{id}/relationship/{name}", tag = "v2", summary = "List related records", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("limit" = Option<u32>, Query, description = "1-200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor")), responses((status = 200, description = "Edges", body = ref("#/components/schemas/EdgeList")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "relationship_list", path = "/api/v2/{rt}/{id}/relationship/{name}", tag = "v2", summary = "List related records", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("limit" = Option<u32>, Query, description = "1-200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor")), responses((status = 200, description = "Edges", body = ref("#/components/schemas/EdgeList")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,7 +138,7 @@ pub async fn list(
 /// `POST /api/v2/{rt}/{id}/relationship/{name}`: exactly one of `related_record_id` /
 /// `related_record_match`, plus optional `role` and `is_primary`. 201, or 200 when the edge
 /// existed (its attributes are then updated with what was sent).
-#[utoipa::path(post, operation_id = "relationship_add", path = "/api/v2/{rt}/{id}/relationship/{name}", tag = "v2", summary = "Add an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts")), request_body = ref("#/components/schemas/EdgeWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/Edge")), (status = 200, description = "Existed", body = ref("#/components/schemas/Edge")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "relationship_add", path = "/api/v2/{rt}/{id}/relationship/{name}", tag = "v2", summary = "Add an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts")), request_body = ref("#/components/schemas/EdgeWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/Edge")), (status = 200, description = "Existed", body = ref("#/components/schemas/Edge")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn add(
     State(state): State<AppState>,
     principal: Principal,
@@ -174,7 +174,7 @@ pub async fn add(
 }
 
 /// `PATCH /api/v2/{rt}/{id}/relationship/{name}/{target_id}` with `role` / `is_primary`.
-#[utoipa::path(patch, operation_id = "relationship_update", path = "/api/v2/{rt}/{id}/relationship/{name}/{target}", tag = "v2", summary = "Change an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("target" = String, Path, description = "related record id")), request_body = ref("#/components/schemas/EdgeWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/Edge")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "relationship_update", path = "/api/v2/{rt}/{id}/relationship/{name}/{target}", tag = "v2", summary = "Change an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("target" = String, Path, description = "related record id")), request_body = ref("#/components/schemas/EdgeWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/Edge")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -190,7 +190,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v2/{rt}/{id}/relationship/{name}/{target_id}`: 204.
-#[utoipa::path(delete, operation_id = "relationship_remove", path = "/api/v2/{rt}/{id}/relationship/{name}/{target}", tag = "v2", summary = "Remove an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("target" = String, Path, description = "related record id")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "relationship_remove", path = "/api/v2/{rt}/{id}/relationship/{name}/{target}", tag = "v2", summary = "Remove an edge", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "contacts or accounts"), ("target" = String, Path, description = "related record id")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     principal: Principal,

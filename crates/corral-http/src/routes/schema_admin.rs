@@ -1,4 +1,4 @@
-//! Schema administration (SPEC §6): custom attributes of accounts and contacts, and the
+//! Schema administration (docs/CONTRACT.md §6): custom attributes of accounts and contacts, and the
 //! options of select and stage attributes. Needs `schema:write`.
 
 use crate::auth::{Permission, Principal};
@@ -63,7 +63,7 @@ fn option_not_found(api_name: &str) -> CoreError {
 }
 
 /// `POST /api/v2/_schema/{rt}/attributes`: 201 with the attribute.
-#[utoipa::path(post, operation_id = "schema_create_attribute", path = "/api/v2/_schema/{rt}/attributes", tag = "schema", summary = "Add a custom attribute", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/CustomAttributeWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/CustomAttribute")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "schema_create_attribute", path = "/api/v2/_schema/{rt}/attributes", tag = "schema", summary = "Add a custom attribute", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/CustomAttributeWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/CustomAttribute")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_attribute(
     State(state): State<AppState>,
     principal: Principal,
@@ -80,7 +80,7 @@ pub async fn create_attribute(
 }
 
 /// `PATCH /api/v2/_schema/{rt}/attributes/{api_name}`: display name and description.
-#[utoipa::path(patch, operation_id = "schema_update_attribute", path = "/api/v2/_schema/{rt}/attributes/{name}", tag = "schema", summary = "Rename or describe a custom attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), request_body = ref("#/components/schemas/CustomAttributeWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/CustomAttribute")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "schema_update_attribute", path = "/api/v2/_schema/{rt}/attributes/{name}", tag = "schema", summary = "Rename or describe a custom attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), request_body = ref("#/components/schemas/CustomAttributeWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/CustomAttribute")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_attribute(
     State(state): State<AppState>,
     principal: Principal,
@@ -96,7 +96,7 @@ pub async fn update_attribute(
 }
 
 /// `DELETE /api/v2/_schema/{rt}/attributes/{api_name}`: archives it (values kept, hidden).
-#[utoipa::path(delete, operation_id = "schema_archive_attribute", path = "/api/v2/_schema/{rt}/attributes/{name}", tag = "schema", summary = "Archive a custom attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), responses((status = 204, description = "Archived"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "schema_archive_attribute", path = "/api/v2/_schema/{rt}/attributes/{name}", tag = "schema", summary = "Archive a custom attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), responses((status = 204, description = "Archived"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn archive_attribute(
     State(state): State<AppState>,
     principal: Principal,
@@ -110,7 +110,7 @@ pub async fn archive_attribute(
 }
 
 /// `POST …/attributes/{api_name}/options`: adds an option to a select or stage attribute.
-#[utoipa::path(post, operation_id = "schema_add_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options", tag = "schema", summary = "Add an option to a select or stage attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), request_body = ref("#/components/schemas/Option"), responses((status = 201, description = "Added", body = ref("#/components/schemas/OptionResponse")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "schema_add_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options", tag = "schema", summary = "Add an option to a select or stage attribute", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name")), request_body = ref("#/components/schemas/Option"), responses((status = 201, description = "Added", body = ref("#/components/schemas/OptionResponse")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn add_option(
     State(state): State<AppState>,
     principal: Principal,
@@ -136,7 +136,7 @@ pub async fn add_option(
 }
 
 /// `PATCH …/attributes/{api_name}/options/{option}`: display value and color.
-#[utoipa::path(patch, operation_id = "schema_update_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options/{option}", tag = "schema", summary = "Change an option", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name"), ("option" = String, Path, description = "option api_name")), request_body = ref("#/components/schemas/Option"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/OptionResponse")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "schema_update_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options/{option}", tag = "schema", summary = "Change an option", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name"), ("option" = String, Path, description = "option api_name")), request_body = ref("#/components/schemas/Option"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/OptionResponse")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn update_option(
     State(state): State<AppState>,
     principal: Principal,
@@ -159,7 +159,7 @@ pub async fn update_option(
 }
 
 /// `DELETE …/attributes/{api_name}/options/{option}`: 204. Stored values keep the api_name.
-#[utoipa::path(delete, operation_id = "schema_delete_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options/{option}", tag = "schema", summary = "Remove an option", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name"), ("option" = String, Path, description = "option api_name")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "schema_delete_option", path = "/api/v2/_schema/{rt}/attributes/{name}/options/{option}", tag = "schema", summary = "Remove an option", params(("rt" = String, Path, description = "account, contact or user"), ("name" = String, Path, description = "attribute api_name"), ("option" = String, Path, description = "option api_name")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn delete_option(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,5 +1,5 @@
 //! `POST /api/v1/auth/token`: the OAuth2 client-credentials exchange of an API key for a
-//! one-hour JWT (SPEC §2).
+//! one-hour JWT (docs/CONTRACT.md §2).
 
 use crate::auth::{self, Claims, EXCHANGED_TOKEN_SECONDS, bad_client, unix_now};
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +22,7 @@ struct TokenRequest {
 
 /// Exchanges `client_id` (the key id) and `client_secret` for a token carrying the key's
 /// tenant, scopes and app. Accepts a form or a JSON body.
-#[utoipa::path(post, operation_id = "auth_exchange", path = "/api/v1/auth/token", tag = "auth", summary = "Client-credentials exchange of an API key for a one-hour JWT", request_body = ref("#/components/schemas/TokenRequest"), responses((status = 200, description = "OAuth2 token response", body = ref("#/components/schemas/TokenResponse")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))))]
+#[utoipa::path(post, operation_id = "auth_exchange", path = "/api/v1/auth/token", tag = "auth", summary = "Client-credentials exchange of an API key for a one-hour JWT", request_body = ref("#/components/schemas/TokenRequest"), responses((status = 200, description = "OAuth2 token response", body = ref("#/components/schemas/TokenResponse")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))))]
 pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Json_>> {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();

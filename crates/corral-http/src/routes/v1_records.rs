@@ -1,4 +1,4 @@
-//! The v1 document dialect (SPEC §8): `/api/v1/crm/accounts` and `/api/v1/crm/contacts`
+//! The v1 document dialect (docs/CONTRACT.md §8): `/api/v1/crm/accounts` and `/api/v1/crm/contacts`
 //! list, get, create, update (PATCH / PUT), delete (archive or purge) and restore. One set
 //! of handlers serves both collections.
 
@@ -36,7 +36,7 @@ fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
 }
 
 /// `GET /api/v1/crm/accounts`: one page, newest first unless sorted otherwise.
-#[utoipa::path(get, operation_id = "v1_list", path = "/api/v1/crm/{collection}", tag = "v1", summary = "List documents", params(("collection" = String, Path, description = "accounts or contacts"), ("limit" = Option<u32>, Query, description = "1-500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("sort" = Option<String>, Query, description = "comma list, - for descending"), ("include_deleted" = Option<bool>, Query, description = "include archived documents")), responses((status = 200, description = "One page", body = ref("#/components/schemas/V1List")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v1_list", path = "/api/v1/crm/{collection}", tag = "v1", summary = "List documents", params(("collection" = String, Path, description = "accounts or contacts"), ("limit" = Option<u32>, Query, description = "1-500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("sort" = Option<String>, Query, description = "comma list, - for descending"), ("include_deleted" = Option<bool>, Query, description = "include archived documents")), responses((status = 200, description = "One page", body = ref("#/components/schemas/V1List")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -63,7 +63,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/crm/accounts/{id}` (`?include_deleted=true` also finds archived ones).
-#[utoipa::path(get, operation_id = "v1_get", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Get a document", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)"), ("include_deleted" = Option<bool>, Query, description = "also archived")), responses((status = 200, description = "The document", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v1_get", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Get a document", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)"), ("include_deleted" = Option<bool>, Query, description = "also archived")), responses((status = 200, description = "The document", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -80,7 +80,7 @@ pub async fn get(
 }
 
 /// `POST /api/v1/crm/accounts`: 201 with the document and `Location`.
-#[utoipa::path(post, operation_id = "v1_create", path = "/api/v1/crm/{collection}", tag = "v1", summary = "Create a document", params(("collection" = String, Path, description = "accounts or contacts")), request_body = ref("#/components/schemas/V1Document"), responses((status = 201, description = "Created", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v1_create", path = "/api/v1/crm/{collection}", tag = "v1", summary = "Create a document", params(("collection" = String, Path, description = "accounts or contacts")), request_body = ref("#/components/schemas/V1Document"), responses((status = 201, description = "Created", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -127,7 +127,7 @@ async fn write(
 }
 
 /// `PATCH /api/v1/crm/accounts/{id}`: fields not sent are unchanged.
-#[utoipa::path(patch, operation_id = "v1_patch", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Update the fields sent", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/V1Document"), responses((status = 200, description = "Updated", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "v1_patch", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Update the fields sent", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/V1Document"), responses((status = 200, description = "Updated", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -139,7 +139,7 @@ pub async fn patch(
 }
 
 /// `PUT /api/v1/crm/accounts/{id}`: writable fields not sent are cleared.
-#[utoipa::path(put, operation_id = "v1_put", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Replace every writable field", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/V1Document"), responses((status = 200, description = "Replaced", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(put, operation_id = "v1_put", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Replace every writable field", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/V1Document"), responses((status = 200, description = "Replaced", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn put(
     State(state): State<AppState>,
     principal: Principal,
@@ -152,7 +152,7 @@ pub async fn put(
 
 /// `DELETE /api/v1/crm/accounts/{id}`: archives (200 with the document), or with
 /// `?purge=true` (admin) deletes for good (204).
-#[utoipa::path(delete, operation_id = "v1_delete", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Archive (or purge with ?purge=true)", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)"), ("purge" = Option<bool>, Query, description = "delete for good (admin)")), responses((status = 200, description = "Archived", body = ref("#/components/schemas/V1Document")), (status = 204, description = "Purged"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "v1_delete", path = "/api/v1/crm/{collection}/{id}", tag = "v1", summary = "Archive (or purge with ?purge=true)", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)"), ("purge" = Option<bool>, Query, description = "delete for good (admin)")), responses((status = 200, description = "Archived", body = ref("#/components/schemas/V1Document")), (status = 204, description = "Purged"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -175,7 +175,7 @@ pub async fn delete(
 }
 
 /// `POST /api/v1/crm/accounts/{id}/restore`.
-#[utoipa::path(post, operation_id = "v1_restore", path = "/api/v1/crm/{collection}/{id}/restore", tag = "v1", summary = "Restore an archived document", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), responses((status = 200, description = "Restored", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v1_restore", path = "/api/v1/crm/{collection}/{id}/restore", tag = "v1", summary = "Restore an archived document", params(("collection" = String, Path, description = "accounts or contacts"), ("id" = String, Path, description = "record id (any spelling)")), responses((status = 200, description = "Restored", body = ref("#/components/schemas/V1Document")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn restore(
     State(state): State<AppState>,
     principal: Principal,
@@ -190,7 +190,7 @@ pub async fn restore(
 
 /// `GET /api/v1/schemas/{account|contact}`: the JSON Schema of the v1 document, with the
 /// tenant's custom fields.
-#[utoipa::path(get, operation_id = "v1_json_schema", path = "/api/v1/schemas/{record_type}", tag = "v1", summary = "JSON Schema of a v1 document", params(("record_type" = String, Path, description = "account or contact")), responses((status = 200, description = "JSON Schema 2020-12", body = ref("#/components/schemas/JsonSchema")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v1_json_schema", path = "/api/v1/schemas/{record_type}", tag = "v1", summary = "JSON Schema of a v1 document", params(("record_type" = String, Path, description = "account or contact")), responses((status = 200, description = "JSON Schema 2020-12", body = ref("#/components/schemas/JsonSchema")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn json_schema(
     State(state): State<AppState>,
     principal: Principal,
@@ -210,7 +210,7 @@ pub async fn json_schema(
 }
 
 /// `GET /api/v1/manifest`: each v1 resource with its path, operations and client namespace.
-#[utoipa::path(get, operation_id = "v1_manifest", path = "/api/v1/manifest", tag = "v1", summary = "The v1 resources", responses((status = 200, description = "Resources", body = ref("#/components/schemas/Manifest")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v1_manifest", path = "/api/v1/manifest", tag = "v1", summary = "The v1 resources", responses((status = 200, description = "Resources", body = ref("#/components/schemas/Manifest")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn manifest(_principal: Principal) -> ApiResult<Response> {
     let resource = |name: &str, plural: &str, rt: RecordType| {
         json!({

@@ -1,4 +1,4 @@
-//! The v2 typed-record dialect (SPEC §7.1–§7.3, §7.6, §6): records as attribute envelopes,
+//! The v2 typed-record dialect (docs/CONTRACT.md §7.1–§7.3, §7.6, §6): records as attribute envelopes,
 //! create / read / patch / archive / restore / purge, the domains sub-resource, read-only
 //! users and `_schema`.
 
@@ -65,7 +65,7 @@ fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -
 }
 
 /// `POST /api/v2/{rt}`: 201 with the record and `Location`.
-#[utoipa::path(post, operation_id = "v2_create", path = "/api/v2/{rt}", tag = "v2", summary = "Create a record", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/RecordV2Write"), responses((status = 201, description = "Created", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_create", path = "/api/v2/{rt}", tag = "v2", summary = "Create a record", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/RecordV2Write"), responses((status = 201, description = "Created", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -93,7 +93,7 @@ pub async fn create(
 }
 
 /// `GET /api/v2/{rt}/{id}` (`?fields=`, `?include_archived=true`).
-#[utoipa::path(get, operation_id = "v2_get", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Get a record", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("fields" = Option<String>, Query, description = "comma list of attributes"), ("include_archived" = Option<bool>, Query, description = "also archived")), responses((status = 200, description = "The record", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v2_get", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Get a record", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("fields" = Option<String>, Query, description = "comma list of attributes"), ("include_archived" = Option<bool>, Query, description = "also archived")), responses((status = 200, description = "The record", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -117,7 +117,7 @@ pub async fn get(
 }
 
 /// `PATCH /api/v2/{rt}/{id}`: omitted = unchanged, null = clear, arrays replace.
-#[utoipa::path(patch, operation_id = "v2_patch", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Update attributes", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/RecordV2Write"), responses((status = 200, description = "Updated", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "v2_patch", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Update attributes", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)")), request_body = ref("#/components/schemas/RecordV2Write"), responses((status = 200, description = "Updated", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -134,7 +134,7 @@ pub async fn patch(
 }
 
 /// `DELETE /api/v2/{rt}/{id}`: archives (204); `?purge=true` (admin) deletes for good.
-#[utoipa::path(delete, operation_id = "v2_delete", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Archive (or purge with ?purge=true)", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("purge" = Option<bool>, Query, description = "delete for good (admin)")), responses((status = 204, description = "Archived"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "v2_delete", path = "/api/v2/{rt}/{id}", tag = "v2", summary = "Archive (or purge with ?purge=true)", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("purge" = Option<bool>, Query, description = "delete for good (admin)")), responses((status = 204, description = "Archived"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -156,7 +156,7 @@ pub async fn delete(
 }
 
 /// `POST /api/v2/{rt}/{id}/_restore`.
-#[utoipa::path(post, operation_id = "v2_restore", path = "/api/v2/{rt}/{id}/_restore", tag = "v2", summary = "Restore an archived record", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)")), responses((status = 200, description = "Restored", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_restore", path = "/api/v2/{rt}/{id}/_restore", tag = "v2", summary = "Restore an archived record", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)")), responses((status = 200, description = "Restored", body = ref("#/components/schemas/RecordV2")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn restore(
     State(state): State<AppState>,
     principal: Principal,
@@ -169,9 +169,9 @@ pub async fn restore(
     Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
-/// `POST /api/v2/{rt}/_query` (SPEC §7.4): filters, sort, limit, cursor, include_archived,
+/// `POST /api/v2/{rt}/_query` (docs/CONTRACT.md §7.4): filters, sort, limit, cursor, include_archived,
 /// count, fields. A cursor continues its query, sent with or without the original body.
-#[utoipa::path(post, operation_id = "v2_query", path = "/api/v2/{rt}/_query", tag = "v2", summary = "Query records", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/QueryV2"), responses((status = 200, description = "One page", body = ref("#/components/schemas/QueryV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_query", path = "/api/v2/{rt}/_query", tag = "v2", summary = "Query records", params(("rt" = String, Path, description = "account, contact or user")), request_body = ref("#/components/schemas/QueryV2"), responses((status = 200, description = "One page", body = ref("#/components/schemas/QueryV2Result")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn query(
     State(state): State<AppState>,
     principal: Principal,
@@ -281,9 +281,9 @@ pub async fn query(
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 
-/// `POST /api/v2/{rt}/_assert` (SPEC §7.7): `{"match": {...}, "attributes": {...}}`;
+/// `POST /api/v2/{rt}/_assert` (docs/CONTRACT.md §7.7): `{"match": {...}, "attributes": {...}}`;
 /// 201 `created` or 200 `updated`.
-#[utoipa::path(post, operation_id = "v2_assert", path = "/api/v2/{rt}/_assert", tag = "v2", summary = "Create or update by match keys", params(("rt" = String, Path, description = "account or contact")), request_body = ref("#/components/schemas/AssertV2"), responses((status = 201, description = "Created", body = ref("#/components/schemas/AssertV2Result")), (status = 200, description = "Updated", body = ref("#/components/schemas/AssertV2Result")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_assert", path = "/api/v2/{rt}/_assert", tag = "v2", summary = "Create or update by match keys", params(("rt" = String, Path, description = "account or contact")), request_body = ref("#/components/schemas/AssertV2"), responses((status = 201, description = "Created", body = ref("#/components/schemas/AssertV2Result")), (status = 200, description = "Updated", body = ref("#/components/schemas/AssertV2Result")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn assert(
     State(state): State<AppState>,
     principal: Principal,
@@ -334,7 +334,7 @@ pub async fn assert(
 }
 
 /// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).
-#[utoipa::path(get, operation_id = "v2_schema", path = "/api/v2/_schema/{rt}", tag = "schema", summary = "The schema of a record type", params(("rt" = String, Path, description = "account, contact or user")), responses((status = 200, description = "Schema", body = ref("#/components/schemas/SchemaV2")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, operation_id = "v2_schema", path = "/api/v2/_schema/{rt}", tag = "schema", summary = "The schema of a record type", params(("rt" = String, Path, description = "account, contact or user")), responses((status = 200, description = "Schema", body = ref("#/components/schemas/SchemaV2")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn schema(
     State(state): State<AppState>,
     principal: Principal,
@@ -370,7 +370,7 @@ fn render_user(u: &User, only: Option<&[String]>) -> Json {
 
 // ----- attribute sub-resources -----
 
-/// The attribute sub-resources (SPEC §7.6).
+/// The attribute sub-resources (docs/CONTRACT.md §7.6).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SubResource {
     Domains,
@@ -458,7 +458,7 @@ fn flag(obj: &Map<String, Json>, key: &str) -> ApiResult<Option<bool>> {
 
 /// `POST /api/v2/{rt}/{id}/attribute/{name}`: adds a domain, email or phone number (201, or
 /// 200 when the record already has it).
-#[utoipa::path(post, operation_id = "v2_add_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}", tag = "v2", summary = "Add a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "domains, contact_emails or contact_phone_numbers")), request_body = ref("#/components/schemas/ItemWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/ContactItem")), (status = 200, description = "Already there", body = ref("#/components/schemas/DomainItem")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, operation_id = "v2_add_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}", tag = "v2", summary = "Add a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "domains, contact_emails or contact_phone_numbers")), request_body = ref("#/components/schemas/ItemWrite"), responses((status = 201, description = "Added", body = ref("#/components/schemas/ContactItem")), (status = 200, description = "Already there", body = ref("#/components/schemas/DomainItem")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn add_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
@@ -505,7 +505,7 @@ pub async fn add_sub_resource(
 
 /// `PATCH …/attribute/domains/{domain_name}` with `{"is_primary": bool}`, or
 /// `PATCH …/attribute/contact_emails/{item_id}` (and phones) with a partial item.
-#[utoipa::path(patch, operation_id = "v2_patch_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}/{item}", tag = "v2", summary = "Change a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "sub-resource"), ("item" = String, Path, description = "domain name or item id")), request_body = ref("#/components/schemas/ItemWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/ContactItem")), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, operation_id = "v2_patch_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}/{item}", tag = "v2", summary = "Change a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "sub-resource"), ("item" = String, Path, description = "domain name or item id")), request_body = ref("#/components/schemas/ItemWrite"), responses((status = 200, description = "Changed", body = ref("#/components/schemas/ContactItem")), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn patch_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
@@ -543,7 +543,7 @@ pub async fn patch_sub_resource(
 }
 
 /// `DELETE …/attribute/{name}/{item}`: 204. Removing the primary promotes the oldest remaining.
-#[utoipa::path(delete, operation_id = "v2_delete_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}/{item}", tag = "v2", summary = "Remove a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "sub-resource"), ("item" = String, Path, description = "domain name or item id")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (SPEC §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, operation_id = "v2_delete_sub_resource", path = "/api/v2/{rt}/{id}/attribute/{name}/{item}", tag = "v2", summary = "Remove a domain, email or phone number", params(("rt" = String, Path, description = "account, contact or user"), ("id" = String, Path, description = "record id (any spelling)"), ("name" = String, Path, description = "sub-resource"), ("item" = String, Path, description = "domain name or item id")), responses((status = 204, description = "Removed"), (status = "4XX", description = "Client error (docs/CONTRACT.md §9)", body = ref("#/components/schemas/Error")), (status = "5XX", description = "Server error", body = ref("#/components/schemas/Error"))), security(("bearer" = []), ("api_key" = [])))]
 pub async fn delete_sub_resource(
     State(state): State<AppState>,
     principal: Principal,
