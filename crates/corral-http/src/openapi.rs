@@ -142,7 +142,10 @@ fn schemas() -> Map<String, Json> {
                 &["data", "meta"],
             ),
         ),
-        ("SchemaV2", json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (docs/CONTRACT.md §6)"})),
+        (
+            "SchemaV2",
+            json!({"type": "object", "description": "GET /api/v2/_schema/{record_type} (docs/CONTRACT.md §6)"}),
+        ),
         (
             "CustomAttributeWrite",
             object(
