@@ -1,4 +1,4 @@
-//! Opaque, tamper-evident pagination cursors (SPEC §5.4).
+//! Opaque, tamper-evident pagination cursors (docs/CONTRACT.md §5.4).
 //!
 //! A cursor carries the query that made it and the sort-key values of the last row returned,
 //! as base64url JSON, followed by an HMAC over the tenant and that payload. Altering a byte,

@@ -1,4 +1,4 @@
-//! Per-tenant custom attributes and the tenant's view of the schema (SPEC §6).
+//! Per-tenant custom attributes and the tenant's view of the schema (docs/CONTRACT.md §6).
 //!
 //! A [`TenantSchema`] is what validation and both codecs need about one record type in one
 //! tenant: its stage options and its active custom attributes. Custom values are stored in
@@ -64,7 +64,7 @@ impl CustomAttribute {
     }
 }
 
-/// The value types a custom attribute may have (SPEC §6).
+/// The value types a custom attribute may have (docs/CONTRACT.md §6).
 fn value_type(name: &str, target: Option<&str>, _rt: RecordType) -> CoreResult<ValueType> {
     Ok(match name {
         "string" => ValueType::String,

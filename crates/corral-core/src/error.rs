@@ -1,4 +1,4 @@
-//! The table of stable error codes (SPEC §9) and the domain error type.
+//! The table of stable error codes (docs/CONTRACT.md §9) and the domain error type.
 //!
 //! Every error any layer returns ends up as one [`ErrorCode`]: its machine-readable string and
 //! its HTTP status live in one table here, so the code a client branches on can never drift
@@ -9,7 +9,7 @@ use serde_json::{Map, Value as Json, json};
 /// Generates the [`ErrorCode`] enum with its string and status from one table.
 macro_rules! error_codes {
     ($($variant:ident => ($code:literal, $status:literal),)*) => {
-        /// A stable, machine-readable error code (SPEC §9).
+        /// A stable, machine-readable error code (docs/CONTRACT.md §9).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode { $($variant,)* }
 
@@ -132,7 +132,7 @@ impl CoreError {
     }
 
     /// A unique key (domain, email) already held by another active record. `holder` is the
-    /// other record's id, only when the caller may see it (SPEC §3).
+    /// other record's id, only when the caller may see it (docs/CONTRACT.md §3).
     pub fn conflict(field: &str, value: &str, holder: Option<String>) -> Self {
         let mut e =
             Self::new(ErrorCode::Conflict, format!("`{field}` value `{value}` is already used by another record"))

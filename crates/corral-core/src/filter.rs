@@ -1,4 +1,4 @@
-//! Filter trees (SPEC §7.4): the AST clients send, its limits, and its resolution against the
+//! Filter trees (docs/CONTRACT.md §7.4): the AST clients send, its limits, and its resolution against the
 //! schema into typed conditions the store compiles to SQL with one recursive function.
 //!
 //! Semantics every backend (and the reference evaluator in the tests) follows:

@@ -1,4 +1,4 @@
-//! Record types and record ids, with their three spellings (SPEC §4).
+//! Record types and record ids, with their three spellings (docs/CONTRACT.md §4).
 //!
 //! Internally an id is a UUIDv7. v2 spells it as the canonical UUID, v1 as `acc-<uuid>`,
 //! `con-<uuid>`, `usr-<uuid>`. Every input accepts any spelling: canonical, prefixed, upper
@@ -93,7 +93,7 @@ impl fmt::Display for RecordId {
 const CORRAL_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_9b4d_4e7a_8c11_2f5e_0d9a_7b31);
 
 /// The user id of a token subject: the `sub` itself when it is a UUID, else a stable UUIDv5
-/// of (tenant, sub) (SPEC §4.4).
+/// of (tenant, sub) (docs/CONTRACT.md §4.4).
 pub fn user_id_for_subject(tenant: &str, sub: &str) -> RecordId {
     match RecordId::parse(RecordType::User, sub) {
         Some(id) => id,

@@ -1,5 +1,5 @@
 //! Lists with at most one primary item: account domains, contact emails and contact phone
-//! numbers. One set of rules serves all three (SPEC §4.2, §4.3, §7.6).
+//! numbers. One set of rules serves all three (docs/CONTRACT.md §4.2, §4.3, §7.6).
 
 use crate::error::{CoreError, CoreResult};
 

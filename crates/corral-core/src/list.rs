@@ -1,4 +1,4 @@
-//! List queries: which records, in which order, continuing from where (SPEC §5.4, §7.4, §8).
+//! List queries: which records, in which order, continuing from where (docs/CONTRACT.md §5.4, §7.4, §8).
 //!
 //! A [`ListQuery`] is what a client asked for, by field name in its dialect; it is also
 //! what cursors carry. [`ListQuery::resolve`] turns it into a [`Plan`]: one resolved filter
@@ -87,7 +87,7 @@ pub struct Plan {
 }
 
 impl ListRequest {
-    /// Parses v1 list parameters (SPEC §8): `limit`, `cursor`, `sort`, `include_deleted`, `q`,
+    /// Parses v1 list parameters (docs/CONTRACT.md §8): `limit`, `cursor`, `sort`, `include_deleted`, `q`,
     /// `field=value` and `field[op]=value`. Unknown parameters → `invalid_query_parameter`.
     pub fn from_v1_params(params: &[(String, String)]) -> CoreResult<Self> {
         let mut query = ListQuery::default();
@@ -231,7 +231,7 @@ fn v1_only(rt: RecordType, field: &str, operator: &str, value: &Json) -> Option<
     })())
 }
 
-/// The fields `q` searches (SPEC §8).
+/// The fields `q` searches (docs/CONTRACT.md §8).
 fn search_fields(rt: RecordType) -> &'static [&'static str] {
     match rt {
         RecordType::Account => &["display_name", "legal_name", "domains", "official_website"],

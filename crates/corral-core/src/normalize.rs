@@ -1,4 +1,4 @@
-//! Normalisation of domains, emails, URLs and tags (SPEC §5.1).
+//! Normalisation of domains, emails, URLs and tags (docs/CONTRACT.md §5.1).
 //!
 //! Every function returns the canonical form or a short reason the input was refused; callers
 //! attach the field name when they turn the reason into a `field_value_invalid` error.
@@ -167,7 +167,7 @@ pub fn tags<'a>(input: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// Email domains that never auto-associate a contact with an account (SPEC §4.3).
+/// Email domains that never auto-associate a contact with an account (docs/CONTRACT.md §4.3).
 pub const FREE_MAIL_DOMAINS: &[&str] = &[
     "gmail.com",
     "googlemail.com",

@@ -8,7 +8,7 @@ use crate::timestamp::Timestamp;
 use crate::value::Value;
 use serde_json::{Map, Value as Json};
 
-/// Who is writing: the token's tenant, subject and app scope (SPEC §2, §3).
+/// Who is writing: the token's tenant, subject and app scope (docs/CONTRACT.md §2, §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub tenant: String,
@@ -18,7 +18,7 @@ pub struct Actor {
     pub app: Option<String>,
 }
 
-/// Server-stamped fields every record carries (SPEC §4.1).
+/// Server-stamped fields every record carries (docs/CONTRACT.md §4.1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordMeta {
     pub id: RecordId,
@@ -64,7 +64,7 @@ impl RecordMeta {
     }
 }
 
-/// A domain of an account (SPEC §7.6).
+/// A domain of an account (docs/CONTRACT.md §7.6).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountDomain {
     pub domain_name: String,
@@ -73,7 +73,7 @@ pub struct AccountDomain {
     pub added_at: i64,
 }
 
-/// A contact email or phone number (SPEC §4.3, §7.6).
+/// A contact email or phone number (docs/CONTRACT.md §4.3, §7.6).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContactItem {
     pub id: String,
@@ -99,7 +99,7 @@ impl ContactItem {
 }
 
 impl crate::items::ListItem for ContactItem {
-    /// Emails match case-insensitively (SPEC §5.1); phones as given.
+    /// Emails match case-insensitively (docs/CONTRACT.md §5.1); phones as given.
     fn key(&self) -> String {
         self.value.to_lowercase()
     }
@@ -141,7 +141,7 @@ pub struct RecordWrite {
     /// New values by field index; `Value::Null` (or an empty array) clears.
     pub values: Vec<(usize, Value)>,
     /// `Some(Some(d))` makes `d` the primary domain, replacing the current primary;
-    /// `Some(None)` removes the primary domain (SPEC §4.2, v1 `domain`).
+    /// `Some(None)` removes the primary domain (docs/CONTRACT.md §4.2, v1 `domain`).
     pub primary_domain: Option<Option<String>>,
     /// v2 `address` of an account: replaces (or with `None` removes) the first of the
     /// account's addresses, keeping the others.
@@ -266,7 +266,7 @@ impl Record {
     }
 
     /// A contact's display name follows its first and last name unless the client set a
-    /// different one (SPEC §4.3: computed when blank).
+    /// different one (docs/CONTRACT.md §4.3: computed when blank).
     fn derive(&mut self, before: &Record) {
         if self.record_type != RecordType::Contact {
             return;
@@ -284,7 +284,7 @@ impl Record {
         }
     }
 
-    /// An account needs a name; without one it takes its primary domain (SPEC §4.2).
+    /// An account needs a name; without one it takes its primary domain (docs/CONTRACT.md §4.2).
     fn check_required(&mut self) -> CoreResult<()> {
         if self.record_type != RecordType::Account {
             return Ok(());

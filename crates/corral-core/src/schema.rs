@@ -3,11 +3,11 @@
 //!
 //! Validation, both dialects' codecs, the store's column lists, filters and sorts all read
 //! these tables, so a field is described exactly once. Per-tenant custom attributes and
-//! stage edits (SPEC §6) layer on top of this in a later step.
+//! stage edits (docs/CONTRACT.md §6) layer on top of this in a later step.
 
 use crate::ids::{RecordId, RecordType, derived_id};
 
-/// How a value is typed (SPEC §4, §7). `is_array` lives on the field, not here.
+/// How a value is typed (docs/CONTRACT.md §4, §7). `is_array` lives on the field, not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
     /// ≤ 1 000 characters.
@@ -66,7 +66,7 @@ impl ValueType {
     }
 }
 
-/// `source_type` values (SPEC §4.1).
+/// `source_type` values (docs/CONTRACT.md §4.1).
 pub const SOURCE_TYPES: &[&str] = &["frontend", "backend", "server", "system", "api"];
 
 /// A client-writable field of a record type.
@@ -125,7 +125,7 @@ const SOURCE_TYPE: FieldDef =
 /// Index of the account name (`name` / `display_name`) in [`ACCOUNT_FIELDS`].
 pub const ACCOUNT_NAME: usize = 2;
 
-/// The account's writable fields (SPEC §4.2), in v2 attribute order. Domains are managed
+/// The account's writable fields (docs/CONTRACT.md §4.2), in v2 attribute order. Domains are managed
 /// separately (they are a sub-resource with their own uniqueness rule).
 pub static ACCOUNT_FIELDS: &[FieldDef] = &[
     SOURCE,
@@ -160,7 +160,7 @@ pub const CONTACT_FIRST_NAME: usize = 2;
 pub const CONTACT_LAST_NAME: usize = 3;
 pub const CONTACT_DISPLAY_NAME: usize = 5;
 
-/// The contact's writable fields (SPEC §4.3), in v2 attribute order. Emails, phone numbers
+/// The contact's writable fields (docs/CONTRACT.md §4.3), in v2 attribute order. Emails, phone numbers
 /// and the primary account are managed separately (items with one primary; an edge).
 pub static CONTACT_FIELDS: &[FieldDef] = &[
     SOURCE,
@@ -232,7 +232,7 @@ pub static META_COLUMNS: &[(&str, &str, bool)] = &[
     ("updated_by", "updated_by", true),
 ];
 
-/// One stage of a stage list (SPEC §4.2, §4.3).
+/// One stage of a stage list (docs/CONTRACT.md §4.2, §4.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
     pub id: RecordId,

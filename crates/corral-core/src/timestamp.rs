@@ -1,5 +1,5 @@
 //! Timestamps: UTC milliseconds since the epoch, spelled RFC 3339 with `Z` and exactly three
-//! fractional digits (SPEC §4). Stored as integers in both databases so that comparisons,
+//! fractional digits (docs/CONTRACT.md §4). Stored as integers in both databases so that comparisons,
 //! sorting and cursors behave identically everywhere.
 
 use std::fmt;

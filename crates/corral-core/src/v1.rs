@@ -1,4 +1,4 @@
-//! The v1 document dialect (SPEC §8): flat JSON documents with the platform envelope.
+//! The v1 document dialect (docs/CONTRACT.md §8): flat JSON documents with the platform envelope.
 //!
 //! Parsing turns a client document into a dialect-free [`RecordWrite`]; rendering turns a
 //! [`Record`] back into the flat document with every field present.
@@ -24,7 +24,7 @@ pub enum WriteMode {
 }
 
 /// Server-stamped or derived fields: accepted in bodies and ignored, because the official v1
-/// SDK examples send them (SPEC §4.1). `version` is read as a precondition instead.
+/// SDK examples send them (docs/CONTRACT.md §4.1). `version` is read as a precondition instead.
 const IGNORED_ON_WRITE: &[&str] = &[
     "id",
     "tenant_id",
@@ -186,7 +186,7 @@ pub fn render(record: &Record, schema: &TenantSchema) -> Json {
     Json::Object(doc)
 }
 
-/// The JSON Schema (2020-12) of a v1 document of `record_type` in a tenant (SPEC §6):
+/// The JSON Schema (2020-12) of a v1 document of `record_type` in a tenant (docs/CONTRACT.md §6):
 /// every field with its type, server-stamped fields `readOnly`, custom fields included.
 pub fn json_schema(record_type: RecordType, schema: &TenantSchema) -> Json {
     use crate::schema::ValueType as T;

@@ -1,4 +1,4 @@
-//! The v2 typed-record dialect (SPEC §7.1–§7.3, §6): records as typed value envelopes,
+//! The v2 typed-record dialect (docs/CONTRACT.md §7.1–§7.3, §6): records as typed value envelopes,
 //! writes as raw or enveloped attribute values, and the `_schema` document.
 
 use crate::custom::{CustomAttribute, TenantSchema};
@@ -314,7 +314,7 @@ pub static USER_ATTRIBUTES: &[(&str, &str, &str)] = &[
     ("version", "Version", "number"),
 ];
 
-/// Filter operators by value type (SPEC §7.4), as `_schema` lists them.
+/// Filter operators by value type (docs/CONTRACT.md §7.4), as `_schema` lists them.
 pub fn filter_operators(value_type: &str) -> &'static [&'static str] {
     const TEXT: &[&str] = &["eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "exists", "not_exists"];
     const ORDERED: &[&str] = &["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "not_exists"];
@@ -353,7 +353,7 @@ fn attribute_schema(
     })
 }
 
-/// The relationships of a record type (SPEC §7.5): account `contacts` ↔ contact `accounts`.
+/// The relationships of a record type (docs/CONTRACT.md §7.5): account `contacts` ↔ contact `accounts`.
 fn relationships(rt: RecordType) -> Json {
     let (name, display, other, inverse) = match rt {
         RecordType::Account => ("contacts", "Contacts", "contact", "accounts"),
@@ -367,7 +367,7 @@ fn relationships(rt: RecordType) -> Json {
     }])
 }
 
-/// `GET /api/v2/_schema/{rt}` (SPEC §6), not wrapped in `data`.
+/// `GET /api/v2/_schema/{rt}` (docs/CONTRACT.md §6), not wrapped in `data`.
 pub fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
     let stages = &schema.stages;
     let mut attributes = Vec::new();

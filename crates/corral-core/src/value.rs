@@ -14,7 +14,8 @@ use std::str::FromStr;
 /// Largest whole number a `number` attribute holds: 2^53 - 1, the largest integer every JSON
 /// client (JavaScript included) reads exactly.
 pub const MAX_WHOLE_NUMBER: i64 = 9_007_199_254_740_991;
-/// A postal address (SPEC §4.2).
+
+/// A postal address (docs/CONTRACT.md §4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
@@ -117,7 +118,7 @@ pub struct Spec<'a> {
     pub options: &'a [Stage],
 }
 
-/// Coerces client JSON into a field's value, normalising it (SPEC §5.1). `null` clears the
+/// Coerces client JSON into a field's value, normalising it (docs/CONTRACT.md §5.1). `null` clears the
 /// field (arrays become empty).
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
     let spec =

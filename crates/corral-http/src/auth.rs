@@ -1,4 +1,4 @@
-//! Authentication and permissions (SPEC §2).
+//! Authentication and permissions (docs/CONTRACT.md §2).
 //!
 //! A request presents a JWT or an API key (`Authorization: Bearer …` or `X-Api-Key: …`).
 //! Either becomes a [`Principal`]: the [`Actor`] (tenant, subject, app scope) that every store
@@ -111,7 +111,7 @@ impl Permissions {
         self.0 & p.bit() != 0
     }
 
-    /// Roles grant a baseline (SPEC §2); scopes add to it.
+    /// Roles grant a baseline (docs/CONTRACT.md §2); scopes add to it.
     pub fn from_roles_and_scopes<'a>(roles: &[String], scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let mut set = Permissions::default();
         for role in roles {
@@ -410,7 +410,7 @@ pub fn subject_user_id(tenant: &str, sub: &str) -> corral_core::RecordId {
     user_id_for_subject(tenant, sub)
 }
 
-/// 401 for a failed client-credentials exchange, as the SPEC asks.
+/// 401 for a failed client-credentials exchange, as docs/CONTRACT.md §2 asks.
 pub fn bad_client() -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, "invalid client_id or client_secret")
         .with_header(header::WWW_AUTHENTICATE, "Bearer")

@@ -1,4 +1,4 @@
-//! The one HTTP error type and the one error body (SPEC §9):
+//! The one HTTP error type and the one error body (docs/CONTRACT.md §9):
 //! `{"error": {"code", "message", "details", "request_id"}}`.
 //!
 //! Handlers return [`ApiError`]; domain and store errors convert into it. Internal errors are
@@ -91,7 +91,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Rewrites error responses that did not come from [`ApiError`] (the router's 404 and 405,
-/// body-limit 413s, panics) into the SPEC error body, keeping their headers (`Allow`).
+/// body-limit 413s, panics) into the docs/CONTRACT.md §9 error body, keeping their headers (`Allow`).
 pub async fn normalize_error_responses(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();

@@ -1,4 +1,4 @@
-//! Request extractors that fail with the SPEC error body: JSON bodies (415, 413, 400),
+//! Request extractors that fail with the docs/CONTRACT.md §9 error body: JSON bodies (415, 413, 400),
 //! raw query parameters, and the `If-Match` precondition.
 
 use crate::error::{ApiError, ApiResult};
@@ -10,7 +10,7 @@ use corral_core::ErrorCode;
 use corral_store::Preconditions;
 use serde_json::Value as Json;
 
-/// Largest accepted request body (SPEC §9).
+/// Largest accepted request body (docs/CONTRACT.md §9).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A JSON body: requires a JSON content type, at most 1 MiB, well-formed. Keeps the raw bytes
@@ -94,7 +94,7 @@ impl QueryPairs {
     }
 }
 
-/// `If-Match: "<n>"`, `W/"<n>"` or a bare `n` (SPEC §5.2).
+/// `If-Match: "<n>"`, `W/"<n>"` or a bare `n` (docs/CONTRACT.md §5.2).
 pub struct IfMatch(pub Preconditions);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {

@@ -110,7 +110,7 @@ impl AppState {
         self.0.schemas.write().unwrap_or_else(|p| p.into_inner()).remove(&(tenant.to_owned(), rt));
     }
 
-    /// Creates the directory user of a human token's subject on first sight (SPEC §4.4).
+    /// Creates the directory user of a human token's subject on first sight (docs/CONTRACT.md §4.4).
     pub async fn provision_user(&self, claims: &Claims) -> ApiResult<()> {
         let cache_key = format!("{}\0{}", claims.tenant_id, claims.sub);
         if self.0.provisioned.read().unwrap_or_else(|p| p.into_inner()).contains(&cache_key) {

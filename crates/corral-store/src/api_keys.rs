@@ -1,4 +1,4 @@
-//! API keys (SPEC §2): tenant-owned, optionally app-scoped, carrying scopes. Only a hash of
+//! API keys (docs/CONTRACT.md §2): tenant-owned, optionally app-scoped, carrying scopes. Only a hash of
 //! the secret is stored; the key itself is shown once, at creation.
 
 use crate::db::{Conn, Row, SqlValue};

@@ -1,6 +1,6 @@
-//! The account ↔ contact relationship (SPEC §7.5) as the store keeps it: one junction row per
+//! The account ↔ contact relationship (docs/CONTRACT.md §7.5) as the store keeps it: one junction row per
 //! edge with `role` and `is_primary` (at most one primary account per contact, which is also
-//! the contact's v1 `account_id`), and auto-association by email domain (SPEC §4.3).
+//! the contact's v1 `account_id`), and auto-association by email domain (docs/CONTRACT.md §4.3).
 
 use crate::db::{Conn, SqlValue};
 use crate::{StoreError, StoreResult, keys, records, settings};

@@ -1,4 +1,4 @@
-//! Stored first responses for `Idempotency-Key` (SPEC §5.2), kept 24 hours per (tenant, key).
+//! Stored first responses for `Idempotency-Key` (docs/CONTRACT.md §5.2), kept 24 hours per (tenant, key).
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};

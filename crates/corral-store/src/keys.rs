@@ -1,5 +1,5 @@
 //! Per-tenant unique keys kept beside the record tables: account domains and contact emails
-//! (SPEC §3, §5.3). One index row per key; a partial unique index over the rows not
+//! (docs/CONTRACT.md §3, §5.3). One index row per key; a partial unique index over the rows not
 //! `released` makes a key belong to at most one active record, and archiving a record
 //! releases its keys. One mechanism serves both kinds of key.
 

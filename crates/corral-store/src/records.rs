@@ -2,7 +2,7 @@
 //! update, archive, restore, purge) written once for every backend.
 //!
 //! Every function takes the caller's [`Actor`]: its tenant, and its app scope when it has one,
-//! are part of every statement's WHERE clause (SPEC §3).
+//! are part of every statement's WHERE clause (docs/CONTRACT.md §3).
 
 use crate::db::Dialect;
 use crate::db::{Conn, Row, SqlBuilder, SqlValue};
@@ -712,7 +712,7 @@ async fn check_no_cycle<C: Conn>(
 }
 
 /// Resolves `related_record_match` references to ids, inside the write's transaction
-/// (SPEC §7.3): user by `email`, account by `domain_name` (any of its active domains).
+/// (docs/CONTRACT.md §7.3): user by `email`, account by `domain_name` (any of its active domains).
 async fn resolve_matches<C: Conn>(
     c: &mut C,
     actor: &Actor,
@@ -862,7 +862,7 @@ pub async fn update<C: Conn>(
     modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
 }
 
-/// A `_assert` match key (SPEC §7.7), already normalised.
+/// A `_assert` match key (docs/CONTRACT.md §7.7), already normalised.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MatchKey {
     Id(RecordId),
@@ -937,7 +937,7 @@ pub enum ContactList {
     Phones,
 }
 
-/// What a contact email / phone sub-resource call does (SPEC §7.6).
+/// What a contact email / phone sub-resource call does (docs/CONTRACT.md §7.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemChange {
     Add { value: String, is_primary: bool, labels: Vec<String> },
@@ -1012,7 +1012,7 @@ pub async fn change_contact_item<C: Conn>(
     Ok((record, outcome.0, outcome.1))
 }
 
-/// What a domains sub-resource call does (SPEC §7.6).
+/// What a domains sub-resource call does (docs/CONTRACT.md §7.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainChange {
     Add,

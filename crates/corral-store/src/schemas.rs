@@ -1,4 +1,4 @@
-//! The per-tenant schema registry in the database (SPEC §6): custom attribute definitions
+//! The per-tenant schema registry in the database (docs/CONTRACT.md §6): custom attribute definitions
 //! and the option lists of select and stage attributes.
 
 use crate::StoreResult;

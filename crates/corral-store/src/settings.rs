@@ -1,4 +1,4 @@
-//! Per-tenant settings (SPEC §2 admin routes), stored as one JSON object per tenant.
+//! Per-tenant settings (docs/CONTRACT.md §2 admin routes), stored as one JSON object per tenant.
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 /// A tenant's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
-    /// Link contacts to accounts by email domain (SPEC §4.3).
+    /// Link contacts to accounts by email domain (docs/CONTRACT.md §4.3).
     pub auto_associate_contacts: bool,
     /// Requests per second per tenant; `null` = the server default.
     pub rate_limit_per_second: Option<u32>,

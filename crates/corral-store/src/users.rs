@@ -1,4 +1,4 @@
-//! The tenant user directory (SPEC §4.4): users are created by the CLI, the admin API, or on
+//! The tenant user directory (docs/CONTRACT.md §4.4): users are created by the CLI, the admin API, or on
 //! first sight of a human token, and are referenced as record owners.
 
 use crate::db::{Conn, DbError, Row, SqlValue};

@@ -1,4 +1,4 @@
-//! The documented query shapes (SPEC §7.4, issue #5) use indexes on both databases: the
+//! The documented query shapes (docs/CONTRACT.md §7.4, issue #5) use indexes on both databases: the
 //! database's own plan for each shows no full scan of a record table.
 
 use corral_core::custom::TenantSchema;

@@ -1,4 +1,4 @@
-//! Configuration layering (SPEC §1): built-in defaults → `corral.toml` (or `--config`) →
+//! Configuration layering (docs/CONTRACT.md §1): built-in defaults → `corral.toml` (or `--config`) →
 //! `CORRAL_*` environment variables → command-line flags, each overriding the one before.
 
 use anyhow::{Context, Result, bail};

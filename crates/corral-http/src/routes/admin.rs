@@ -1,4 +1,4 @@
-//! Admin routes (SPEC §2), all scoped to the caller's tenant and requiring `admin`:
+//! Admin routes (docs/CONTRACT.md §2), all scoped to the caller's tenant and requiring `admin`:
 //! API keys, the user directory and tenant settings.
 
 use crate::auth::{Permission, Principal, generate_key, validate_scopes};

@@ -1,4 +1,4 @@
-//! v2 relationships (SPEC §7.5): account `contacts` ↔ contact `accounts`, one junction with
+//! v2 relationships (docs/CONTRACT.md §7.5): account `contacts` ↔ contact `accounts`, one junction with
 //! edge attributes `role` and `is_primary`.
 
 use crate::auth::{Permission, Principal};

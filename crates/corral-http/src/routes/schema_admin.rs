@@ -1,4 +1,4 @@
-//! Schema administration (SPEC §6): custom attributes of accounts and contacts, and the
+//! Schema administration (docs/CONTRACT.md §6): custom attributes of accounts and contacts, and the
 //! options of select and stage attributes. Needs `schema:write`.
 
 use crate::auth::{Permission, Principal};

@@ -43,7 +43,7 @@ pub fn created_response(
     response
 }
 
-/// The `Idempotency-Key` of a create, with a hash of its body (SPEC §5.2).
+/// The `Idempotency-Key` of a create, with a hash of its body (docs/CONTRACT.md §5.2).
 pub fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
     let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
     let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {

@@ -1,5 +1,5 @@
 //! `POST /api/v1/auth/token`: the OAuth2 client-credentials exchange of an API key for a
-//! one-hour JWT (SPEC §2).
+//! one-hour JWT (docs/CONTRACT.md §2).
 
 use crate::auth::{self, Claims, EXCHANGED_TOKEN_SECONDS, bad_client, unix_now};
 use crate::error::{ApiError, ApiResult};

@@ -1,4 +1,4 @@
-//! The v1 document dialect (SPEC §8): `/api/v1/crm/accounts` and `/api/v1/crm/contacts`
+//! The v1 document dialect (docs/CONTRACT.md §8): `/api/v1/crm/accounts` and `/api/v1/crm/contacts`
 //! list, get, create, update (PATCH / PUT), delete (archive or purge) and restore. One set
 //! of handlers serves both collections.
 

@@ -1,4 +1,4 @@
-//! The v2 typed-record dialect (SPEC §7.1–§7.3, §7.6, §6): records as attribute envelopes,
+//! The v2 typed-record dialect (docs/CONTRACT.md §7.1–§7.3, §7.6, §6): records as attribute envelopes,
 //! create / read / patch / archive / restore / purge, the domains sub-resource, read-only
 //! users and `_schema`.
 
@@ -164,7 +164,7 @@ pub async fn restore(
     Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
-/// `POST /api/v2/{rt}/_query` (SPEC §7.4): filters, sort, limit, cursor, include_archived,
+/// `POST /api/v2/{rt}/_query` (docs/CONTRACT.md §7.4): filters, sort, limit, cursor, include_archived,
 /// count, fields. A cursor continues its query, sent with or without the original body.
 pub async fn query(
     State(state): State<AppState>,
@@ -275,7 +275,7 @@ pub async fn query(
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 
-/// `POST /api/v2/{rt}/_assert` (SPEC §7.7): `{"match": {...}, "attributes": {...}}`;
+/// `POST /api/v2/{rt}/_assert` (docs/CONTRACT.md §7.7): `{"match": {...}, "attributes": {...}}`;
 /// 201 `created` or 200 `updated`.
 pub async fn assert(
     State(state): State<AppState>,
@@ -362,7 +362,7 @@ fn render_user(u: &User, only: Option<&[String]>) -> Json {
 
 // ----- attribute sub-resources -----
 
-/// The attribute sub-resources (SPEC §7.6).
+/// The attribute sub-resources (docs/CONTRACT.md §7.6).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SubResource {
     Domains,

@@ -1,4 +1,4 @@
-//! Client mistakes always get the SPEC error body with a stable code, never a 500.
+//! Client mistakes always get the docs/CONTRACT.md §9 error body with a stable code, never a 500.
 
 use crate::helpers::TestApp;
 use serde_json::json;

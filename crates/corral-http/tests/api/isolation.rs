@@ -1,4 +1,4 @@
-//! Tenancy and app scope (SPEC §3): other tenants' and other apps' records are 404.
+//! Tenancy and app scope (docs/CONTRACT.md §3): other tenants' and other apps' records are 404.
 
 use crate::helpers::TestApp;
 use serde_json::json;

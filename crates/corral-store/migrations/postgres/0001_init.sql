@@ -53,7 +53,7 @@ CREATE INDEX accounts_stage ON accounts (tenant_id, lifecycle_stage);
 CREATE INDEX accounts_industry ON accounts (tenant_id, lower(industry));
 
 -- One row per domain of an account. `released` is true while the account is archived, which
--- frees the domain for other accounts (SPEC §5.3).
+-- frees the domain for other accounts (docs/CONTRACT.md §5.3).
 CREATE TABLE account_domains (
     tenant_id  TEXT COLLATE "C"    NOT NULL,
     account_id TEXT COLLATE "C"    NOT NULL,
@@ -104,7 +104,7 @@ CREATE TABLE tenant_settings (
     updated_at BIGINT NOT NULL
 );
 
--- Stored first responses of POSTs sent with an Idempotency-Key (SPEC §5.2).
+-- Stored first responses of POSTs sent with an Idempotency-Key (docs/CONTRACT.md §5.2).
 CREATE TABLE idempotency_keys (
     tenant_id    TEXT COLLATE "C"    NOT NULL,
     key          TEXT COLLATE "C"    NOT NULL,

@@ -1,4 +1,4 @@
--- Contacts (SPEC §4.3), their unique emails, and the account <-> contact junction (§7.5).
+-- Contacts (docs/CONTRACT.md §4.3), their unique emails, and the account <-> contact junction (§7.5).
 -- PostgreSQL twin of sqlite/0002_contacts.sql (same conventions as 0001).
 
 CREATE TABLE contacts (

@@ -1,5 +1,5 @@
 -- PostgreSQL twin of sqlite/0003_custom_attributes.sql.
--- Per-tenant custom attributes (SPEC §6) and per-tenant option lists of select and stage
+-- Per-tenant custom attributes (docs/CONTRACT.md §6) and per-tenant option lists of select and stage
 -- attributes (a built-in stage attribute without a row uses the default stages).
 
 CREATE TABLE custom_attributes (

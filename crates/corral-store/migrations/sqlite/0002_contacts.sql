@@ -1,4 +1,4 @@
--- Contacts (SPEC §4.3), their unique emails, and the account <-> contact junction (§7.5).
+-- Contacts (docs/CONTRACT.md §4.3), their unique emails, and the account <-> contact junction (§7.5).
 
 CREATE TABLE contacts (
     tenant_id             TEXT    NOT NULL,

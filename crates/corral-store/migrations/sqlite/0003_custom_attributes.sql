@@ -1,4 +1,4 @@
--- Per-tenant custom attributes (SPEC §6) and per-tenant option lists of select and stage
+-- Per-tenant custom attributes (docs/CONTRACT.md §6) and per-tenant option lists of select and stage
 -- attributes (a built-in stage attribute without a row uses the default stages).
 
 CREATE TABLE custom_attributes (

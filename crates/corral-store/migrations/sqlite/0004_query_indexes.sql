@@ -1,4 +1,4 @@
--- Indexes for the documented query shapes (SPEC §7.4): tags as rows so that any-tag filters
+-- Indexes for the documented query shapes (docs/CONTRACT.md §7.4): tags as rows so that any-tag filters
 -- use an index, and composite indexes for common filter + sort pairs.
 
 CREATE TABLE record_tags (
