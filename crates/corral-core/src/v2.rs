@@ -26,6 +26,27 @@ fn is_first_of_list(rt: RecordType, f: &FieldDef) -> bool {
     rt == RecordType::Account && f.value_type == ValueType::Address && f.is_array
 }
 
+const DOMAINS_HINT: &str = "an account's domains are managed through the `domains` sub-resource \
+     (`POST /api/v2/account/{id}/attribute/domains`), or set by `_assert` with match `domain_name`";
+
+/// Why an item-list attribute cannot be written in a record body, and where it is written.
+fn item_list_hint(rt: RecordType, key: &str) -> String {
+    match (rt, key) {
+        (RecordType::Account, _) => format!("`{key}` cannot be written in a record body: {DOMAINS_HINT}"),
+        (_, "contact_emails") => format!(
+            "`{key}` cannot be written in a record body: a contact's emails are managed through the \
+             `contact_emails` sub-resource (`POST /api/v2/contact/{{id}}/attribute/contact_emails`); \
+             set the primary one with `primary_email`, or `_assert` with match `primary_email`"
+        ),
+        _ => format!(
+            "`{key}` cannot be written in a record body: a contact's phone numbers are managed through \
+             the `contact_phone_numbers` sub-resource \
+             (`POST /api/v2/contact/{{id}}/attribute/contact_phone_numbers`); set the primary one with \
+             `primary_phone_number`"
+        ),
+    }
+}
+
 /// Parses `{"attributes": {...}}` into a write. Server-stamped attributes are refused
 /// (`field_not_creatable` / `field_not_updatable`); so is `domains`, which has its own
 /// sub-resource, and `domain_name`, which is no attribute at all.
@@ -49,10 +70,14 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, schema: &Tenant
             (RecordType::Account, "domains") | (RecordType::Contact, "contact_emails" | "contact_phone_numbers")
         );
         if stamped || item_list {
-            return Err(match mode {
+            let mut err = match mode {
                 WriteMode::Create => CoreError::field_not_creatable(key),
                 WriteMode::Patch => CoreError::field_not_updatable(key),
-            });
+            };
+            if item_list {
+                err.message = item_list_hint(rt, key);
+            }
+            return Err(err);
         }
         if rt == RecordType::Contact && matches!(key.as_str(), "primary_email" | "primary_phone_number") {
             let (value_type, normalise): (&str, crate::normalize::Normaliser) = match key.as_str() {
@@ -71,7 +96,14 @@ pub fn parse_write(rt: RecordType, body: &Json, mode: WriteMode, schema: &Tenant
             continue;
         }
         let Some((index, f)) = field_by_api_name(rt, key) else {
-            let def = schema.custom(key).ok_or_else(|| CoreError::unknown_field(key))?;
+            let def = schema.custom(key).ok_or_else(|| match (rt, key.as_str()) {
+                (RecordType::Account, "domain_name") => {
+                    let mut err = CoreError::unknown_field(key);
+                    err.message = format!("unknown field `domain_name`: {DOMAINS_HINT}");
+                    err
+                }
+                _ => CoreError::unknown_field(key),
+            })?;
             let json = unwrap_custom(rt, def, raw)?;
             crate::custom::coerce_into(def, key, &json, &mut write)?;
             continue;

@@ -56,7 +56,7 @@ fn serve(dir: &Path, db: &str, demo: bool) -> Server {
     let mut child = cmd.spawn().expect("spawn corral serve");
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    let expected = if demo { 8 } else { 1 };
+    let expected = if demo { 9 } else { 1 };
     for _ in 0..expected {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -93,6 +93,19 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 7);
     assert!(body["data"].as_array().unwrap().iter().all(|d| d["tenant_id"] == "demo"));
+    let seats = body["data"].as_array().unwrap().iter().filter(|d| d["custom_fields"]["seats"].is_number()).count();
+    assert_eq!(seats, 4, "the custom `seats` attribute is seeded with values");
+    // Contacts too, each with an email at its primary account's domain.
+    let contact_curl = server.stdout.iter().find(|l| l.contains("/api/v1/crm/contacts")).expect("a contacts curl");
+    assert!(contact_curl.contains(&token));
+    let contacts = demo_contacts(&client, &server).await;
+    assert_eq!(contacts.len(), 13);
+    let accounts = body["data"].as_array().unwrap();
+    for c in &contacts {
+        let account = accounts.iter().find(|a| a["id"] == c["account_id"]).expect("a primary account");
+        let domain = c["email"].as_str().unwrap().split_once('@').unwrap().1;
+        assert_eq!(account["domain"], domain, "{c}");
+    }
     // The secret was generated once into the data dir, private to the owner.
     #[cfg(unix)]
     {
@@ -126,6 +139,20 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
         .unwrap();
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 7);
+    assert_eq!(demo_contacts(&client, &server).await.len(), 13);
+}
+
+/// The demo tenant's contacts, read with the token the server printed.
+async fn demo_contacts(client: &reqwest::Client, server: &Server) -> Vec<serde_json::Value> {
+    let r = client
+        .get(format!("{}/api/v1/crm/contacts?limit=50", server.base))
+        .bearer_auth(&server.stdout[3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["data"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -444,7 +444,8 @@ fn fixed(out: &mut Map<String, Json>) {
             "TokenRequest",
             object(
                 json!({"grant_type": {"type": "string", "enum": ["client_credentials"]},
-            "client_id": {"type": "string", "minLength": 1}, "client_secret": {"type": "string", "minLength": 1}}),
+            "client_id": {"type": "string", "minLength": 1, "description": "the key id; optional when client_secret is the whole key"},
+            "client_secret": {"type": "string", "minLength": 1, "description": "the key's secret, or the whole key (crl_…) as printed"}}),
                 &["grant_type", "client_id", "client_secret"],
             ),
         ),

@@ -20,8 +20,9 @@ struct TokenRequest {
     client_secret: Option<String>,
 }
 
-/// Exchanges `client_id` (the key id) and `client_secret` for a token carrying the key's
-/// tenant, scopes and app. Accepts a form or a JSON body.
+/// Exchanges `client_id` (the key id) and `client_secret` (the key's secret, or the whole key
+/// as printed, with `client_id` then optional) for a token carrying the key's tenant, scopes
+/// and app. Accepts a form or a JSON body.
 pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Json_>> {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -44,8 +45,18 @@ pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: B
         }
         None => return Err(CoreError::required_missing("grant_type").into()),
     }
-    let id = request.client_id.ok_or_else(|| CoreError::required_missing("client_id"))?;
     let secret = request.client_secret.ok_or_else(|| CoreError::required_missing("client_secret"))?;
+    // The secret is either the key's secret part (with the key id as `client_id`) or the full
+    // key as printed, `crl_<id>_<secret>`, which names its own id: `client_id` may then be
+    // left out, and when sent it must be that id.
+    let (id, secret) = match auth::split_key(&secret) {
+        Some((key_id, key_secret)) => match request.client_id.as_deref() {
+            None => (key_id.to_owned(), key_secret.to_owned()),
+            Some(id) if id == key_id => (key_id.to_owned(), key_secret.to_owned()),
+            Some(_) => return Err(bad_client()),
+        },
+        None => (request.client_id.ok_or_else(|| CoreError::required_missing("client_id"))?, secret),
+    };
     // A bad id or secret is the OAuth 401; anything else (the database being down) stays.
     let key = auth::check_key(&state, &id, &secret)
         .await

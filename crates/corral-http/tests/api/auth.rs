@@ -261,6 +261,45 @@ async fn client_credentials_exchange_returns_an_oauth_token() {
 }
 
 #[tokio::test]
+async fn client_credentials_exchange_takes_the_full_key_as_printed() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post("/api/admin/api-keys")
+        .bearer(&app.admin())
+        .json(json!({"scopes": ["accounts:read"], "app": "reporting"}))
+        .send()
+        .await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    let id = r.body["data"]["id"].as_str().unwrap().to_owned();
+    let exchange = |body: serde_json::Value| app.post("/api/v1/auth/token").json(body).send();
+    let token_of = |r: &crate::helpers::TestResponse| {
+        r.assert_status(200);
+        let claims = app.state.auth().verify(r.body["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.app_id.as_deref()), (id.as_str(), Some("reporting")));
+    };
+    // The full key with its id as client_id, as a form (what the README's curl sends) and as JSON.
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={key}");
+    token_of(&app.post("/api/v1/auth/token").raw("application/x-www-form-urlencoded", form).send().await);
+    token_of(&exchange(json!({"grant_type": "client_credentials", "client_id": id, "client_secret": key})).await);
+    // The full key names its id: client_id may be left out.
+    token_of(&exchange(json!({"grant_type": "client_credentials", "client_secret": key})).await);
+    // A client_id other than the key's own, or a full key with a wrong secret, is the OAuth 401.
+    let other = json!({"grant_type": "client_credentials", "client_id": "0123456789abcdef", "client_secret": key});
+    let r = exchange(other).await;
+    r.assert_error(401, "unauthenticated");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let forged = format!("crl_{id}_{}", "0".repeat(64));
+    exchange(json!({"grant_type": "client_credentials", "client_secret": forged}))
+        .await
+        .assert_error(401, "unauthenticated");
+    // The secret part alone still needs its client_id.
+    let secret = key.rsplit('_').next().unwrap();
+    exchange(json!({"grant_type": "client_credentials", "client_secret": secret}))
+        .await
+        .assert_error(422, "field_required_missing");
+}
+
+#[tokio::test]
 async fn human_tokens_provision_their_user_once() {
     let app = TestApp::spawn().await;
     let token =

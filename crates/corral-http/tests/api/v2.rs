@@ -111,6 +111,60 @@ async fn write_errors_name_the_v2_attribute() {
 }
 
 #[tokio::test]
+async fn item_list_refusals_point_at_their_sub_resources() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let message = |r: &crate::helpers::TestResponse| r.body["error"]["message"].as_str().unwrap().to_owned();
+    // Creating an account with `domains`: still 422 field_not_creatable, but the message says
+    // where domains are written instead of "set by the server".
+    let r = app
+        .post("/api/v2/account")
+        .bearer(&admin)
+        .json(json!({"attributes": {"display_name": "A", "domains": ["a.com"]}}))
+        .send()
+        .await;
+    r.assert_error(422, "field_not_creatable");
+    assert_eq!(r.body["error"]["details"]["field"], "domains");
+    let m = message(&r);
+    assert!(m.contains("POST /api/v2/account/{id}/attribute/domains") && m.contains("`_assert`"), "{m}");
+    assert!(m.contains("`domain_name`") && !m.contains("set by the server"), "{m}");
+    // The same hint on PATCH (field_not_updatable) and for the `domain_name` non-attribute.
+    let id = app.create_account(json!({"name": "B"})).await["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(&format!("/api/v2/account/{id}"))
+        .bearer(&admin)
+        .json(json!({"attributes": {"domains": []}}))
+        .send()
+        .await;
+    r.assert_error(422, "field_not_updatable");
+    assert!(message(&r).contains("/attribute/domains"), "{}", message(&r));
+    let r = app
+        .post("/api/v2/account")
+        .bearer(&admin)
+        .json(json!({"attributes": {"display_name": "A", "domain_name": "a.com"}}))
+        .send()
+        .await;
+    r.assert_error(422, "unknown_field");
+    assert!(message(&r).contains("/attribute/domains"), "{}", message(&r));
+    // Contacts: emails and phone numbers point at their sub-resources and primary attributes.
+    for (field, path, primary) in [
+        ("contact_emails", "/attribute/contact_emails", "`primary_email`"),
+        ("contact_phone_numbers", "/attribute/contact_phone_numbers", "`primary_phone_number`"),
+    ] {
+        let r = app
+            .post("/api/v2/contact")
+            .bearer(&admin)
+            .json(json!({"attributes": {"first_name": "Ada", field: []}}))
+            .send()
+            .await;
+        r.assert_error(422, "field_not_creatable");
+        assert_eq!(r.body["error"]["details"]["field"], field);
+        let m = message(&r);
+        assert!(m.contains(path) && m.contains(primary) && !m.contains("set by the server"), "{m}");
+    }
+}
+
+#[tokio::test]
 async fn references_resolve_by_id_or_unique_match() {
     let app = TestApp::spawn().await;
     let owner = app.add_user("Owner@Acme.com").await;
