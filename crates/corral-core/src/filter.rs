@@ -342,6 +342,12 @@ fn attribute(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<Attrib
 }
 
 /// The operators an attribute of this shape accepts (what `_schema` lists).
+/// The operators `_query` takes on attribute `name` of `rt` (none when it cannot be
+/// filtered): `_schema` lists exactly these, so the two never disagree.
+pub fn operators(rt: RecordType, name: &str, schema: &TenantSchema) -> &'static [&'static str] {
+    attribute(rt, name, schema).map(|a| allowed(&a)).unwrap_or(&[])
+}
+
 fn allowed(a: &Attribute) -> &'static [&'static str] {
     let vt = match (a.target.clone(), a.value_type) {
         (Target::Domains, _) => "account_domain",

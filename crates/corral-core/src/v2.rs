@@ -496,6 +496,13 @@ pub fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
             "filter_operators": filter_operators(if def.is_array { "string" } else { vt }),
         }));
     }
+    // What filters take is decided by the filter compiler; `_schema` reports it.
+    for entry in &mut attributes {
+        let name = entry["api_name"].as_str().unwrap_or_default().to_owned();
+        let operators = crate::filter::operators(rt, &name, schema);
+        entry["filter_operators"] = json!(operators);
+        entry["is_filterable"] = json!(!operators.is_empty());
+    }
     let (display, description) = match rt {
         RecordType::Account => ("Account", "A company: a customer, prospect or partner."),
         RecordType::Contact => ("Contact", "A person, usually at an account."),

@@ -919,6 +919,9 @@ pub async fn assert<C: Conn>(
                     _ => {}
                 }
             }
+            // Creating through _assert obeys the same required-on-create rule as a create.
+            let schema = crate::schemas::load(c, &actor.tenant, rt).await?;
+            corral_core::custom::check_required(&schema, &write, str::to_owned)?;
             Ok((create(c, actor, rt, &write, now).await?, true))
         }
         many => {

@@ -44,13 +44,24 @@ pub fn created_response(
 }
 
 /// The `Idempotency-Key` of a create, with a hash of its body (docs/CONTRACT.md §5.2).
-pub fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
+///
+/// Keys are namespaced by `route` (dialect and record type) and by the caller's app scope, so
+/// a key replays only the response of the same kind of create made in the same scope: a
+/// caller in another app, or a create of another record type, never receives a stored
+/// response it could not have read.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    body: &[u8],
+    route: &str,
+    actor: &Actor,
+) -> ApiResult<Option<IdempotencyKey>> {
     let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
     let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidQueryParameter, "Idempotency-Key must be 1-255 visible characters")
     })?;
     let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Some(IdempotencyKey { key: key.to_owned(), request_hash }))
+    let app = actor.app.as_deref().unwrap_or("");
+    Ok(Some(IdempotencyKey { key: format!("{route}\n{}:{app}\n{key}", app.len()), request_hash }))
 }
 
 /// A body that must be a JSON object with only the `allowed` keys (`unknown_field`

@@ -89,7 +89,7 @@ pub async fn create(
     principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v1::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
-    let key = idempotency_key(&headers, &body.raw)?;
+    let key = idempotency_key(&headers, &body.raw, &format!("v1 {}", rt.api_name()), &principal.actor)?;
     let created = state
         .store()
         .create_record(&principal.actor, rt, &write, key.as_ref(), |r| v1::render(r, &schema).to_string())

@@ -76,7 +76,7 @@ pub async fn create(
     principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
-    let key = idempotency_key(&headers, &body.raw)?;
+    let key = idempotency_key(&headers, &body.raw, &format!("v2 {}", rt.api_name()), &principal.actor)?;
     let render_body = |r: &Record| json!({"data": render(r, &schema, None)}).to_string();
     let created = state.store().create_record(&principal.actor, rt, &write, key.as_ref(), render_body).await?;
     let (status, body, replayed) = match created {

@@ -425,8 +425,36 @@ async fn idempotency_key_replays_the_first_response() {
     app.post("/api/v1/crm/accounts")
         .bearer(&t2)
         .header("idempotency-key", "k1")
-        .json(body)
+        .json(body.clone())
         .send()
         .await
         .assert_status(201);
+}
+
+#[tokio::test]
+async fn idempotency_keys_never_replay_across_apps_or_record_types() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "Scoped"});
+    let one = app.token_for(&app.tenant, "svc-1", &["user"], &[], Some("one"));
+    let two = app.token_for(&app.tenant, "svc-2", &["user"], &[], Some("two"));
+    let send = |token: String, path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move { app.post(path).bearer(&token).header("idempotency-key", "shared").json(body).send().await }
+    };
+    let first = send(one.clone(), "/api/v1/crm/accounts", body.clone()).await;
+    first.assert_status(201);
+    // Another app with the same key and body creates its own record: never app one's.
+    let other = send(two, "/api/v1/crm/accounts", body.clone()).await;
+    other.assert_status(201);
+    assert_eq!(other.body["app_id"], "two");
+    assert_ne!(other.body["id"], first.body["id"]);
+    assert!(other.header("idempotent-replayed").is_none());
+    // Another record type (and dialect) with the same key is another create.
+    let contact = send(one.clone(), "/api/v2/contact", json!({"attributes": {"first_name": "Ada"}})).await;
+    contact.assert_status(201);
+    assert_eq!(contact.body["data"]["record_type"], "contact");
+    // The same scope still replays.
+    let again = send(one, "/api/v1/crm/accounts", body).await;
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
 }

@@ -134,6 +134,15 @@ async fn definitions_have_a_lifecycle() {
         .send()
         .await
         .assert_error(422, "field_required_missing");
+    // _assert obeys the rule when it creates, and not when it updates.
+    let assert = |attributes: serde_json::Value| {
+        app.post("/api/v2/contact/_assert")
+            .bearer(&app.admin())
+            .json(json!({"match": {"primary_email": "a@acme.com"}, "attributes": attributes}))
+    };
+    assert(json!({"first_name": "A"})).send().await.assert_error(422, "field_required_missing");
+    assert(json!({"first_name": "A", "nps": 7})).send().await.assert_status(201);
+    assert(json!({"first_name": "B"})).send().await.assert_status(200);
     let c = app
         .post("/api/v1/crm/contacts")
         .bearer(&app.admin())
