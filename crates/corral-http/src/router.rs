@@ -74,6 +74,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
     routes
         .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(crate::routes::docs::docs_page))
+        .route("/docs/assets/{file}", get(crate::routes::docs::docs_asset))
         .fallback(route_not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

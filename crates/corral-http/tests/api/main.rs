@@ -7,6 +7,7 @@ mod auth;
 mod concurrency;
 mod contacts;
 mod custom_attributes;
+mod docs;
 mod errors;
 mod helpers;
 mod isolation;
