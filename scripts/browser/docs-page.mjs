@@ -41,26 +41,27 @@ const problems = []; // page errors, CSP violations, off-host requests
 const specRequests = []; // Authorization header of each /openapi.json request
 const apiRequests = []; // { url, authorization } of each /api/ request
 
-const context = await chromium.launchPersistentContext(profileDir, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 1100 },
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    // Nothing but 127.0.0.1 resolves, whatever a page asks for.
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
-
+let context;
 let failed = false;
 try {
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 1100 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // Nothing but 127.0.0.1 resolves, whatever a page asks for.
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+
   // Any request to another origin is refused and reported.
   await context.route('**/*', (route) => {
     const url = route.request().url();
@@ -141,7 +142,7 @@ try {
   failed = true;
   console.error(`FAIL: ${e.message}`);
 } finally {
-  await context.close().catch(() => {});
+  await context?.close().catch(() => {});
   if (problems.length) {
     failed = true;
     console.error(`FAIL: page errors, CSP violations or off-host requests:\n  ${problems.join('\n  ')}`);
