@@ -112,6 +112,8 @@ async fn openapi_json(State(state): State<AppState>, request: Request) -> Respon
 pub fn router(state: AppState) -> Router {
     api_routes()
         .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(crate::routes::docs::docs_page))
+        .route("/docs/assets/{file}", get(crate::routes::docs::docs_asset))
         .fallback(route_not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

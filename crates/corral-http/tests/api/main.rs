@@ -8,6 +8,7 @@ mod concurrency;
 mod contacts;
 mod contract;
 mod custom_attributes;
+mod docs;
 mod errors;
 mod helpers;
 mod isolation;
