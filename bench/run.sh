@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: release build, 10,000 seeded accounts, wrk from a second process on
-# 127.0.0.1, compared with the peer figures in ../shared/reference/measured-on-this-machine.md
-# (Directus 11.3.5 on this machine kind, medians of 3). Traffic goes to loopback only and every
+# 127.0.0.1, compared with the Directus 11.3.5 figures recorded in docs/PERFORMANCE.md
+# (measured on this machine kind, medians of 3). Traffic goes to loopback only and every
 # run stops by itself.
 #
 #   bench/run.sh            # SQLite

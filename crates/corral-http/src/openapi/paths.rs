@@ -624,6 +624,36 @@ fn fixed(out: &mut Vec<Op>) {
         "application/json": {"schema": reference("TokenRequest")},
         "application/x-www-form-urlencoded": {"schema": reference("TokenRequest")}}});
     out.push(exchange);
+    let mut page =
+        op("get", "/docs", "docs_page", "operations", "The interactive API reference (Swagger UI, served offline)")
+            .public()
+            .shared("IfNoneMatch")
+            .reply(304, "Not modified", None, &[]);
+    page.body["responses"]["200"] = json!({"description": "The HTML page", "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
+        "content": {"text/html": {"schema": {"type": "string"}}}});
+    out.push(page);
+    let assets = crate::routes::docs::asset_names();
+    let mut asset = op("get", "/docs/assets/{file}", "docs_asset", "operations", "A file of the API reference page")
+        .public()
+        .param(
+            "file",
+            "path",
+            json!({"type": "string", "enum": assets.iter().map(|(name, _)| *name).collect::<Vec<_>>()}),
+            "the file",
+        )
+        .query(
+            "v",
+            json!({"type": "string"}),
+            "the content hash the page links with (cached for a year when it matches)",
+        )
+        .shared("IfNoneMatch")
+        .reply(304, "Not modified", None, &[]);
+    let mut content = serde_json::Map::new();
+    for (_, media_type) in &assets {
+        content.insert((*media_type).to_owned(), json!({"schema": {"type": "string"}}));
+    }
+    asset.body["responses"]["200"] = json!({"description": "The file", "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}}, "content": content});
+    out.push(asset);
     let mut document = op(
         "get",
         "/openapi.json",

@@ -54,6 +54,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("docs.css", "text/css; charset=utf-8", include_bytes!("../../assets/docs/docs.css")),
 ];
 
+/// The files under `/docs/assets/`, by name, with their media types (for the OpenAPI document).
+pub fn asset_names() -> Vec<(&'static str, &'static str)> {
+    FILES.iter().map(|(name, content_type, _)| (*name, content_type.split(';').next().unwrap_or_default())).collect()
+}
+
 /// The page template; `{{file}}` stands for that file's hashed URL.
 const PAGE_TEMPLATE: &str = include_str!("../../assets/docs/index.html");
 

@@ -130,6 +130,19 @@ pub async fn check(cache: &ContractCache, router: &Router, exchange: Exchange<'_
             &json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
         }
     };
+    let media_type = response_headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
+    if let Some(content) = response["content"].as_object().filter(|c| !c.contains_key("application/json")) {
+        // Pages and files: the media type must be one the document names.
+        let media_type = media_type.unwrap_or_default();
+        assert!(
+            content.contains_key(&media_type),
+            "{method} {path} {code}: {media_type} is not a documented media type"
+        );
+        return;
+    }
     match response["content"]["application/json"].get("schema") {
         Some(schema) => {
             let validator = cache.validator(&doc, schema);

@@ -40,7 +40,8 @@ async fn every_documented_operation_is_routed_and_uniquely_named() {
                 .replace("{domain_name}", "acme.com")
                 .replace("{item_id}", "0193aaaa-0000-7000-8000-000000000002")
                 .replace("{target}", "0193aaaa-0000-7000-8000-000000000001")
-                .replace("{option}", "gold");
+                .replace("{option}", "gold")
+                .replace("{file}", "docs.css");
             assert!(!concrete.contains('{'), "{path}: a path parameter this test does not fill");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app.request(m, &concrete).bearer(&app.admin()).json(serde_json::json!({})).send().await;
