@@ -94,10 +94,10 @@ try {
   check(response?.status() === 200, 'GET /docs answers 200');
   check((response?.headers()['content-type'] ?? '').startsWith('text/html'), '/docs is text/html');
   check(!!response?.headers()['content-security-policy'], '/docs sends a Content-Security-Policy');
-  const listOp = page.locator('#operations-v1-v1_list');
+  const listOp = page.locator('#operations-v1-v1_list_accounts');
   await listOp.waitFor({ state: 'visible' });
-  check(await listOp.locator('.opblock-summary-path').innerText().then((t) => t.includes('/api/v1/crm/{collection}')),
-    'the operation list renders (GET /api/v1/crm/{collection} is shown)');
+  check(await listOp.locator('.opblock-summary-path').innerText().then((t) => t.includes('/api/v1/crm/accounts')),
+    'the operation list renders (GET /api/v1/crm/accounts is shown)');
   check(await page.locator('.opblock').count() >= 40, `every operation is listed (${await page.locator('.opblock').count()} shown)`);
   await page.locator('#token-status[data-state="anonymous"]').waitFor();
   check(specRequests.length >= 1 && specRequests.every((a) => a === null), 'without a token /openapi.json is fetched with no Authorization');
@@ -114,8 +114,10 @@ try {
 
   // 3. "Try it out" on the v1 list, as a user would.
   await listOp.locator('.opblock-summary').first().click();
+  // The tenant's document: the demo's custom attribute `seats` is a filter of the v1 list.
+  await listOp.locator('tr[data-param-name="custom_fields.seats"]').waitFor();
+  check(true, "the tenant's document is shown (the v1 list takes custom_fields.seats)");
   await listOp.locator('button.try-out__btn').click();
-  await listOp.locator('tr[data-param-name="collection"] input').fill('accounts');
   await listOp.locator('tr[data-param-name="limit"] input').fill('10');
   const sent = apiRequests.length;
   await listOp.locator('button.execute').click();
@@ -131,7 +133,7 @@ try {
 
   // 4. Screenshot: the token bar, then the request sent and the response shown.
   await page.evaluate(() => {
-    const execute = document.querySelector('#operations-v1-v1_list button.execute');
+    const execute = document.querySelector('#operations-v1-v1_list_accounts button.execute');
     const bar = document.querySelector('.corral-bar');
     window.scrollTo(0, execute.getBoundingClientRect().top + window.scrollY - bar.offsetHeight - 8);
   });
