@@ -3,7 +3,8 @@
 //! sub-resources, relationships and admin routes.
 
 use super::values::{
-    Attribute, address, filter_conditions, nullable, raw_write_value, read_envelope, shared_components, write_value,
+    Attribute, DOMAIN, EMAIL, PHONE, TEXT, address, filter_conditions, nullable, raw_write_value, read_envelope,
+    shared_components, text, write_value,
 };
 use corral_core::custom::TenantSchema;
 use corral_core::list::{MAX_SORT_KEYS, V2_MAX_LIMIT};
@@ -117,10 +118,10 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
     out.insert(format!("{p}Patch"), body(patch_attributes.clone(), false));
     let match_keys = match rt {
         RecordType::Account => {
-            json!({"id": {"type": "string", "format": "uuid"}, "domain_name": {"type": "string", "minLength": 1, "maxLength": 253}})
+            json!({"id": {"type": "string", "format": "uuid"}, "domain_name": text(DOMAIN, 253)})
         }
-        _ => json!({"id": {"type": "string", "format": "uuid"}, "primary_email": {"type": "string", "format": "email"},
-                    "contact_emails": {"type": "string", "format": "email"}}),
+        _ => json!({"id": {"type": "string", "format": "uuid"}, "primary_email": text(EMAIL, 320),
+                    "contact_emails": text(EMAIL, 320)}),
     };
     out.insert(
         format!("{p}Assert"),
@@ -168,11 +169,9 @@ fn v1_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
                 "version" => {
                     json!({"type": ["integer", "null"], "minimum": 1, "description": "precondition: write only at this version"})
                 }
-                "domain" => nullable(
-                    json!({"type": "string", "minLength": 1, "maxLength": 253, "description": "primary domain, normalised"}),
-                ),
-                "email" => nullable(json!({"type": "string", "format": "email", "maxLength": 320})),
-                "phone" => nullable(json!({"type": "string", "pattern": "\\S", "maxLength": 1000})),
+                "domain" => nullable(text(DOMAIN, 253)),
+                "email" => nullable(text(EMAIL, 320)),
+                "phone" => nullable(text(PHONE, 64)),
                 "account_id" => {
                     nullable(json!({"type": "string", "description": "an account id (acc-… or a bare uuid)"}))
                 }
@@ -199,7 +198,7 @@ fn v1_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
     if rt == RecordType::Account {
         // A name, or a primary domain the name is taken from.
         let named = json!({"anyOf": [
-            {"required": ["name"], "properties": {"name": {"type": "string", "pattern": "\\S"}}},
+            {"required": ["name"], "properties": {"name": {"type": "string", "pattern": "\\S", "maxLength": corral_core::normalize::MAX_STRING_CHARS}}},
             {"required": ["domain"], "properties": {"domain": {"type": "string"}}}
         ]});
         create["allOf"] = json!([named]);
@@ -285,7 +284,8 @@ fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
 /// Shapes that do not depend on the tenant.
 fn fixed(out: &mut Map<String, Json>) {
     let labels = json!({"type": "array", "maxItems": 3, "items": {"type": "string", "enum": ITEM_LABELS}});
-    let string = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max});
+    let string =
+        |max: usize| json!({"type": "string", "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$", "maxLength": max});
     let nullable_string = json!({"type": ["string", "null"]});
     let option = object(
         json!({"id": {"type": ["string", "null"]}, "api_name": {"type": "string"}, "display_value": {"type": "string"}, "color": {"type": ["string", "null"]}}),
@@ -338,8 +338,8 @@ fn fixed(out: &mut Map<String, Json>) {
                    "next_cursor": nullable_string}),
             &["parent", "api_name", "items", "next_cursor"]));
     }
-    let role = json!({"anyOf": [{"type": ["string", "null"], "maxLength": 1000},
-        object(json!({"value_type": {"type": "string", "enum": ["string"]}, "value": {"type": ["string", "null"], "maxLength": 1000}}), &["value_type"])]});
+    let role = json!({"anyOf": [{"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
+        object(json!({"value_type": {"type": "string", "enum": ["string"]}, "value": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}}), &["value_type"])]});
     let is_primary = json!({"anyOf": [{"type": ["boolean", "null"]},
         object(json!({"value_type": {"type": "string", "enum": ["boolean"]}, "value": {"type": ["boolean", "null"]}}), &["value_type"])]});
     out.insert("EdgeAdd".into(), json!({"type": "object", "additionalProperties": false,
@@ -354,7 +354,7 @@ fn fixed(out: &mut Map<String, Json>) {
     );
     let entries = [
         ("DomainItem", data(domain)),
-        ("DomainAdd", object(json!({"domain_name": string(253)}), &["domain_name"])),
+        ("DomainAdd", object(json!({"domain_name": text(DOMAIN, 253)}), &["domain_name"])),
         ("DomainPatch", object(json!({"is_primary": {"type": "boolean"}}), &["is_primary"])),
         (
             "ContactEmailItem",
@@ -367,17 +367,11 @@ fn fixed(out: &mut Map<String, Json>) {
         ),
         (
             "ContactEmailAdd",
-            object(
-                json!({"email": {"type": "string", "format": "email", "maxLength": 320}, "is_primary": {"type": "boolean"}, "labels": labels}),
-                &["email"],
-            ),
+            object(json!({"email": text(EMAIL, 320), "is_primary": {"type": "boolean"}, "labels": labels}), &["email"]),
         ),
         (
             "ContactEmailPatch",
-            object(
-                json!({"email": {"type": "string", "format": "email", "maxLength": 320}, "is_primary": {"type": "boolean"}, "labels": labels}),
-                &[],
-            ),
+            object(json!({"email": text(EMAIL, 320), "is_primary": {"type": "boolean"}, "labels": labels}), &[]),
         ),
         (
             "ContactPhoneNumberItem",
@@ -391,22 +385,19 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "ContactPhoneNumberAdd",
             object(
-                json!({"phone_number": {"type": "string", "pattern": "\\S", "maxLength": 1000}, "is_primary": {"type": "boolean"}, "labels": labels}),
+                json!({"phone_number": text(PHONE, 64), "is_primary": {"type": "boolean"}, "labels": labels}),
                 &["phone_number"],
             ),
         ),
         (
             "ContactPhoneNumberPatch",
-            object(
-                json!({"phone_number": {"type": "string", "pattern": "\\S", "maxLength": 1000}, "is_primary": {"type": "boolean"}, "labels": labels}),
-                &[],
-            ),
+            object(json!({"phone_number": text(PHONE, 64), "is_primary": {"type": "boolean"}, "labels": labels}), &[]),
         ),
         (
             "CustomAttributeCreate",
             object(
                 json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_name": string(1000),
-                   "description": {"type": ["string", "null"], "maxLength": 1000},
+                   "description": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
                    "value_type": {"type": "string", "enum": ["string", "long_text", "number", "percent", "currency", "boolean", "timestamp",
                        "date", "email", "url", "phone_number", "select", "record_reference"]},
                    "is_array": {"type": "boolean"}, "is_required_on_create": {"type": "boolean"}, "is_unique": {"type": "boolean", "enum": [false]},
@@ -418,7 +409,7 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "CustomAttributePatch",
             object(
-                json!({"display_name": string(1000), "description": {"type": ["string", "null"], "maxLength": 1000}}),
+                json!({"display_name": string(1000), "description": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}}),
                 &[],
             ),
         ),
@@ -427,15 +418,15 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "OptionCreate",
             object(
-                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_value": {"type": ["string", "null"], "maxLength": 1000},
-            "color": {"type": ["string", "null"], "maxLength": 1000}}),
+                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_value": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
+            "color": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}}),
                 &["api_name"],
             ),
         ),
         (
             "OptionPatch",
             object(
-                json!({"display_value": {"type": ["string", "null"], "maxLength": 1000}, "color": {"type": ["string", "null"], "maxLength": 1000}}),
+                json!({"display_value": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}, "color": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}}),
                 &[],
             ),
         ),
@@ -461,7 +452,7 @@ fn fixed(out: &mut Map<String, Json>) {
             "ApiKeyCreate",
             object(
                 json!({"scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": crate::auth::scope_names()}},
-            "app": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,100}$"}, "name": {"type": ["string", "null"], "maxLength": 1000},
+            "app": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,100}$"}, "name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
             "expires_at": {"type": ["string", "null"], "format": "date-time"}}),
                 &["scopes"],
             ),
@@ -471,16 +462,16 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "AdminUserCreate",
             object(
-                json!({"email": {"type": "string", "format": "email", "maxLength": 320},
-            "display_name": {"type": ["string", "null"], "maxLength": 1000}, "is_active": {"type": "boolean"}}),
+                json!({"email": text(EMAIL, 320),
+            "display_name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}, "is_active": {"type": "boolean"}}),
                 &["email"],
             ),
         ),
         (
             "AdminUserPatch",
             object(
-                json!({"email": {"type": ["string", "null"], "format": "email", "maxLength": 320},
-            "display_name": {"type": ["string", "null"], "maxLength": 1000}, "is_active": {"type": "boolean"}}),
+                json!({"email": nullable(text(EMAIL, 320)),
+            "display_name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}, "is_active": {"type": "boolean"}}),
                 &[],
             ),
         ),

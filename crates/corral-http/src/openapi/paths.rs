@@ -4,7 +4,7 @@
 //! request and response schemas.
 
 use super::components::{reference, stem};
-use super::values::Attribute;
+use super::values::{self, Attribute};
 use corral_core::custom::TenantSchema;
 use corral_core::list::{V1_MAX_LIMIT, V2_MAX_LIMIT};
 use corral_core::{RecordType, v2};
@@ -103,6 +103,13 @@ impl Op {
         if self.public {
             self.body["security"] = json!([]);
         }
+        // Lists in query strings are comma lists.
+        for p in self.body["parameters"].as_array_mut().into_iter().flatten() {
+            if p["in"] == "query" && p["schema"]["type"] == "array" {
+                p["style"] = json!("form");
+                p["explode"] = json!(false);
+            }
+        }
         if self.body["parameters"].as_array().is_some_and(Vec::is_empty) {
             self.body.as_object_mut().expect("an object").remove("parameters");
         }
@@ -153,19 +160,15 @@ fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
         "currency" => json!({"type": "number", "minimum": 0, "maximum": 1e15}),
         "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
         "boolean" => json!({"type": "boolean"}),
-        "timestamp" => json!({"type": "string", "format": "date-time"}),
-        "date" => json!({"type": "string", "format": "date"}),
+        "timestamp" => json!({"type": "string", "format": "date-time", "pattern": values::TIMESTAMP}),
+        "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
         "uuid" | "record_reference" => json!({"type": "string", "pattern": ID_PATTERN}),
-        "account_domain" if matches!(op, "eq" | "ne") => {
-            json!({"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?)*\\.[a-z]{2,10}$"})
-        }
-        "email" if matches!(op, "eq" | "ne") => {
-            json!({"type": "string", "pattern": "^[a-z0-9._-]{1,30}@[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20})*\\.[a-z]{2,10}$"})
-        }
+        "account_domain" if matches!(op, "eq" | "ne" | "in" | "not_in") => values::text(values::DOMAIN, 253),
+        "email" | "contact_email" if matches!(op, "eq" | "ne" | "in" | "not_in") => values::text(values::EMAIL, 320),
         "enum" | "account_stage" | "contact_stage" | "select" => {
             json!({"type": "string", "enum": attr.0["type_info"]["options"].as_array().map(|o| o.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str())).collect::<Vec<_>>()).unwrap_or_default()})
         }
-        _ => json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"}),
+        _ => json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,\\u0000]*\\S[^,\\u0000]*$"}),
     };
     match op {
         "exists" | "not_exists" => json!({"type": "boolean"}),
@@ -192,6 +195,24 @@ fn v1_filter_name(rt: RecordType, attribute: &str, custom: bool) -> Option<Strin
     Some(name.to_owned())
 }
 
+/// The v1 sort keys of a collection: each sortable field, ascending or `-` descending.
+fn v1_sort_keys(rt: RecordType, schema: &TenantSchema) -> Vec<String> {
+    let doc = v2::schema_document(rt, schema);
+    let custom: Vec<&str> = schema.custom.iter().map(|c| c.api_name.as_str()).collect();
+    let mut keys = Vec::new();
+    for entry in doc["attributes"].as_array().into_iter().flatten() {
+        let attr = Attribute(entry);
+        if !attr.sortable() {
+            continue;
+        }
+        if let Some(name) = v1_filter_name(rt, attr.name(), custom.contains(&attr.name())) {
+            keys.push(format!("-{name}"));
+            keys.push(name);
+        }
+    }
+    keys
+}
+
 /// `GET /api/v1/crm/{collection}`: paging, sort, search, count and one parameter per
 /// filterable field and operator (`industry=…`, `employee_count[gte]=…`).
 fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
@@ -199,8 +220,8 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
     let mut o = op("get", format!("/api/v1/crm/{collection}"), format!("v1_list_{collection}"), "v1", format!("List {collection}"))
         .describe("One page, newest first unless sorted. Filters: `field=value` or `field[op]=value` (v2 operator names; `in`, `not_in` and `between` take comma lists). Unknown parameters are 400 invalid_query_parameter.")
         .query("limit", json!({"type": "integer", "minimum": 1, "maximum": V1_MAX_LIMIT, "default": 50}), "page size")
-        .query("cursor", json!({"type": "string"}), "next_cursor of the previous page; continues its own query")
-        .query("sort", json!({"type": "string", "pattern": "^[+-]?[a-z_.]+(,[+-]?[a-z_.]+){0,2}$"}), "comma list of up to 3 fields, `-` for descending")
+        .query("cursor", json!({"type": "string", "minLength": 1}), "next_cursor of the previous page; continues its own query")
+        .query("sort", json!({"type": "array", "minItems": 1, "maxItems": 3, "uniqueItems": true, "items": {"type": "string", "enum": v1_sort_keys(rt, schema)}}), "up to 3 fields (a comma list), `-` for descending; each field once")
         .query("include_deleted", json!({"type": "boolean"}), "also archived documents")
         .query("q", json!({"type": "string", "maxLength": 1000}), "search text")
         .query("count", count_param(), "add `total` (and `total_is_estimate`)");
@@ -337,8 +358,9 @@ fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &
 }
 
 /// Every v2 operation on one record type.
-fn v2_record_type(rt: RecordType, out: &mut Vec<Op>) {
+fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
     let p = stem(rt);
+    let attribute_names = v2::attribute_names_in(rt, schema);
     let t = rt.api_name();
     let base = format!("/api/v2/{t}");
     let one = format!("{base}/{{id}}");
@@ -369,8 +391,8 @@ fn v2_record_type(rt: RecordType, out: &mut Vec<Op>) {
             .id(t)
             .query(
                 "fields",
-                json!({"type": "string", "pattern": "^[a-z_0-9]+(,[a-z_0-9]+)*$"}),
-                "comma list of attributes to return",
+                json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "enum": attribute_names}}),
+                "attributes to return (a comma list)",
             )
             .query("include_archived", json!({"type": "boolean"}), "also when archived")
             .shared("IfNoneMatch")
@@ -480,7 +502,7 @@ fn v2_record_type(rt: RecordType, out: &mut Vec<Op>) {
                 json!({"type": "integer", "minimum": 1, "maximum": V2_MAX_LIMIT, "default": 50}),
                 "page size",
             )
-            .query("cursor", json!({"type": "string"}), "next_cursor of the previous page")
+            .query("cursor", json!({"type": "string", "minLength": 1}), "next_cursor of the previous page")
             .reply(200, "One page of edges", Some(&format!("{edge}EdgeList")), &[]),
     );
     out.push(
@@ -724,9 +746,9 @@ pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json
     fixed(&mut ops);
     v1_collection(RecordType::Account, "accounts", account, &mut ops);
     v1_collection(RecordType::Contact, "contacts", contact, &mut ops);
-    for rt in RecordType::ALL {
-        v2_record_type(rt, &mut ops);
-    }
+    v2_record_type(RecordType::Account, account, &mut ops);
+    v2_record_type(RecordType::Contact, contact, &mut ops);
+    v2_record_type(RecordType::User, &TenantSchema::builtin("tenant", RecordType::User), &mut ops);
     let mut paths = Map::new();
     for o in ops {
         let o = o.finish();

@@ -10,6 +10,25 @@ use serde_json::{Value as Json, json};
 /// Largest array an array attribute takes (tags, websites, custom arrays).
 const MAX_ARRAY_ITEMS: usize = 100;
 
+/// Text the database can store: anything without NUL.
+pub const TEXT: &str = "^[^\\u0000]*$";
+/// An email address the normaliser accepts (a subset of RFC 5322 that it always takes).
+pub const EMAIL: &str = "^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}$";
+/// A domain, or a URL naming one (normalised to the bare domain; `www.` dropped).
+pub const DOMAIN: &str = "^(https?://)?(?!www\\.[^.]+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}/?$";
+/// An absolute http(s) URL.
+pub const URL: &str = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@-]*)*$";
+/// A phone number: any text with a digit.
+pub const PHONE: &str = "^[^\\u0000]*[0-9][^\\u0000]*$";
+/// An RFC 3339 timestamp within the years 1000-8999 (the range stored is years 1-9999 in UTC).
+pub const TIMESTAMP: &str =
+    "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+
+/// `{"type": "string", "pattern": …}` with a length limit.
+pub fn text(pattern: &str, max: usize) -> Json {
+    json!({"type": "string", "pattern": pattern, "maxLength": max})
+}
+
 /// One attribute as `_schema` lists it.
 pub struct Attribute<'a>(pub &'a Json);
 
@@ -57,6 +76,11 @@ impl Attribute<'_> {
         }
         out
     }
+}
+
+/// The v1 id prefix of a record type.
+fn id_prefix(record_type: &str) -> &'static str {
+    corral_core::RecordType::from_api_name(record_type).map(|t| t.v1_prefix()).unwrap_or("acc")
 }
 
 /// `schema` or `null`.
@@ -134,12 +158,11 @@ fn read_envelope_inline(attr: &Attribute<'_>) -> Json {
 /// One value as a write takes it (without `null`).
 fn write_scalar(attr: &Attribute<'_>) -> Json {
     match attr.value_type() {
-        "string" | "phone_number" => json!({"type": "string", "maxLength": MAX_STRING_CHARS, "pattern": "\\S"}),
-        "long_text" => json!({"type": "string", "maxLength": MAX_LONG_TEXT_CHARS}),
-        "url" => {
-            json!({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/]+", "maxLength": 2048})
-        }
-        "email" => json!({"type": "string", "format": "email", "maxLength": 320}),
+        "string" => text(TEXT, MAX_STRING_CHARS),
+        "phone_number" => text(PHONE, 64),
+        "long_text" => text(TEXT, MAX_LONG_TEXT_CHARS),
+        "url" => text(URL, 2048),
+        "email" => text(EMAIL, 320),
         "enum" => json!({"type": "string", "enum": attr.option_names()}),
         "number" => json!({"anyOf": [
             {"type": "integer", "minimum": 0, "maximum": corral_core::value::MAX_WHOLE_NUMBER},
@@ -156,13 +179,14 @@ fn write_scalar(attr: &Attribute<'_>) -> Json {
              "properties": {"amount": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e15}, {"type": "string", "pattern": "^\\+?[0-9]{1,15}(\\.[0-9]{1,10})?$"}]}, "currency_code": {"type": "string", "pattern": "^[Uu][Ss][Dd]$"}}}
         ]}),
         "boolean" => json!({"type": "boolean"}),
-        "timestamp" => json!({"type": "string", "format": "date-time"}),
-        "date" => json!({"type": "string", "format": "date"}),
+        "timestamp" => json!({"type": "string", "format": "date-time", "pattern": TIMESTAMP}),
+        "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
         "account_stage" | "contact_stage" | "select" => {
             json!({"type": "string", "enum": attr.option_spellings(), "description": "an option's api_name or display value (its id is accepted too)"})
         }
         "record_reference" => json!({"anyOf": [
             {"type": "string", "format": "uuid", "description": format!("a {} id", attr.target())},
+            {"type": "string", "pattern": format!("^{}-[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$", id_prefix(attr.target())), "description": "the v1 spelling"},
             {"type": "object", "additionalProperties": false, "required": ["related_record_id"],
              "properties": {"related_record_id": {"type": "string", "format": "uuid"},
                             "related_record_type": {"type": "string", "enum": [attr.target()]}}},
@@ -204,12 +228,14 @@ pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<Json> {
     }
     let scalar = match attr.value_type() {
         "currency" => json!({"type": "number", "minimum": 0}),
-        "account_domain" => json!({"type": "string", "minLength": 1, "maxLength": 253}),
-        "contact_email" => json!({"type": "string", "minLength": 1, "maxLength": 320}),
-        "contact_phone_number" => json!({"type": "string", "minLength": 1, "maxLength": 100}),
+        "account_domain" => text(DOMAIN, 253),
+        "contact_email" => text(EMAIL, 320),
+        "contact_phone_number" => text(PHONE, 64),
         "record_reference" => json!({"type": "string", "format": "uuid"}),
         "uuid" => json!({"type": "string", "format": "uuid"}),
         "address" => return Vec::new(),
+        // Filter values are compared as text of at most 1,000 characters.
+        "long_text" => text(TEXT, MAX_STRING_CHARS),
         _ => write_scalar_shared(attr),
     };
     let groups: [(&[&str], Option<Json>); 4] = [
