@@ -3,8 +3,8 @@
 //! sub-resources, relationships and admin routes.
 
 use super::values::{
-    Attribute, DOMAIN, EMAIL, PHONE, TEXT, address, filter_conditions, nullable, raw_write_value, read_envelope,
-    shared_components, text, write_value,
+    Attribute, ConditionShape, DOMAIN, EMAIL, PHONE, TEXT, address, condition_schema, filter_conditions, nullable,
+    pascal, raw_write_value, read_envelope, shared_components, text, write_value,
 };
 use corral_core::custom::TenantSchema;
 use corral_core::list::{MAX_SORT_KEYS, V2_MAX_LIMIT};
@@ -59,16 +59,37 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
     out.insert(format!("{p}Response"), data(reference(p)));
 
     // `_query`: filters typed per attribute, sort keys and fields from the schema.
-    let mut conditions: Vec<Json> = attributes.iter().flat_map(filter_conditions).collect();
+    // Conditions are grouped by shape (operators and value schema), each shape a named
+    // component listing the fields that take it: generators need named union members.
+    let mut shapes: Vec<(String, ConditionShape, Vec<String>)> = Vec::new();
+    for attr in &attributes {
+        for shape in filter_conditions(attr) {
+            let key = format!("{}|{:?}|{}", shape.kind, shape.operators, shape.value.clone().unwrap_or_default());
+            match shapes.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, fields)) => fields.push(attr.name().to_owned()),
+                None => shapes.push((key, shape, vec![attr.name().to_owned()])),
+            }
+        }
+    }
+    let mut members = Vec::new();
+    for (_, shape, fields) in &shapes {
+        let mut name = format!("{p}{}{}", pascal(&fields[0]), shape.kind);
+        if fields.len() > 1 {
+            name = format!("{p}{}{}Condition", pascal(&fields[0]), shape.kind);
+        }
+        out.insert(name.clone(), condition_schema(fields, shape));
+        members.push(reference(&name));
+    }
     let filter = reference(&format!("{p}Filter"));
-    let group = |key: &str| {
-        object(
-            json!({key: {"anyOf": [{"type": "array", "minItems": 1, "items": filter.clone()}, filter.clone()]}}),
-            &[key],
-        )
-    };
-    conditions.extend([group("and"), group("or"), group("not")]);
-    out.insert(format!("{p}Filter"), json!({"anyOf": conditions,
+    for key in ["and", "or", "not"] {
+        let name = format!("{p}Filter{}", pascal(key));
+        out.insert(
+            name.clone(),
+            object(json!({key: {"type": "array", "minItems": 1, "items": filter.clone()}}), &[key]),
+        );
+        members.push(reference(&name));
+    }
+    out.insert(format!("{p}Filter"), json!({"anyOf": members,
         "description": "A condition {field, operator, value} or a group {and|or|not: [filter…]}; at most 8 levels and 100 nodes."}));
     let sortable: Vec<&str> = attributes.iter().filter(|a| a.sortable()).map(Attribute::name).collect();
     out.insert(
@@ -79,7 +100,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
                 "sort": {"type": ["array", "null"], "maxItems": MAX_SORT_KEYS, "items": object(json!({
                     "field": {"type": "string", "enum": sortable}, "direction": {"type": "string", "enum": ["asc", "desc"]}}), &["field"])},
                 "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": V2_MAX_LIMIT, "description": "default 50"},
-                "cursor": {"type": ["string", "null"], "description": "next_cursor of the previous page; alone or with the same body"},
+                "cursor": {"type": ["string", "null"], "minLength": 1, "description": "next_cursor of the previous page; alone or with the same body"},
                 "include_archived": {"type": ["boolean", "null"]},
                 "count": {"type": ["string", "null"], "enum": ["exact", "estimated", null]},
                 "fields": {"type": ["array", "null"], "items": {"type": "string", "enum": names}},
@@ -269,7 +290,7 @@ fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
             "is_required_on_create", "is_unique", "is_custom", "is_sortable", "is_filterable", "filter_operators"],
         "properties": {"api_name": {"type": "string", "enum": names}, "display_name": {"type": "string"},
             "description": {"type": ["string", "null"]}, "type_info": {"type": "object", "required": ["value_type", "is_array"],
-            "properties": {"value_type": {"type": "string"}, "is_array": {"type": "boolean"}, "target": {"type": "string"}, "options": {"type": "array"}}},
+            "properties": {"value_type": {"type": "string"}, "is_array": {"type": "boolean"}, "target": {"type": "string"}, "options": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}}}},
             "is_creatable": {"type": "boolean"}, "is_updatable": {"type": "boolean"}, "is_required_on_create": {"type": "boolean"},
             "is_unique": {"type": "boolean"}, "is_custom": {"type": "boolean"}, "is_sortable": {"type": "boolean"},
             "is_filterable": {"type": "boolean"}, "filter_operators": {"type": "array", "items": {"type": "string"}}}});
@@ -437,7 +458,16 @@ fn fixed(out: &mut Map<String, Json>) {
                 json!({"grant_type": {"type": "string", "enum": ["client_credentials"]},
             "client_id": {"type": "string", "minLength": 1, "description": "the key id; optional when client_secret is the whole key"},
             "client_secret": {"type": "string", "minLength": 1, "description": "the key's secret, or the whole key (crl_…) as printed"}}),
-                &["grant_type", "client_id", "client_secret"],
+                &["grant_type", "client_secret"],
+            ),
+        ),
+        (
+            "TokenRequestForm",
+            object(
+                json!({"grant_type": {"type": "string", "enum": ["client_credentials"]},
+            "client_id": {"type": "string", "minLength": 1, "description": "the key id; optional when client_secret is the whole key"},
+            "client_secret": {"type": "string", "minLength": 1, "description": "the key's secret, or the whole key (crl_…) as printed"}}),
+                &["grant_type", "client_secret"],
             ),
         ),
         (

@@ -644,7 +644,7 @@ fn fixed(out: &mut Vec<Op>) {
     .reply(200, "A bearer token", Some("TokenResponse"), &[]);
     exchange.body["requestBody"] = json!({"required": true, "content": {
         "application/json": {"schema": reference("TokenRequest")},
-        "application/x-www-form-urlencoded": {"schema": reference("TokenRequest")}}});
+        "application/x-www-form-urlencoded": {"schema": reference("TokenRequestForm")}}});
     out.push(exchange);
     let mut page =
         op("get", "/docs", "docs_page", "operations", "The interactive API reference (Swagger UI, served offline)")

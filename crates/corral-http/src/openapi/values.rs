@@ -62,20 +62,6 @@ impl Attribute<'_> {
         let options = self.0["type_info"]["options"].as_array().cloned().unwrap_or_default();
         options.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str()).map(str::to_owned)).collect()
     }
-    /// The spellings a write may use for an option: api_name and display value. (Option
-    /// ids are accepted too; they are left out so the base document names no tenant's ids.)
-    fn option_spellings(&self) -> Vec<String> {
-        let options = self.0["type_info"]["options"].as_array().cloned().unwrap_or_default();
-        let mut out: Vec<String> = Vec::new();
-        for o in &options {
-            for s in [o.as_str(), o["api_name"].as_str(), o["display_value"].as_str()].into_iter().flatten() {
-                if !out.iter().any(|x| x == s) {
-                    out.push(s.to_owned());
-                }
-            }
-        }
-        out
-    }
 }
 
 /// The v1 id prefix of a record type.
@@ -182,7 +168,7 @@ fn write_scalar(attr: &Attribute<'_>) -> Json {
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
         "account_stage" | "contact_stage" | "select" => {
-            json!({"type": "string", "enum": attr.option_spellings(), "description": "an option's api_name or display value (its id is accepted too)"})
+            json!({"type": "string", "enum": attr.option_names(), "description": "an option's api_name (its id or display value is accepted too)"})
         }
         "record_reference" => json!({"anyOf": [
             {"type": "string", "format": "uuid", "description": format!("a {} id", attr.target())},
@@ -219,15 +205,22 @@ fn write_value_inline(attr: &Attribute<'_>) -> Json {
         "properties": {"value_type": {"type": "string", "enum": [attr.value_type()]}, "value": nullable(scalar)}}]})
 }
 
-/// The conditions a filter may put on an attribute: one schema per value shape its
-/// operators take (a single value, a list, a pair, nothing).
-pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<Json> {
+/// One shape of condition a filter may put on an attribute: a kind (`Comparison`, `List`,
+/// `Range`, `Presence`), its operators, and the schema of its value (none for presence).
+pub struct ConditionShape {
+    pub kind: &'static str,
+    pub operators: Vec<&'static str>,
+    pub value: Option<Json>,
+}
+
+/// The condition shapes of an attribute, one per value shape its operators take.
+pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<ConditionShape> {
     let operators = attr.operators();
     if operators.is_empty() {
         return Vec::new();
     }
     let scalar = match attr.value_type() {
-        "currency" => json!({"type": "number", "minimum": 0}),
+        "currency" => json!({"type": "number", "minimum": 0, "maximum": 1e15}),
         "account_domain" => text(DOMAIN, 253),
         "contact_email" => text(EMAIL, 320),
         "contact_phone_number" => text(PHONE, 64),
@@ -238,38 +231,55 @@ pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<Json> {
         "long_text" => text(TEXT, MAX_STRING_CHARS),
         _ => write_scalar_shared(attr),
     };
-    let groups: [(&[&str], Option<Json>); 4] = [
-        (&["eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "ends_with"], Some(scalar.clone())),
+    let groups: [(&str, &[&str], Option<Json>); 4] = [
         (
+            "Comparison",
+            &["eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "ends_with"],
+            Some(scalar.clone()),
+        ),
+        (
+            "List",
             &["in", "not_in"],
             Some(
                 json!({"type": "array", "minItems": 1, "maxItems": corral_core::filter::MAX_IN_VALUES, "items": scalar.clone()}),
             ),
         ),
-        (&["between"], Some(json!({"type": "array", "minItems": 2, "maxItems": 2, "items": scalar}))),
-        (&["exists", "not_exists"], None),
+        ("Range", &["between"], Some(json!({"type": "array", "minItems": 2, "maxItems": 2, "items": scalar}))),
+        ("Presence", &["exists", "not_exists"], None),
     ];
     let mut out = Vec::new();
-    for (group, value) in groups {
-        let ops: Vec<&str> = operators.iter().copied().filter(|o| group.contains(o)).collect();
-        if ops.is_empty() {
-            continue;
+    for (kind, group, value) in groups {
+        let ops: Vec<&'static str> = group.iter().copied().filter(|o| operators.contains(o)).collect();
+        if !ops.is_empty() {
+            out.push(ConditionShape { kind, operators: ops, value });
         }
-        let mut properties =
-            json!({"field": {"type": "string", "enum": [attr.name()]}, "operator": {"type": "string", "enum": ops}});
-        let mut required = vec!["field", "operator"];
-        match value {
-            Some(v) => {
-                properties["value"] = v;
-                required.push("value");
-            }
-            None => properties["value"] = json!({"type": "null"}),
-        }
-        out.push(
-            json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties}),
-        );
     }
     out
+}
+
+/// The schema of conditions of one shape on `fields`.
+pub fn condition_schema(fields: &[String], shape: &ConditionShape) -> Json {
+    let mut properties =
+        json!({"field": {"type": "string", "enum": fields}, "operator": {"type": "string", "enum": shape.operators}});
+    let mut required = vec!["field", "operator"];
+    match &shape.value {
+        Some(v) => {
+            properties["value"] = v.clone();
+            required.push("value");
+        }
+        None => properties["value"] = json!({"type": "null"}),
+    }
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+}
+
+/// `PascalCase` of a snake_case name.
+pub fn pascal(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The value types whose schemas depend on nothing but the type (no options, no target):
