@@ -110,7 +110,12 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
     );
     let mut result =
         json!({"data": {"type": "array", "items": reference(p)}, "next_cursor": {"type": ["string", "null"]}});
-    if rt != RecordType::User {
+    if rt == RecordType::User {
+        // User queries do not count.
+        if let Some(props) = out.get_mut(&format!("{p}Query")).and_then(|q| q["properties"].as_object_mut()) {
+            props.remove("count");
+        }
+    } else {
         result["meta"] = object(
             json!({"total": {"type": "integer"}, "total_is_estimate": {"type": "boolean"}}),
             &["total", "total_is_estimate"],
