@@ -34,6 +34,7 @@ error_codes! {
     InvalidJson => ("invalid_json", 400),
     InvalidQueryParameter => ("invalid_query_parameter", 400),
     InvalidCursor => ("invalid_cursor", 400),
+    InvalidHeader => ("invalid_header", 400),
     SubResourceNotSupported => ("sub_resource_not_supported", 400),
     Unauthenticated => ("unauthenticated", 401),
     Forbidden => ("forbidden", 403),

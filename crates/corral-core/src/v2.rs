@@ -502,6 +502,7 @@ pub fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
         let operators = crate::filter::operators(rt, &name, schema);
         entry["filter_operators"] = json!(operators);
         entry["is_filterable"] = json!(!operators.is_empty());
+        entry["is_sortable"] = json!(crate::filter::sort_key(rt, &name, schema).is_some());
     }
     let (display, description) = match rt {
         RecordType::Account => ("Account", "A company: a customer, prospect or partner."),

@@ -110,8 +110,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
         let s = s.strip_prefix("W/").unwrap_or(s);
         let s = s.trim_matches('"');
+        // A malformed precondition is a bad request, not a failed precondition.
         let version = s.parse::<i64>().map_err(|_| {
-            ApiError::new(ErrorCode::PreconditionFailed, "If-Match must be a record version such as \"3\"")
+            let mut e = ApiError::new(ErrorCode::InvalidHeader, "If-Match must be a record version such as \"3\"");
+            e.details.insert("header".into(), "If-Match".into());
+            e
         })?;
         Ok(IfMatch(Preconditions { if_match: Some(version) }))
     }

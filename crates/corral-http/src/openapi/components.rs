@@ -135,7 +135,17 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
         json!({"type": "object", "additionalProperties": false, "properties": writable}),
     );
     let patch_attributes = reference(&format!("{p}WriteAttributes"));
-    let create_attributes = json!({"allOf": [patch_attributes, {"required": required}]});
+    let mut required = required;
+    let mut create_rule = json!({});
+    if rt == RecordType::Account {
+        // v2 creates cannot set domains, so an account needs its name.
+        required.push("display_name");
+        create_rule = json!({"properties": {"display_name": {"anyOf": [
+            {"type": "string", "pattern": "\\S"},
+            {"type": "object", "required": ["value"], "properties": {"value": {"type": "string", "pattern": "\\S"}}}]}}});
+    }
+    create_rule["required"] = json!(required);
+    let create_attributes = json!({"allOf": [patch_attributes, create_rule]});
     let body = |attrs: Json, required: bool| {
         let attrs = if required { attrs } else { json!({"anyOf": [attrs, {"type": "null"}]}) };
         object(json!({"attributes": attrs}), if required { &["attributes"] } else { &[] })
@@ -428,7 +438,7 @@ fn fixed(out: &mut Map<String, Json>) {
                        "date", "email", "url", "phone_number", "select", "record_reference"]},
                    "is_array": {"type": "boolean"}, "is_required_on_create": {"type": "boolean"}, "is_unique": {"type": "boolean", "enum": [false]},
                    "target": {"type": "string", "enum": ["account", "contact", "user"]},
-                   "options": {"type": "array", "items": reference("OptionCreate")}}),
+                   "options": {"type": ["array", "null"], "items": reference("OptionCreate")}}),
                 &["api_name", "value_type"],
             ),
         ),
@@ -505,7 +515,8 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "AdminUserPatch",
             object(
-                json!({"email": nullable(text(EMAIL, 320)),
+                // A blank email clears it, like null.
+                json!({"email": {"anyOf": [text(EMAIL, 320), {"type": "string", "pattern": "^\\s*$", "maxLength": 100}, {"type": "null"}]},
             "display_name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}, "is_active": {"type": "boolean"}}),
                 &[],
             ),
@@ -532,4 +543,22 @@ fn fixed(out: &mut Map<String, Json>) {
         ("HealthV2", data(object(json!({"status": {"type": "string", "enum": ["healthy"]}}), &["status"]))),
     ];
     out.extend(entries.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    // Rules between fields of a custom attribute definition, as the registry checks them.
+    const NO_ARRAYS: [&str; 7] = ["long_text", "number", "percent", "currency", "boolean", "timestamp", "date"];
+    out["CustomAttributeCreate"]["allOf"] = json!([
+        {"if": {"required": ["value_type"], "properties": {"value_type": {"enum": ["select"]}}},
+         "then": {"required": ["options"], "properties": {"options": {"type": "array", "minItems": 1}}},
+         "else": {"properties": {"options": {"type": "null"}}}},
+        {"if": {"required": ["value_type"], "properties": {"value_type": {"enum": ["record_reference"]}}},
+         "then": {"required": ["target"]}},
+        {"if": {"required": ["value_type"], "properties": {"value_type": {"enum": NO_ARRAYS}}},
+         "then": {"properties": {"is_array": {"enum": [false]}}}},
+    ]);
+    // The key id may be left out when the secret is the whole key.
+    for name in ["TokenRequest", "TokenRequestForm"] {
+        out[name]["anyOf"] = json!([
+            {"required": ["client_id"]},
+            {"properties": {"client_secret": {"pattern": "^crl_[0-9a-f]{16}_[0-9a-f]{64}$"}}},
+        ]);
+    }
 }

@@ -156,9 +156,8 @@ fn count_param() -> Json {
 /// The value schema of a v1 filter parameter on `attr` with operator group `op`.
 fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
     let scalar = match attr.value_type() {
-        "number" => json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_i64}),
-        "currency" => json!({"type": "number", "minimum": 0, "maximum": 1e15}),
-        "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+        "number" => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+        "currency" | "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
         "boolean" => json!({"type": "boolean"}),
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": values::TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
@@ -168,7 +167,11 @@ fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
         "enum" | "account_stage" | "contact_stage" | "select" => {
             json!({"type": "string", "enum": attr.0["type_info"]["options"].as_array().map(|o| o.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str())).collect::<Vec<_>>()).unwrap_or_default()})
         }
-        _ => json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,\\u0000]*\\S[^,\\u0000]*$"}),
+        // Any text (the empty string too); list items cannot hold the comma that separates them.
+        _ if matches!(op, "in" | "not_in" | "between") => {
+            json!({"type": "string", "maxLength": 1000, "pattern": "^[^,\\u0000]*$"})
+        }
+        _ => json!({"type": "string", "maxLength": 1000, "pattern": "^[^\\u0000]*$"}),
     };
     match op {
         "exists" | "not_exists" => json!({"type": "boolean"}),
@@ -220,7 +223,7 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
     let mut o = op("get", format!("/api/v1/crm/{collection}"), format!("v1_list_{collection}"), "v1", format!("List {collection}"))
         .describe("One page, newest first unless sorted. Filters: `field=value` or `field[op]=value` (v2 operator names; `in`, `not_in` and `between` take comma lists). Unknown parameters are 400 invalid_query_parameter.")
         .query("limit", json!({"type": "integer", "minimum": 1, "maximum": V1_MAX_LIMIT, "default": 50}), "page size")
-        .query("cursor", json!({"type": "string", "minLength": 1}), "next_cursor of the previous page; continues its own query")
+        .query("cursor", json!({"type": "string"}), "next_cursor of the previous page; continues its own query (empty: the first page)")
         .query("sort", json!({"type": "array", "minItems": 1, "maxItems": 3, "uniqueItems": true, "items": {"type": "string", "enum": v1_sort_keys(rt, schema)}}), "up to 3 fields (a comma list), `-` for descending; each field once")
         .query("include_deleted", json!({"type": "boolean"}), "also archived documents")
         .query("q", json!({"type": "string", "maxLength": 1000}), "search text")
@@ -502,7 +505,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
                 json!({"type": "integer", "minimum": 1, "maximum": V2_MAX_LIMIT, "default": 50}),
                 "page size",
             )
-            .query("cursor", json!({"type": "string", "minLength": 1}), "next_cursor of the previous page")
+            .query("cursor", json!({"type": "string"}), "next_cursor of the previous page (empty: the first page)")
             .reply(200, "One page of edges", Some(&format!("{edge}EdgeList")), &[]),
     );
     out.push(

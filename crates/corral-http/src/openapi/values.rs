@@ -213,24 +213,32 @@ pub struct ConditionShape {
     pub value: Option<Json>,
 }
 
+/// The value a filter compares an attribute with: what the filter compiler accepts, which is
+/// wider than what a write accepts (negative numbers, any text up to 1,000 characters).
+fn filter_value(attr: &Attribute<'_>) -> Option<Json> {
+    Some(match attr.value_type() {
+        "number" => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+        "currency" | "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+        "boolean" => json!({"type": "boolean"}),
+        "timestamp" => json!({"type": "string", "format": "date-time", "pattern": TIMESTAMP}),
+        "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
+        "account_domain" => text(DOMAIN, 253),
+        "email" | "contact_email" => text(EMAIL, 320),
+        "record_reference" | "uuid" => json!({"type": "string", "format": "uuid"}),
+        "enum" | "account_stage" | "contact_stage" | "select" => write_scalar(attr),
+        "address" => return None,
+        // Text of every kind is compared as text of at most 1,000 characters.
+        _ => text(TEXT, MAX_STRING_CHARS),
+    })
+}
+
 /// The condition shapes of an attribute, one per value shape its operators take.
 pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<ConditionShape> {
     let operators = attr.operators();
     if operators.is_empty() {
         return Vec::new();
     }
-    let scalar = match attr.value_type() {
-        "currency" => json!({"type": "number", "minimum": 0, "maximum": 1e15}),
-        "account_domain" => text(DOMAIN, 253),
-        "contact_email" => text(EMAIL, 320),
-        "contact_phone_number" => text(PHONE, 64),
-        "record_reference" => json!({"type": "string", "format": "uuid"}),
-        "uuid" => json!({"type": "string", "format": "uuid"}),
-        "address" => return Vec::new(),
-        // Filter values are compared as text of at most 1,000 characters.
-        "long_text" => text(TEXT, MAX_STRING_CHARS),
-        _ => write_scalar_shared(attr),
-    };
+    let Some(scalar) = filter_value(attr) else { return Vec::new() };
     let groups: [(&str, &[&str], Option<Json>); 4] = [
         (
             "Comparison",

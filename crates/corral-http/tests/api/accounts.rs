@@ -306,6 +306,10 @@ async fn if_match_and_body_version_guard_writes() {
         .send()
         .await
         .assert_error(412, "precondition_failed");
+    // A malformed precondition is a bad request, not a failed one.
+    let r = app.delete(&path).bearer(&app.admin()).header("if-match", "{}").send().await;
+    r.assert_error(400, "invalid_header");
+    assert_eq!(r.body["error"]["details"]["header"], "If-Match");
     app.delete(&path).bearer(&app.admin()).header("if-match", "\"5\"").send().await.assert_status(200);
 }
 #[tokio::test]
