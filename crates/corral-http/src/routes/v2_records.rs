@@ -103,6 +103,8 @@ pub async fn get(
     let rt = record_type(&rt)?;
     principal.require(Permission::read(rt))?;
     query.only(&["fields", "include_archived"])?;
+    // Checked for every type, users included (who are never archived), so a bad value is 400.
+    let include_archived = query.flag("include_archived")?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let only = fields_param(rt, &schema, &query)?;
     let id = parse_id(rt, &id)?;
@@ -111,7 +113,7 @@ pub async fn get(
         let body = json!({"data": render_user(&user, only.as_deref())});
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
     }
-    let record = state.store().get_record(&principal.actor, rt, id, query.flag("include_archived")?).await?;
+    let record = state.store().get_record(&principal.actor, rt, id, include_archived).await?;
     let body = json!({"data": render(&record, &schema, only.as_deref())});
     Ok(json_response(StatusCode::OK, body.to_string(), Some(record.meta.version)))
 }

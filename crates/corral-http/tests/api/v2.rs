@@ -340,6 +340,13 @@ async fn users_are_read_only_records() {
     assert_eq!(r.body["data"]["record_type"], "user");
     assert_eq!(attr(&r.body, "email"), "ann@acme.com");
     assert_eq!(attr(&r.body, "is_active"), true);
+    // `include_archived` is checked like on accounts (found by schemathesis: `=null` was 200).
+    app.get(&format!("/api/v2/user/{uuid}?include_archived=true")).bearer(&app.user()).send().await.assert_status(200);
+    app.get(&format!("/api/v2/user/{uuid}?include_archived=null"))
+        .bearer(&app.user())
+        .send()
+        .await
+        .assert_error(400, "invalid_query_parameter");
     let r = app.post("/api/v2/user").bearer(&app.admin()).json(json!({"attributes": {}})).send().await;
     r.assert_error(405, "method_not_allowed");
     assert!(r.header("allow").is_some());
