@@ -149,7 +149,8 @@ class Api:
             name = type(e).__name__
             if name == "UnexpectedStatus":
                 raise Failure(
-                    f"{method.upper()} {path}: status {e.status_code} is not documented: {e.content[:300]!r}"
+                    f"{method.upper()} {path}: the generated client has no parser for status {e.status_code} "
+                    f"(undocumented, or dropped by the generator: see client-generate.log): {e.content[:300]!r}"
                 ) from None
             raise Failure(
                 f"{method.upper()} {path}: the generated client could not parse the response: {name}: {e}"
@@ -224,6 +225,15 @@ class Api:
                 return a(value)
             if a is str and isinstance(value, str):
                 return value
+            # An id read from a typed response (format: uuid) sent back as a string parameter,
+            # or the other way round: what any client program does.
+            if a is str and isinstance(value, uuid.UUID):
+                return str(value)
+            if a is uuid.UUID and isinstance(value, (str, uuid.UUID)):
+                try:
+                    return uuid.UUID(str(value))
+                except ValueError:
+                    pass
         raise Failure(f"{where}: {value!r} does not fit the declared type {tp}" + (f" ({'; '.join(errors)})" if errors else ""))
 
     def build_model(self, cls: type, data: dict, where: str):
@@ -241,9 +251,34 @@ class Api:
             raise Failure(f"{where}: model {cls.__name__} needs more than the quickstart sends: {e}") from None
 
 
+def conforms(api: Api, value, tp) -> bool:
+    """Whether a parsed value really has its declared type (the generated parsers cast scalars
+    without checking them, so a number declared as a string would otherwise slip through)."""
+    alts = [a for a in api._alternatives(tp) if a is not api.types.Unset]
+    for a in alts:
+        if a is typing.Any or (value is None and a is type(None)):
+            return True
+        origin = typing.get_origin(a)
+        if origin is list and isinstance(value, list):
+            (item_tp,) = typing.get_args(a) or (typing.Any,)
+            return all(conforms(api, v, item_tp) for v in value)
+        if origin is dict and isinstance(value, dict):
+            return True
+        if not isinstance(a, type):
+            continue
+        if a is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if a is int and isinstance(value, bool):
+            continue
+        if isinstance(value, a):
+            return True
+    return False
+
+
 def field(obj, *names):
     """Reads `obj.a.b…` by JSON names, requiring each to be a declared, set field of a typed
-    model (a value that only sits in `additional_properties` is untyped: a failure)."""
+    model (a value that only sits in `additional_properties` is untyped: a failure) whose
+    parsed value has the declared type."""
     from_where = type(obj).__name__
     for name in names:
         if isinstance(name, int):
@@ -261,6 +296,9 @@ def field(obj, *names):
         value = getattr(obj, py)
         if type(value).__name__ == "Unset":
             raise Failure(f"{type(obj).__name__}.{name} was not set in the parsed response")
+        declared = API._hints(type(obj)).get(py)
+        if declared is not None and not conforms(API, value, declared):
+            raise Failure(f"{type(obj).__name__}.{name} is declared {declared} but the server sent {value!r}"[:400])
         from_where = f"{type(obj).__name__}.{name}"
         obj = value
     return obj
@@ -452,6 +490,9 @@ class Skipped(Exception):
     pass
 
 
+API: Api  # the one client of this run (field() checks parsed values against its models)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--client-dir", required=True)
@@ -461,7 +502,8 @@ def main() -> int:
     p.add_argument("--custom-attribute", required=True)
     args = p.parse_args()
     document = json.load(open(args.document, encoding="utf-8"))
-    api = Api(args.client_dir, document, args.base_url, args.token)
+    global API
+    api = API = Api(args.client_dir, document, args.base_url, args.token)
     qs = Quickstart(api, args.custom_attribute)
     failed = skipped = passed = 0
     for title, method in Quickstart.STEPS:
