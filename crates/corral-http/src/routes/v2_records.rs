@@ -16,6 +16,7 @@ use corral_core::custom::TenantSchema;
 use corral_core::filter::Filter;
 use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEFAULT_LIMIT, V2_MAX_LIMIT};
 use corral_core::record::ITEM_LABELS;
+use corral_core::schema::field_by_v1_name;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
 use corral_store::{ContactList, Created, DomainChange, ItemChange, MatchKey, User};
@@ -56,6 +57,19 @@ fn fields_param(rt: RecordType, schema: &TenantSchema, query: &QueryPairs) -> Ap
     Ok(Some(wanted))
 }
 
+/// Errors raised below the dialects name a built-in field the v1 way (an account without a
+/// name is `field_required_missing` on `name`); a v2 client knows it as `display_name`.
+fn named_for_v2(rt: RecordType, error: ApiError) -> ApiError {
+    if error.code != ErrorCode::FieldRequiredMissing {
+        return error;
+    }
+    let v1_name = error.details.get("field").and_then(Json::as_str).unwrap_or_default();
+    match field_by_v1_name(rt, v1_name) {
+        Some((_, def)) if def.api_name != v1_name => CoreError::required_missing(def.api_name).into(),
+        _ => error,
+    }
+}
+
 fn render(record: &Record, schema: &TenantSchema, only: Option<&[String]>) -> Json {
     v2::render(record, &RenderContext { schema, only })
 }
@@ -79,7 +93,11 @@ pub async fn create(
     let write = v2::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw)?;
     let render_body = |r: &Record| json!({"data": render(r, &schema, None)}).to_string();
-    let created = state.store().create_record(&principal.actor, rt, &write, key.as_ref(), render_body).await?;
+    let created = state
+        .store()
+        .create_record(&principal.actor, rt, &write, key.as_ref(), render_body)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
         Created::Replayed(stored) => {
@@ -131,7 +149,11 @@ pub async fn patch(
     principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &schema)?;
-    let record = state.store().update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0).await?;
+    let record = state
+        .store()
+        .update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
@@ -329,7 +351,11 @@ pub async fn assert(
     let attributes = json!({"attributes": obj.get("attributes").cloned().unwrap_or(Json::Null)});
     // Attributes are validated as a patch: required-on-create is checked only if it creates.
     let write = v2::parse_write(rt, &attributes, WriteMode::Patch, &schema)?;
-    let (record, created) = state.store().assert_record(&principal.actor, rt, &keys, &write).await?;
+    let (record, created) = state
+        .store()
+        .assert_record(&principal.actor, rt, &keys, &write)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     let (status, action) = if created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "updated") };
     let body = json!({"data": render(&record, &schema, None), "meta": {"action": action}});
     Ok(json_response(status, body.to_string(), Some(record.meta.version)))
