@@ -241,9 +241,10 @@ pub async fn query(
     let limit = match obj.get("limit").filter(|l| !l.is_null()) {
         None => V2_DEFAULT_LIMIT,
         Some(l) => l
-            .as_u64()
+            .as_number()
+            .and_then(corral_core::value::whole_number)
+            .filter(|n| (1..=V2_MAX_LIMIT as i64).contains(n))
             .map(|n| n as usize)
-            .filter(|n| (1..=V2_MAX_LIMIT).contains(n))
             .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {V2_MAX_LIMIT}")))?,
     };
     let cursor = match obj.get("cursor") {

@@ -117,6 +117,9 @@ async fn settings_have_defaults_and_accept_partial_updates() {
         .send()
         .await
         .assert_error(422, "field_value_invalid");
+    let r =
+        app.patch("/api/admin/settings").bearer(&app.admin()).json(json!({"rate_limit_per_second": 60.0})).send().await;
+    assert_eq!(r.body["data"]["rate_limit_per_second"], 60);
     app.patch("/api/admin/settings")
         .bearer(&app.admin())
         .json(json!({"dark_mode": true}))
