@@ -234,7 +234,8 @@ class Api:
                     return uuid.UUID(str(value))
                 except ValueError:
                     pass
-        raise Failure(f"{where}: {value!r} does not fit the declared type {tp}" + (f" ({'; '.join(errors)})" if errors else ""))
+        why = f" ({'; '.join(errors)})" if errors else ""
+        raise Failure(f"{where}: {value!r} does not fit the declared type {tp}{why}")
 
     def build_model(self, cls: type, data: dict, where: str):
         fields = attrs.fields_dict(cls)
@@ -287,7 +288,8 @@ def field(obj, *names):
             obj = obj[name]
             continue
         if not attrs.has(type(obj)):
-            raise Failure(f"{from_where}: expected a typed model with field `{name}`, got {type(obj).__name__}: {obj!r}"[:400])
+            got = f"{type(obj).__name__}: {obj!r}"[:300]
+            raise Failure(f"{from_where}: expected a typed model with field `{name}`, got {got}")
         py = python_name(name)
         if py not in attrs.fields_dict(type(obj)) or py == "additional_properties":
             extra = getattr(obj, "additional_properties", {})
@@ -344,10 +346,17 @@ class Quickstart:
     # --- v1 ---
 
     def v1_create(self):
-        r = self.api.call("post", V1, expect=201, body={
-            "name": f"Initrode {self.tag}", "domain": f"https://www.Initrode-{self.tag}.com/",
-            "industry": "software", "tags": ["new"],
-        })
+        r = self.api.call(
+            "post",
+            V1,
+            expect=201,
+            body={
+                "name": f"Initrode {self.tag}",
+                "domain": f"https://www.Initrode-{self.tag}.com/",
+                "industry": "software",
+                "tags": ["new"],
+            },
+        )
         doc = r.parsed
         check("v1 create: domain (normalised)", field(doc, "domain"), f"initrode-{self.tag}.com")
         check("v1 create: name", field(doc, "name"), f"Initrode {self.tag}")
@@ -367,12 +376,14 @@ class Quickstart:
 
     def v1_if_match(self):
         (v1_id,) = self.need("v1_id")
-        r = self.api.call("patch", V1_ONE, expect=200, id=v1_id, body={"lifecycle_stage": "engaged"},
-                          **{"If-Match": '"1"'})
-        check("v1 PATCH If-Match \"1\": lifecycle_stage", field(r.parsed, "lifecycle_stage"), "engaged")
-        check("v1 PATCH If-Match \"1\": version", field(r.parsed, "version"), 2)
-        r = self.api.call("patch", V1_ONE, expect=412, id=v1_id, body={"lifecycle_stage": "customer"},
-                          **{"If-Match": '"1"'})
+        r = self.api.call(
+            "patch", V1_ONE, expect=200, id=v1_id, body={"lifecycle_stage": "engaged"}, **{"If-Match": '"1"'}
+        )
+        check('v1 PATCH If-Match "1": lifecycle_stage', field(r.parsed, "lifecycle_stage"), "engaged")
+        check('v1 PATCH If-Match "1": version', field(r.parsed, "version"), 2)
+        r = self.api.call(
+            "patch", V1_ONE, expect=412, id=v1_id, body={"lifecycle_stage": "customer"}, **{"If-Match": '"1"'}
+        )
         check("v1 PATCH stale If-Match: error code", field(r.parsed, "error", "code"), "precondition_failed")
 
     def v1_archive_restore(self):
@@ -388,9 +399,14 @@ class Quickstart:
     # --- v2 ---
 
     def v2_create(self):
-        r = self.api.call("post", V2, expect=201, body={
-            "attributes": {"display_name": f"Globex {self.tag}", "industry": "software", self.custom: 12},
-        })
+        r = self.api.call(
+            "post",
+            V2,
+            expect=201,
+            body={
+                "attributes": {"display_name": f"Globex {self.tag}", "industry": "software", self.custom: 12},
+            },
+        )
         attributes = field(r.parsed, "data", "attributes")
         check("v2 create: display_name", field(attributes, "display_name", "value"), f"Globex {self.tag}")
         check(f"v2 create: custom attribute {self.custom}", field(attributes, self.custom, "value"), 12)
@@ -399,11 +415,17 @@ class Quickstart:
 
     def v2_query(self):
         (v2_id,) = self.need("v2_id")
-        r = self.api.call("post", V2_QUERY, expect=200, body={
-            "filters": [{"field": "display_name", "operator": "eq", "value": f"Globex {self.tag}"}],
-            "sort": [{"field": "created_at", "direction": "desc"}],
-            "limit": 10, "count": "exact",
-        })
+        r = self.api.call(
+            "post",
+            V2_QUERY,
+            expect=200,
+            body={
+                "filters": [{"field": "display_name", "operator": "eq", "value": f"Globex {self.tag}"}],
+                "sort": [{"field": "created_at", "direction": "desc"}],
+                "limit": 10,
+                "count": "exact",
+            },
+        )
         data = field(r.parsed, "data")
         check("v2 _query name eq: number of records", len(data), 1)
         check("v2 _query: id", field(data[0], "id"), v2_id)
@@ -412,14 +434,21 @@ class Quickstart:
 
     def v2_if_match(self):
         (v2_id,) = self.need("v2_id")
-        r = self.api.call("patch", V2_ONE, expect=200, id=v2_id, body={"attributes": {"current_stage_id": "engaged"}},
-                          **{"If-Match": '"1"'})
+        r = self.api.call(
+            "patch",
+            V2_ONE,
+            expect=200,
+            id=v2_id,
+            body={"attributes": {"current_stage_id": "engaged"}},
+            **{"If-Match": '"1"'},
+        )
         attributes = field(r.parsed, "data", "attributes")
-        check("v2 PATCH If-Match \"1\": version", field(attributes, "version", "value"), 2)
+        check('v2 PATCH If-Match "1": version', field(attributes, "version", "value"), 2)
         check("v2 PATCH: current_stage_id", field(attributes, "current_stage_id", "value", "api_name"), "engaged")
         check("v2 PATCH: ETag", r.headers.get("etag"), '"2"')
-        r = self.api.call("patch", V2_ONE, expect=412, id=v2_id, body={"attributes": {"industry": "retail"}},
-                          **{"If-Match": '"1"'})
+        r = self.api.call(
+            "patch", V2_ONE, expect=412, id=v2_id, body={"attributes": {"industry": "retail"}}, **{"If-Match": '"1"'}
+        )
         check("v2 PATCH stale If-Match: error code", field(r.parsed, "error", "code"), "precondition_failed")
 
     def v2_add_domain(self):
@@ -458,14 +487,26 @@ class Quickstart:
 
     def assert_by_domain(self):
         domain = f"asserted-{self.tag}.example"
-        r = self.api.call("post", V2_ASSERT, expect=201, body={
-            "match": {"domain_name": domain}, "attributes": {"display_name": f"Asserted {self.tag}"},
-        })
+        r = self.api.call(
+            "post",
+            V2_ASSERT,
+            expect=201,
+            body={
+                "match": {"domain_name": domain},
+                "attributes": {"display_name": f"Asserted {self.tag}"},
+            },
+        )
         check("_assert (new): meta.action", field(r.parsed, "meta", "action"), "created")
         created_id = field(r.parsed, "data", "id")
-        r = self.api.call("post", V2_ASSERT, expect=200, body={
-            "match": {"domain_name": domain.upper()}, "attributes": {"industry": "retail", self.custom: 3},
-        })
+        r = self.api.call(
+            "post",
+            V2_ASSERT,
+            expect=200,
+            body={
+                "match": {"domain_name": domain.upper()},
+                "attributes": {"industry": "retail", self.custom: 3},
+            },
+        )
         check("_assert (existing): meta.action", field(r.parsed, "meta", "action"), "updated")
         check("_assert (existing): same record", field(r.parsed, "data", "id"), created_id)
         check("_assert (existing): industry", field(r.parsed, "data", "attributes", "industry", "value"), "retail")
