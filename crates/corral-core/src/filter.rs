@@ -401,7 +401,9 @@ fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema:
             }
             _ => return Err(bad("expected an RFC 3339 timestamp")),
         },
-        (Kind::Int, Json::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| bad("expected a whole number"))?),
+        (Kind::Int, Json::Number(n)) => {
+            Value::Int(crate::value::whole_number(n).ok_or_else(|| bad("expected a whole number"))?)
+        }
         (Kind::Int, Json::String(s)) => Value::Int(s.trim().parse().map_err(|_| bad("expected a whole number"))?),
         (Kind::Int, _) => return Err(bad("expected a number")),
         (Kind::Real, _) => {

@@ -126,8 +126,7 @@ fn optional_text(field: &str, json: &Json, normalise: normalize::Normaliser) -> 
 fn expected_version(json: &Json) -> CoreResult<Option<i64>> {
     match json {
         Json::Null => Ok(None),
-        Json::Number(n) => n
-            .as_i64()
+        Json::Number(n) => crate::value::whole_number(n)
             .filter(|v| *v >= 1)
             .map(Some)
             .ok_or_else(|| CoreError::invalid_value("version", "expected a positive whole number")),

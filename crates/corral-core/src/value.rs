@@ -118,8 +118,15 @@ pub struct Spec<'a> {
     pub options: &'a [Stage],
 }
 
+/// A JSON number that is a whole number, written with a fraction or not (`3` and `3.0`; JSON
+/// Schema's `integer` takes both), within the range a double holds exactly.
+pub fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_WHOLE_NUMBER as f64).map(|f| f as i64))
+}
+
 /// Coerces client JSON into a field's value, normalising it (docs/CONTRACT.md §5.1). `null` clears the
 /// field (arrays become empty).
+
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
     let spec =
         Spec { name: ctx.name(field), value_type: field.value_type, is_array: field.is_array, options: ctx.stages };
@@ -206,9 +213,7 @@ fn scalar(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
         ValueType::Email => Value::Text(normalize::email(text(name, json)?).map_err(bad)?),
         ValueType::Number => {
             let n = match json {
-                Json::Number(n) => n.as_i64().or_else(|| {
-                    n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_WHOLE_NUMBER as f64).map(|f| f as i64)
-                }),
+                Json::Number(n) => whole_number(n),
                 Json::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             }

@@ -2,6 +2,7 @@
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
+use corral_core::value::whole_number;
 use corral_core::{CoreError, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -36,9 +37,11 @@ impl TenantSettings {
                 "rate_limit_per_second" => {
                     self.rate_limit_per_second = match value {
                         Json::Null => None,
-                        v => Some(v.as_u64().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| {
-                            CoreError::invalid_value(key, "expected a whole number from 1 to 1000000, or null")
-                        })? as u32),
+                        v => Some(
+                            v.as_number().and_then(whole_number).filter(|n| (1..=1_000_000).contains(n)).ok_or_else(
+                                || CoreError::invalid_value(key, "expected a whole number from 1 to 1000000, or null"),
+                            )? as u32,
+                        ),
                     };
                 }
                 other => return Err(CoreError::unknown_field(other)),

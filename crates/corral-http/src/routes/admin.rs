@@ -35,6 +35,15 @@ fn opt_string(obj: &Map<String, Json_>, field: &str) -> ApiResult<Option<String>
     }
 }
 
+/// `is_active`: absent, or a boolean (anything else is refused, on create as on update).
+fn is_active_flag(obj: &Map<String, Json_>) -> ApiResult<Option<bool>> {
+    match obj.get("is_active") {
+        None => Ok(None),
+        Some(Json_::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(CoreError::invalid_value("is_active", "expected true or false").into()),
+    }
+}
+
 /// Creates an API key; the key itself is in this response only.
 pub async fn create_api_key(
     State(state): State<AppState>,
@@ -129,20 +138,17 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
     principal.require(Permission::Admin)?;
     let obj = object(&body.value, &["email", "display_name", "is_active"])?;
-    // Validated like a PATCH: a real email (required here), a boolean `is_active`.
-    let email = opt_string(obj, "email")?.ok_or_else(|| CoreError::required_missing("email"))?;
-    let email = corral_core::normalize::email(&email).map_err(|r| CoreError::invalid_value("email", r))?;
-    let is_active = match obj.get("is_active") {
-        None => true,
-        Some(Json_::Bool(b)) => *b,
-        Some(_) => return Err(CoreError::invalid_value("is_active", "expected true or false").into()),
-    };
+    // A blank email is a missing one (the store would keep the user without an email).
+    let email = opt_string(obj, "email")?
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| CoreError::required_missing("email"))?;
+    let is_active = is_active_flag(obj)?;
     let tenant = &principal.actor.tenant;
     let mut user = state
         .store()
         .add_user(tenant, &email, opt_string(obj, "display_name")?.as_deref(), &principal.actor.subject)
         .await?;
-    if !is_active {
+    if is_active == Some(false) {
         let changes = UserChanges { is_active: Some(false), ..Default::default() };
         user = state.store().update_user(tenant, user.id, &changes, &principal.actor.subject).await?;
     }
@@ -167,13 +173,7 @@ pub async fn update_user(
     let changes = UserChanges {
         email: obj.contains_key("email").then(|| opt_string(obj, "email")).transpose()?,
         display_name: obj.contains_key("display_name").then(|| opt_string(obj, "display_name")).transpose()?,
-        is_active: match obj.get("is_active") {
-            None => None,
-            Some(Json_::Bool(b)) => Some(*b),
-            Some(_) => {
-                return Err(CoreError::invalid_value("is_active", "expected true or false").into());
-            }
-        },
+        is_active: is_active_flag(obj)?,
     };
     let user = state.store().update_user(&principal.actor.tenant, id, &changes, &principal.actor.subject).await?;
     Ok(Json(json!({"data": user_json(&user)})))

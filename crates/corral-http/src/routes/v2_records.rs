@@ -16,6 +16,7 @@ use corral_core::custom::TenantSchema;
 use corral_core::filter::Filter;
 use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEFAULT_LIMIT, V2_MAX_LIMIT};
 use corral_core::record::ITEM_LABELS;
+use corral_core::schema::field_by_v1_name;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
 use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
 use corral_store::{ContactList, Created, DomainChange, ItemChange, MatchKey, User};
@@ -56,6 +57,19 @@ fn fields_param(rt: RecordType, schema: &TenantSchema, query: &QueryPairs) -> Ap
     Ok(Some(wanted))
 }
 
+/// Errors raised below the dialects name a built-in field the v1 way (an account without a
+/// name is `field_required_missing` on `name`); a v2 client knows it as `display_name`.
+fn named_for_v2(rt: RecordType, error: ApiError) -> ApiError {
+    if error.code != ErrorCode::FieldRequiredMissing {
+        return error;
+    }
+    let v1_name = error.details.get("field").and_then(Json::as_str).unwrap_or_default();
+    match field_by_v1_name(rt, v1_name) {
+        Some((_, def)) if def.api_name != v1_name => CoreError::required_missing(def.api_name).into(),
+        _ => error,
+    }
+}
+
 fn render(record: &Record, schema: &TenantSchema, only: Option<&[String]>) -> Json {
     v2::render(record, &RenderContext { schema, only })
 }
@@ -78,7 +92,11 @@ pub async fn create(
     let write = v2::parse_write(rt, &body.value, WriteMode::Create, &schema)?;
     let key = idempotency_key(&headers, &body.raw, &format!("v2 {}", rt.api_name()), &principal.actor)?;
     let render_body = |r: &Record| json!({"data": render(r, &schema, None)}).to_string();
-    let created = state.store().create_record(&principal.actor, rt, &write, key.as_ref(), render_body).await?;
+    let created = state
+        .store()
+        .create_record(&principal.actor, rt, &write, key.as_ref(), render_body)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     let (status, body, replayed) = match created {
         Created::New(_, body) => (StatusCode::CREATED, body, false),
         Created::Replayed(stored) => {
@@ -101,6 +119,8 @@ pub async fn get(
     let rt = record_type(&rt)?;
     principal.require(Permission::read(rt))?;
     query.only(&["fields", "include_archived"])?;
+    // Checked for every type, users included (who are never archived), so a bad value is 400.
+    let include_archived = query.flag("include_archived")?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let only = fields_param(rt, &schema, &query)?;
     let id = parse_id(rt, &id)?;
@@ -109,7 +129,7 @@ pub async fn get(
         let body = json!({"data": render_user(&user, only.as_deref())});
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
     }
-    let record = state.store().get_record(&principal.actor, rt, id, query.flag("include_archived")?).await?;
+    let record = state.store().get_record(&principal.actor, rt, id, include_archived).await?;
     let body = json!({"data": render(&record, &schema, only.as_deref())});
     Ok(json_response(StatusCode::OK, body.to_string(), Some(record.meta.version)))
 }
@@ -126,7 +146,11 @@ pub async fn patch(
     principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &schema)?;
-    let record = state.store().update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0).await?;
+    let record = state
+        .store()
+        .update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     Ok(record_response(StatusCode::OK, &record, &schema))
 }
 
@@ -211,9 +235,10 @@ pub async fn query(
     let limit = match obj.get("limit").filter(|l| !l.is_null()) {
         None => V2_DEFAULT_LIMIT,
         Some(l) => l
-            .as_u64()
+            .as_number()
+            .and_then(corral_core::value::whole_number)
+            .filter(|n| (1..=V2_MAX_LIMIT as i64).contains(n))
             .map(|n| n as usize)
-            .filter(|n| (1..=V2_MAX_LIMIT).contains(n))
             .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {V2_MAX_LIMIT}")))?,
     };
     let cursor = match obj.get("cursor") {
@@ -320,7 +345,11 @@ pub async fn assert(
     let attributes = json!({"attributes": obj.get("attributes").cloned().unwrap_or(Json::Null)});
     // Attributes are validated as a patch: required-on-create is checked only if it creates.
     let write = v2::parse_write(rt, &attributes, WriteMode::Patch, &schema)?;
-    let (record, created) = state.store().assert_record(&principal.actor, rt, &keys, &write).await?;
+    let (record, created) = state
+        .store()
+        .assert_record(&principal.actor, rt, &keys, &write)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
     let (status, action) = if created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "updated") };
     let body = json!({"data": render(&record, &schema, None), "meta": {"action": action}});
     Ok(json_response(status, body.to_string(), Some(record.meta.version)))

@@ -51,6 +51,32 @@ async fn users_are_added_listed_and_updated_per_tenant() {
         .send()
         .await
         .assert_error(422, "unknown_field");
+    // A blank email is a missing one, and `is_active` must be a boolean (as on PATCH): neither
+    // creates a user (found by schemathesis: both used to answer 201).
+    for blank in ["", "   "] {
+        app.post("/api/admin/users")
+            .bearer(&app.admin())
+            .json(json!({"email": blank}))
+            .send()
+            .await
+            .assert_error(422, "field_required_missing");
+    }
+    for bad in [json!({}), json!("false"), json!(0), json!(null)] {
+        app.post("/api/admin/users")
+            .bearer(&app.admin())
+            .json(json!({"email": "d@example.com", "is_active": bad}))
+            .send()
+            .await
+            .assert_error(422, "field_value_invalid");
+    }
+    let r = app
+        .post("/api/admin/users")
+        .bearer(&app.admin())
+        .json(json!({"email": "d@example.com", "is_active": false}))
+        .send()
+        .await;
+    r.assert_status(201);
+    assert_eq!(r.body["data"]["is_active"], false);
     let other = app.token_for("elsewhere", "x", &["tenant_admin"], &[], None);
     app.post("/api/admin/users")
         .bearer(&other)
@@ -100,6 +126,9 @@ async fn settings_have_defaults_and_accept_partial_updates() {
         .send()
         .await
         .assert_error(422, "field_value_invalid");
+    let r =
+        app.patch("/api/admin/settings").bearer(&app.admin()).json(json!({"rate_limit_per_second": 60.0})).send().await;
+    assert_eq!(r.body["data"]["rate_limit_per_second"], 60);
     app.patch("/api/admin/settings")
         .bearer(&app.admin())
         .json(json!({"dark_mode": true}))
