@@ -121,7 +121,8 @@ pub struct Spec<'a> {
 /// A JSON number that is a whole number, written with a fraction or not (`3` and `3.0`; JSON
 /// Schema's `integer` takes both), within the range a double holds exactly.
 pub fn whole_number(n: &serde_json::Number) -> Option<i64> {
-    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_WHOLE_NUMBER as f64).map(|f| f as i64))
+    n.as_i64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_WHOLE_NUMBER as f64).map(|f| f as i64))
 }
 
 /// Coerces client JSON into a field's value, normalising it (docs/CONTRACT.md §5.1). `null` clears the
