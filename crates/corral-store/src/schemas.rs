@@ -186,7 +186,10 @@ pub async fn option_list<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_n
     }
     match schema.custom(api_name) {
         Some(def) if def.value_type == ValueType::Select => Ok(def.options.clone()),
-        Some(_) => Err(CoreError::invalid_value("api_name", format!("`{api_name}` has no options")).into()),
+        // Like a built-in attribute without options: there is no option list to edit.
+        Some(_) => Err(CoreError::new(ErrorCode::RecordNotFound, format!("`{api_name}` has no options"))
+            .with("api_name", api_name)
+            .into()),
         None => Err(not_found(api_name).into()),
     }
 }

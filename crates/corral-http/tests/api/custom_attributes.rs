@@ -273,6 +273,14 @@ async fn options_of_select_and_stage_attributes_are_editable() {
         .send()
         .await
         .assert_error(404, "record_not_found");
+    // A custom attribute that is not a select has no option list either.
+    define(&app, "account", json!({"api_name": "homepage", "value_type": "url"})).await;
+    app.post("/api/v2/_schema/account/attributes/homepage/options")
+        .bearer(&app.admin())
+        .json(json!({"api_name": "x"}))
+        .send()
+        .await
+        .assert_error(404, "record_not_found");
 }
 
 #[tokio::test]
