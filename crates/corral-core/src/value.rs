@@ -127,7 +127,6 @@ pub fn whole_number(n: &serde_json::Number) -> Option<i64> {
 
 /// Coerces client JSON into a field's value, normalising it (docs/CONTRACT.md §5.1). `null` clears the
 /// field (arrays become empty).
-
 pub fn coerce(field: &FieldDef, json: &Json, ctx: &CoerceContext<'_>) -> CoreResult<Value> {
     let spec =
         Spec { name: ctx.name(field), value_type: field.value_type, is_array: field.is_array, options: ctx.stages };
