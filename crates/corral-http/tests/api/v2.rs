@@ -438,6 +438,17 @@ async fn users_are_read_only_records() {
         app.patch(&format!("/api/v2/user/{uuid}")).bearer(&app.admin()).json(json!({"attributes": {}})).send().await;
     r.assert_error(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET"));
+    // 405 whatever the body, even none (found by schemathesis: a PATCH without a body was 415).
+    let r = app.patch(&format!("/api/v2/user/{uuid}")).bearer(&app.admin()).send().await;
+    r.assert_error(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET"));
+    app.post("/api/v2/user").bearer(&app.admin()).send().await.assert_error(405, "method_not_allowed");
+    app.post("/api/v2/user/_assert").bearer(&app.admin()).send().await.assert_error(405, "method_not_allowed");
+    app.post(&format!("/api/v2/user/{uuid}/attribute/domains"))
+        .bearer(&app.admin())
+        .send()
+        .await
+        .assert_error(405, "method_not_allowed");
     app.delete(&format!("/api/v2/user/{uuid}"))
         .bearer(&app.admin())
         .send()
