@@ -35,6 +35,7 @@ error_codes! {
     InvalidQueryParameter => ("invalid_query_parameter", 400),
     InvalidCursor => ("invalid_cursor", 400),
     SubResourceNotSupported => ("sub_resource_not_supported", 400),
+    ConflictingCredentials => ("conflicting_credentials", 400),
     Unauthenticated => ("unauthenticated", 401),
     Forbidden => ("forbidden", 403),
     RecordNotFound => ("record_not_found", 404),
@@ -189,6 +190,6 @@ mod tests {
             assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.status()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 31);
+        assert_eq!(ErrorCode::ALL.len(), 32);
     }
 }
