@@ -471,10 +471,13 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(Presented::Unusable) => return ApiError::unauthenticated("credentials required").into_response(),
         Err(e) => return e.into_response(),
     };
-    if let Some(p) = principal {
-        request.extensions_mut().insert(p);
-    }
-    next.run(request).await
+    let Some(p) = principal else { return next.run(request).await };
+    let tenant = p.actor.tenant.clone();
+    request.extensions_mut().insert(p);
+    let mut response = next.run(request).await;
+    // For the outer layers that see only the response (the request log line).
+    response.extensions_mut().insert(tenant);
+    response
 }
 
 /// The caller, as [`authenticate`] found it; 401 when the request carried no credentials.
