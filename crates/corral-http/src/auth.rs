@@ -412,7 +412,12 @@ fn presented(headers: &HeaderMap) -> ApiResult<Presented<'_>> {
         let key = v.to_str().ok().map(str::trim).filter(|t| !t.is_empty());
         values.push((key, key.map_or(v.as_bytes(), str::as_bytes)));
     }
-    let Some(&(first, first_raw)) = values.first() else { return Ok(Presented::Nothing) };
+    if values.is_empty() {
+        return Ok(Presented::Nothing);
+    }
+    // A blank header carries nothing to conflict with; blank headers alone are no credential.
+    values.retain(|(_, raw)| !raw.trim_ascii().is_empty());
+    let Some(&(first, first_raw)) = values.first() else { return Ok(Presented::Unusable) };
     if values.iter().any(|(_, raw)| *raw != first_raw) {
         return Err(ApiError::new(
             ErrorCode::ConflictingCredentials,

@@ -437,6 +437,9 @@ async fn conflicting_credentials_are_refused_never_picked_from() {
     }
     // The same credential in both headers is one credential.
     app.get("/api/v1/crm/accounts").bearer(&key).header("x-api-key", &key).send().await.assert_status(200);
+    // A blank header carries no credential to conflict with; blank headers alone are none.
+    app.get("/api/v1/crm/accounts").bearer(&key).header("x-api-key", "").send().await.assert_status(200);
+    app.get("/api/v1/crm/accounts").header("x-api-key", " ").send().await.assert_error(401, "unauthenticated");
     // Unauthenticated routes do not look at credentials at all.
     app.get("/health").bearer(&app.admin()).header("x-api-key", &key).send().await.assert_status(200);
 }
