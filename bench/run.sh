@@ -29,7 +29,8 @@ if [ "${1:-}" = "--pg" ]; then
   DB="$CORRAL_TEST_DATABASE_URL?options=-c%20search_path%3D$SCHEMA"
 fi
 
-CORRAL_LOG=warn $BIN --data-dir "$WORK" --database-url "$DB" serve --listen "127.0.0.1:$PORT" >/dev/null &
+# No rate limit: wrk measures the server, not the limiter (docs/API.md "Rate limits").
+CORRAL_LOG=warn CORRAL_RATE_LIMIT_PER_SECOND=0 $BIN --data-dir "$WORK" --database-url "$DB" serve --listen "127.0.0.1:$PORT" >/dev/null &
 SERVER=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
 export TOKEN=$($BIN --data-dir "$WORK" --database-url "$DB" token --tenant bench --ttl 2h)

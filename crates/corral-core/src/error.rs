@@ -36,6 +36,7 @@ error_codes! {
     InvalidCursor => ("invalid_cursor", 400),
     InvalidHeader => ("invalid_header", 400),
     SubResourceNotSupported => ("sub_resource_not_supported", 400),
+    ConflictingCredentials => ("conflicting_credentials", 400),
     Unauthenticated => ("unauthenticated", 401),
     Forbidden => ("forbidden", 403),
     RecordNotFound => ("record_not_found", 404),

@@ -137,9 +137,18 @@ fn v1_leaf(param: &str, raw: &str) -> CoreResult<Filter> {
         }
         None => (param, Op::Eq),
     };
-    let list = || Json::Array(raw.split(',').map(|v| Json::String(v.trim().to_owned())).collect());
+    let list = || {
+        // The same bound as a v2 list (docs/API.md "Queries"), counted before anything is built.
+        if raw.split(',').nth(crate::filter::MAX_IN_VALUES).is_some() {
+            return Err(CoreError::invalid_query_parameter(
+                param,
+                format!("at most {} values in a list", crate::filter::MAX_IN_VALUES),
+            ));
+        }
+        Ok(Json::Array(raw.split(',').map(|v| Json::String(v.trim().to_owned())).collect()))
+    };
     let (op, value) = match op {
-        Op::In | Op::NotIn | Op::Between => (op, list()),
+        Op::In | Op::NotIn | Op::Between => (op, list()?),
         Op::Exists | Op::NotExists => {
             let wanted = parse_bool(param, raw)?;
             let op = if wanted == (op == Op::Exists) { Op::Exists } else { Op::NotExists };
@@ -364,6 +373,20 @@ mod tests {
 
     fn schema() -> TenantSchema {
         TenantSchema::builtin("t", RecordType::Account)
+    }
+
+    #[test]
+    fn v1_value_lists_are_capped_like_v2() {
+        let values = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>().join(",");
+        for op in ["in", "not_in"] {
+            let param = format!("industry[{op}]");
+            let ok = ListRequest::from_v1_params(&params(&[(&param, &values(filter::MAX_IN_VALUES))]));
+            assert!(ok.is_ok(), "{op}: {ok:?}");
+            let err =
+                ListRequest::from_v1_params(&params(&[(&param, &values(filter::MAX_IN_VALUES + 1))])).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidQueryParameter, "{op}");
+            assert_eq!(err.details["parameter"], param.as_str());
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{RecordId, RecordType};
 use crate::schema::{ACCOUNT_NAME, FieldDef, fields};
+use crate::tenant::TenantId;
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 use serde_json::{Map, Value as Json};
@@ -11,7 +12,7 @@ use serde_json::{Map, Value as Json};
 /// Who is writing: the token's tenant, subject and app scope (docs/CONTRACT.md §2, §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The token's `sub`, stamped into `created_by` / `updated_by` / `deleted_by`.
     pub subject: String,
     /// The caller's app scope: stamped on create, and the only app whose records it sees.
@@ -42,7 +43,7 @@ impl RecordMeta {
     pub fn new(actor: &Actor, now: Timestamp) -> Self {
         RecordMeta {
             id: RecordId::generate(),
-            tenant_id: actor.tenant.clone(),
+            tenant_id: actor.tenant.to_string(),
             app_id: actor.app.clone(),
             created_at: now,
             updated_at: now,

@@ -7,11 +7,13 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use corral_core::ids::user_id_for_subject;
-use corral_core::{Actor, CoreError, ErrorCode, Timestamp};
+use corral_core::{Actor, CoreError, ErrorCode, TenantId, Timestamp};
 use corral_store::ApiKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -176,6 +178,10 @@ pub struct Claims {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The API key a token was obtained by exchanging (RFC 9068 `client_id`): the token is
+    /// accepted only while that key, in the token's tenant, is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl Claims {
@@ -258,6 +264,10 @@ impl AuthConfig {
     /// and anything but HS256 or the public key's algorithm, is refused.
     pub fn verify(&self, token: &str) -> ApiResult<Claims> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::unauthenticated("malformed token"))?;
+        // RFC 7515 §4.1.11: critical extensions must be understood, and Corral understands none.
+        if header.crit.is_some() {
+            return Err(ApiError::unauthenticated("token has critical header parameters Corral does not understand"));
+        }
         let (alg, key) = match (&self.public_key, header.alg) {
             (_, Algorithm::HS256) => (Algorithm::HS256, DecodingKey::from_secret(&self.hs_secret)),
             (Some((alg, key)), h) if h == *alg => (*alg, key.clone()),
@@ -372,41 +382,120 @@ pub fn validate_scopes(scopes: &[String]) -> Result<(), CoreError> {
     }
 }
 
-fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, rest) = v.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty());
-    }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
+/// What a request presents as its credential.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented<'a> {
+    /// Neither `Authorization` nor `X-Api-Key`.
+    Nothing,
+    /// A bearer token or API key, the same in every header that carries one.
+    Credential(&'a str),
+    /// A header is there but holds no usable credential (another scheme, empty, not text).
+    Unusable,
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+/// Reads the credential of a request (docs/CONTRACT.md §2). `Authorization: Bearer <token>`
+/// and `X-Api-Key: <key>` may both be sent only when they carry the same credential; two
+/// different ones (in those headers, or repeated headers) are `400 conflicting_credentials`,
+/// never silently one of them.
+fn presented(headers: &HeaderMap) -> ApiResult<Presented<'_>> {
+    // Each header value as the credential it carries: a bearer token, an API key, or, when
+    // it is unusable, its raw text (so that it differs from any usable credential).
+    let mut values: Vec<(Option<&str>, &[u8])> = Vec::new();
+    for v in headers.get_all(header::AUTHORIZATION) {
+        let bearer = v.to_str().ok().and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+        });
+        values.push((bearer, bearer.map_or(v.as_bytes(), str::as_bytes)));
+    }
+    for v in headers.get_all("x-api-key") {
+        let key = v.to_str().ok().map(str::trim).filter(|t| !t.is_empty());
+        values.push((key, key.map_or(v.as_bytes(), str::as_bytes)));
+    }
+    if values.is_empty() {
+        return Ok(Presented::Nothing);
+    }
+    // A blank header carries nothing to conflict with; blank headers alone are no credential.
+    values.retain(|(_, raw)| !raw.trim_ascii().is_empty());
+    let Some(&(first, first_raw)) = values.first() else { return Ok(Presented::Unusable) };
+    if values.iter().any(|(_, raw)| *raw != first_raw) {
+        return Err(ApiError::new(
+            ErrorCode::ConflictingCredentials,
+            "the request carries different credentials (Authorization and X-Api-Key, or a repeated header); send one",
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_request\""));
+    }
+    Ok(first.map_or(Presented::Unusable, Presented::Credential))
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let presented = credential(&parts.headers).ok_or_else(|| ApiError::unauthenticated("credentials required"))?;
+impl AppState {
+    /// Turns a presented bearer token or API key into the caller.
+    async fn authenticate(&self, presented: &str) -> ApiResult<Principal> {
         if let Some((id, secret)) = split_key(presented) {
-            let key = check_key(state, id, secret).await?;
+            let key = check_key(self, id, secret).await?;
             return Ok(Principal {
                 actor: Actor { tenant: key.tenant_id, subject: key.id, app: key.app },
                 permissions: Permissions::from_roles_and_scopes(&[], key.scopes.iter().map(String::as_str)),
             });
         }
-        let claims = state.auth().verify(presented)?;
+        let claims = self.auth().verify(presented)?;
+        let tenant = TenantId::new(claims.tenant_id.as_str());
+        // A token obtained by exchanging an API key lives only as long as its key.
+        if let Some(key_id) = &claims.client_id
+            && !self.key_is_live(&tenant, key_id).await?
+        {
+            return Err(ApiError::unauthenticated("the API key this token was exchanged for is revoked or expired"));
+        }
         if claims.is_human() {
-            state.provision_user(&claims).await?;
+            self.provision_user(&claims).await?;
         }
         let permissions =
             Permissions::from_roles_and_scopes(&claims.roles, claims.scope.as_deref().unwrap_or("").split_whitespace());
-        Ok(Principal {
-            actor: Actor { tenant: claims.tenant_id, subject: claims.sub, app: claims.app_id },
-            permissions,
-        })
+        Ok(Principal { actor: Actor { tenant, subject: claims.sub, app: claims.app_id }, permissions })
+    }
+}
+
+/// The authentication middleware of every route that takes credentials: reads the
+/// credential once, authenticates it, and puts the [`Principal`] in the request's
+/// extensions, where the [`Principal`] extractor and later layers (rate limits) find it.
+///
+/// A request without credentials passes through without a principal: handlers that need one
+/// answer 401 through the extractor; `/openapi.json` answers its base document. A request
+/// with credentials that do not authenticate is answered here (401, or 400
+/// `conflicting_credentials`, or 503 when the database cannot say).
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let principal = match presented(request.headers()) {
+        Ok(Presented::Nothing) => None,
+        Ok(Presented::Credential(c)) => {
+            let c = c.to_owned();
+            match state.authenticate(&c).await {
+                Ok(p) => Some(p),
+                Err(e) => return e.into_response(),
+            }
+        }
+        Ok(Presented::Unusable) => return ApiError::unauthenticated("credentials required").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let Some(p) = principal else { return next.run(request).await };
+    let tenant = p.actor.tenant.clone();
+    request.extensions_mut().insert(p);
+    let mut response = next.run(request).await;
+    // For the outer layers that see only the response (the request log line).
+    response.extensions_mut().insert(tenant);
+    response
+}
+
+/// The caller, as [`authenticate`] found it; 401 when the request carried no credentials.
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| ApiError::unauthenticated("credentials required"))
     }
 }
 
 /// The user id a human subject maps to.
-pub fn subject_user_id(tenant: &str, sub: &str) -> corral_core::RecordId {
+pub fn subject_user_id(tenant: &TenantId, sub: &str) -> corral_core::RecordId {
     user_id_for_subject(tenant, sub)
 }
 

@@ -6,6 +6,7 @@ pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod ratelimit;
 pub mod request_id;
 pub mod router;
 pub mod routes;

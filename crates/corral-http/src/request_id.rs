@@ -33,7 +33,9 @@ pub async fn assign(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     // Per-request lines are debug: at tens of thousands of requests a second, info logging
     // of every request would cost more than serving it.
-    tracing::debug!(request_id = %id, %method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    // The tenant of an authenticated request, as the authentication middleware left it.
+    let tenant = response.extensions().get::<corral_core::TenantId>().map(|t| t.as_str()).unwrap_or("");
+    tracing::debug!(request_id = %id, %method, %path, status, tenant, elapsed_us = started.elapsed().as_micros() as u64, "request");
     response.headers_mut().insert(HEADER, header);
     response
 }

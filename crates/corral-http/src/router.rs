@@ -10,8 +10,9 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{admin, health, relationships, schema_admin, token, v1_records, v2_records};
 use crate::state::AppState;
+use axum::Extension;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -20,16 +21,25 @@ use corral_core::{ErrorCode, RecordType};
 use std::sync::OnceLock;
 use tower_http::catch_panic::CatchPanicLayer;
 
-/// Every API route.
-fn api_routes() -> Router<AppState> {
+/// Routes that take no credentials: never authenticated, never rate limited.
+fn public_routes() -> Router<AppState> {
     Router::new()
-        // Operations (no auth).
+        // Operations.
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/api/v1/health", get(health::v1_health))
         .route("/api/v2/health", get(health::v2_health))
-        // Token exchange (the API key is the credential).
+        // Token exchange (the API key in the body is the credential).
         .route("/api/v1/auth/token", post(token::exchange))
+        // The API reference page.
+        .route("/docs", get(crate::routes::docs::docs_page))
+        .route("/docs/assets/{file}", get(crate::routes::docs::docs_asset))
+}
+
+/// Every route that takes credentials (all of them need one except `/openapi.json`).
+fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
         // v1 document dialect.
         .route("/api/v1/crm/{collection}", get(v1_records::list).post(v1_records::create))
         .route(
@@ -85,18 +95,16 @@ fn json_document(body: String) -> Response {
 }
 
 /// `GET /openapi.json`: the base document, or with credentials the caller's tenant's
-/// document (its custom attributes and options), cached until that schema changes.
-async fn openapi_json(State(state): State<AppState>, request: Request) -> Response {
+/// document (its custom attributes and options), cached until that schema changes. Bad
+/// credentials never reach here: [`crate::auth::authenticate`] answers them.
+async fn openapi_json(State(state): State<AppState>, principal: Option<Extension<Principal>>) -> Response {
     static BASE: OnceLock<String> = OnceLock::new();
-    let (mut parts, _) = request.into_parts();
-    let has_credentials = parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");
-    if !has_credentials {
+    let Some(Extension(principal)) = principal else {
         return json_document(
             BASE.get_or_init(|| serde_json::to_string_pretty(&openapi()).unwrap_or_default()).clone(),
         );
-    }
+    };
     let tenant_document = async {
-        let principal = Principal::from_request_parts(&mut parts, &state).await?;
         let tenant = &principal.actor.tenant;
         let account = state.schema(tenant, RecordType::Account).await?;
         let contact = state.schema(tenant, RecordType::Contact).await?;
@@ -110,10 +118,13 @@ async fn openapi_json(State(state): State<AppState>, request: Request) -> Respon
 
 /// Builds the application router over `state`.
 pub fn router(state: AppState) -> Router {
-    api_routes()
-        .route("/openapi.json", get(openapi_json))
-        .route("/docs", get(crate::routes::docs::docs_page))
-        .route("/docs/assets/{file}", get(crate::routes::docs::docs_asset))
+    // Authentication, then rate limits, on matched authenticated routes only: an unknown path
+    // or method answers 404 / 405 without looking at credentials, as before.
+    let authenticated = api_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
+    public_routes()
+        .merge(authenticated)
         .fallback(route_not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

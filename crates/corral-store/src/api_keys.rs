@@ -3,13 +3,14 @@
 
 use crate::db::{Conn, Row, SqlValue};
 use crate::{StoreError, StoreResult};
+use corral_core::TenantId;
 use corral_core::Timestamp;
 
 /// A stored API key (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub app: Option<String>,
     pub name: Option<String>,
     pub scopes: Vec<String>,
@@ -33,7 +34,7 @@ fn decode(mut row: Row) -> StoreResult<ApiKey> {
     let corrupt = || StoreError::Internal("stored api key is malformed".into());
     Ok(ApiKey {
         id: row.text(0).ok_or_else(corrupt)?,
-        tenant_id: row.text(1).ok_or_else(corrupt)?,
+        tenant_id: TenantId::from(row.text(1).ok_or_else(corrupt)?),
         app: row.text(2),
         name: row.text(3),
         scopes: row.text(4).unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
@@ -50,7 +51,7 @@ pub async fn insert<C: Conn>(c: &mut C, key: &ApiKey) -> StoreResult<()> {
         &format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
         &[
             SqlValue::text(key.id.clone()),
-            SqlValue::text(key.tenant_id.clone()),
+            SqlValue::text(&key.tenant_id),
             SqlValue::opt_text(key.app.clone()),
             SqlValue::opt_text(key.name.clone()),
             SqlValue::text(key.scopes.join(" ")),
@@ -72,13 +73,13 @@ pub async fn find<C: Conn>(c: &mut C, id: &str) -> StoreResult<Option<ApiKey>> {
 }
 
 /// A tenant's keys, newest first, revoked ones included.
-pub async fn list<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<Vec<ApiKey>> {
+pub async fn list<C: Conn>(c: &mut C, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC");
     c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
 }
 
 /// Revokes a tenant's key; false when it does not exist or was already revoked.
-pub async fn revoke<C: Conn>(c: &mut C, tenant: &str, id: &str, now: Timestamp) -> StoreResult<bool> {
+pub async fn revoke<C: Conn>(c: &mut C, tenant: &TenantId, id: &str, now: Timestamp) -> StoreResult<bool> {
     let n = c
         .execute(
             "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",

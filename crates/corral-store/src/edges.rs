@@ -4,6 +4,7 @@
 
 use crate::db::{Conn, SqlValue};
 use crate::{StoreError, StoreResult, keys, records, settings};
+use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, Timestamp, normalize};
 
 /// Makes the contact's primary edge point at `record.primary_account` (v1 `account_id`
@@ -37,7 +38,7 @@ pub(crate) async fn sync_primary<C: Conn>(
 /// Inserts or updates an edge.
 pub(crate) async fn link<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     account: RecordId,
     contact: RecordId,
     primary: bool,
@@ -61,7 +62,7 @@ pub(crate) async fn link<C: Conn>(
 }
 
 /// Whether a domain may auto-associate in this tenant.
-async fn associates<C: Conn>(c: &mut C, tenant: &str, domain: &str) -> StoreResult<bool> {
+async fn associates<C: Conn>(c: &mut C, tenant: &TenantId, domain: &str) -> StoreResult<bool> {
     Ok(!normalize::is_free_mail(domain) && settings::get(c, tenant).await?.auto_associate_contacts)
 }
 
@@ -210,7 +211,7 @@ fn other_type(rt: RecordType) -> RecordType {
 
 async fn edge<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     account: RecordId,
     contact: RecordId,
 ) -> StoreResult<Option<(Option<String>, bool, i64)>> {

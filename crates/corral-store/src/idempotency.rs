@@ -2,6 +2,7 @@
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
+use corral_core::TenantId;
 use corral_core::Timestamp;
 
 /// How long a stored response is replayed.
@@ -23,7 +24,12 @@ pub struct StoredResponse {
 }
 
 /// The live stored response for a key, if any.
-pub async fn find<C: Conn>(c: &mut C, tenant: &str, key: &str, now: Timestamp) -> StoreResult<Option<StoredResponse>> {
+pub async fn find<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    key: &str,
+    now: Timestamp,
+) -> StoreResult<Option<StoredResponse>> {
     let row = c
         .query_opt(
             "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at > $3",
@@ -40,7 +46,7 @@ pub async fn find<C: Conn>(c: &mut C, tenant: &str, key: &str, now: Timestamp) -
 /// Stores a response, replacing an expired one under the same key.
 pub async fn remember<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     key: &IdempotencyKey,
     status: u16,
     body: &str,

@@ -5,6 +5,7 @@
 
 use crate::StoreResult;
 use crate::db::{Conn, DbError, SqlValue};
+use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, normalize};
 
 /// One kind of unique key.
@@ -153,7 +154,7 @@ pub(crate) async fn set_released<C: Conn>(
 }
 
 /// Deletes a record's index rows (purge).
-pub(crate) async fn remove<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, id: RecordId) -> StoreResult<()> {
+pub(crate) async fn remove<C: Conn>(c: &mut C, tenant: &TenantId, rt: RecordType, id: RecordId) -> StoreResult<()> {
     for index in indexes(rt) {
         let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND {} = $2", index.table, index.owner_column);
         c.execute(&sql, &[SqlValue::text(tenant), SqlValue::text(id.canonical())]).await?;
@@ -190,7 +191,7 @@ pub(crate) async fn holder<C: Conn>(
 /// any-tag filters.
 pub(crate) async fn sync_tags<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     record: &Record,
     before: Option<&Record>,
 ) -> StoreResult<()> {
@@ -222,7 +223,12 @@ pub(crate) async fn sync_tags<C: Conn>(
 }
 
 /// Deletes a purged record's tag rows.
-pub(crate) async fn remove_tags<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, id: RecordId) -> StoreResult<()> {
+pub(crate) async fn remove_tags<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    id: RecordId,
+) -> StoreResult<()> {
     c.execute(
         "DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3",
         &[SqlValue::text(tenant), SqlValue::text(rt.api_name()), SqlValue::text(id.canonical())],

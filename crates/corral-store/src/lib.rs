@@ -19,6 +19,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod users;
 
+use corral_core::TenantId;
 use corral_core::list::Plan;
 use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, Timestamp};
 use db::{Conn, DbError};
@@ -422,13 +423,13 @@ impl Store {
     // ----- schema registry -----
 
     /// A record type as `tenant` sees it (stage options, active custom attributes).
-    pub async fn schema(&self, tenant: &str, rt: RecordType) -> StoreResult<corral_core::custom::TenantSchema> {
+    pub async fn schema(&self, tenant: &TenantId, rt: RecordType) -> StoreResult<corral_core::custom::TenantSchema> {
         in_read!(self, |c| schemas::load(c, tenant, rt))
     }
 
     pub async fn create_attribute(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         rt: RecordType,
         def: &corral_core::custom::CustomAttribute,
     ) -> StoreResult<()> {
@@ -438,7 +439,7 @@ impl Store {
     /// Applies `change` to an active custom attribute's definition and saves it.
     pub async fn update_attribute(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         rt: RecordType,
         api_name: &str,
         change: impl FnOnce(&mut corral_core::custom::CustomAttribute) -> Result<(), CoreError> + Send,
@@ -451,14 +452,14 @@ impl Store {
         })
     }
 
-    pub async fn archive_attribute(&self, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<()> {
+    pub async fn archive_attribute(&self, tenant: &TenantId, rt: RecordType, api_name: &str) -> StoreResult<()> {
         in_write!(self, |c| schemas::archive(c, tenant, rt, api_name, Timestamp::now()))
     }
 
     /// Applies `change` to the option list of a select or stage attribute and saves it.
     pub async fn update_options<R: Send>(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         rt: RecordType,
         api_name: &str,
         change: impl FnOnce(&mut Vec<corral_core::schema::Stage>) -> Result<R, CoreError> + Send,
@@ -474,14 +475,14 @@ impl Store {
     // ----- users -----
 
     /// A user of the tenant; 404 `record_not_found` otherwise.
-    pub async fn get_user(&self, tenant: &str, id: RecordId) -> StoreResult<User> {
+    pub async fn get_user(&self, tenant: &TenantId, id: RecordId) -> StoreResult<User> {
         in_read!(self, |c| users::get(c, tenant, id))?.ok_or_else(|| CoreError::record_not_found().into())
     }
 
     /// One page of a tenant's users matching `plan`; see [`users::page`].
     pub async fn list_users_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         plan: &Plan,
         after: Option<&[Json]>,
         limit: usize,
@@ -489,13 +490,13 @@ impl Store {
         in_read!(self, |c| users::page(c, tenant, plan, after, limit))
     }
 
-    pub async fn user_exists(&self, tenant: &str, id: RecordId) -> StoreResult<bool> {
+    pub async fn user_exists(&self, tenant: &TenantId, id: RecordId) -> StoreResult<bool> {
         in_read!(self, |c| users::exists(c, tenant, id))
     }
 
     pub async fn provision_user(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: RecordId,
         email: Option<&str>,
         name: Option<&str>,
@@ -506,7 +507,7 @@ impl Store {
 
     pub async fn add_user(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         email: &str,
         display_name: Option<&str>,
         actor: &str,
@@ -522,13 +523,13 @@ impl Store {
         ))
     }
 
-    pub async fn list_users(&self, tenant: &str) -> StoreResult<Vec<User>> {
+    pub async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
         in_read!(self, |c| users::list(c, tenant))
     }
 
     pub async fn update_user(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: RecordId,
         changes: &UserChanges,
         actor: &str,
@@ -546,22 +547,22 @@ impl Store {
         in_read!(self, |c| api_keys::find(c, id))
     }
 
-    pub async fn list_api_keys(&self, tenant: &str) -> StoreResult<Vec<ApiKey>> {
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {
         in_read!(self, |c| api_keys::list(c, tenant))
     }
 
-    pub async fn revoke_api_key(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+    pub async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
         in_write!(self, |c| api_keys::revoke(c, tenant, id, Timestamp::now()))
     }
 
     // ----- settings -----
 
-    pub async fn settings(&self, tenant: &str) -> StoreResult<TenantSettings> {
+    pub async fn settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings> {
         in_read!(self, |c| settings::get(c, tenant))
     }
 
     /// Applies a partial settings object and returns the result.
-    pub async fn update_settings(&self, tenant: &str, patch: &Json) -> StoreResult<TenantSettings> {
+    pub async fn update_settings(&self, tenant: &TenantId, patch: &Json) -> StoreResult<TenantSettings> {
         in_write!(self, |c| async {
             let mut s = settings::get(c, tenant).await?;
             s.patch(patch)?;

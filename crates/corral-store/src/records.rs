@@ -7,6 +7,7 @@
 use crate::db::Dialect;
 use crate::db::{Conn, Row, SqlBuilder, SqlValue};
 use crate::{StoreError, StoreResult, edges, keys};
+use corral_core::TenantId;
 use corral_core::filter::{Cond, Kind, Op, Target};
 use corral_core::items;
 use corral_core::list::Plan;
@@ -299,7 +300,7 @@ pub(crate) fn filter_and_keyset(
     q: &mut SqlBuilder,
     dialect: Dialect,
     table: &str,
-    tenant: &str,
+    tenant: &TenantId,
     plan: &Plan,
     after: Option<&[Json]>,
 ) -> StoreResult<()> {
@@ -460,7 +461,7 @@ fn json_to_sql(v: &Json) -> Option<SqlValue> {
 /// Compiles a resolved filter to SQL with bound values only: the one recursive function
 /// every filter of every dialect goes through. Every comparison yields true or false, never
 /// NULL, so `NOT` means "does not match" (see `corral_core::filter` for the semantics).
-fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &str, cond: &Cond) -> String {
+fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &TenantId, cond: &Cond) -> String {
     match cond {
         Cond::And(parts) if parts.is_empty() => "1 = 1".to_owned(),
         Cond::Or(parts) if parts.is_empty() => "1 = 0".to_owned(),

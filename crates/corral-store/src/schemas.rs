@@ -3,6 +3,7 @@
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
+use corral_core::TenantId;
 use corral_core::custom::{CustomAttribute, MAX_CUSTOM_ATTRIBUTES, TenantSchema, options_from_json, options_to_json};
 use corral_core::schema::{Stage, ValueType, fields};
 use corral_core::{CoreError, ErrorCode, RecordType, Timestamp};
@@ -12,7 +13,12 @@ pub fn stage_attribute(rt: RecordType) -> Option<&'static str> {
     fields(rt).iter().find(|f| f.value_type == ValueType::Stage).map(|f| f.api_name)
 }
 
-async fn options<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<Option<Vec<Stage>>> {
+async fn options<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    api_name: &str,
+) -> StoreResult<Option<Vec<Stage>>> {
     let row = c
         .query_opt(
             "SELECT options FROM attribute_options WHERE tenant_id = $1 AND record_type = $2 AND api_name = $3",
@@ -24,7 +30,7 @@ async fn options<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &st
 
 async fn put_options<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     rt: RecordType,
     api_name: &str,
     list: &[Stage],
@@ -44,7 +50,11 @@ async fn put_options<C: Conn>(
 }
 
 /// Custom attribute rows: (definition, archived).
-async fn definitions<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreResult<Vec<(CustomAttribute, bool)>> {
+async fn definitions<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+) -> StoreResult<Vec<(CustomAttribute, bool)>> {
     let rows = c
         .query(
             "SELECT definition, archived_at FROM custom_attributes WHERE tenant_id = $1 AND record_type = $2 ORDER BY created_at, api_name",
@@ -77,7 +87,7 @@ async fn definitions<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreR
 }
 
 /// A record type as a tenant sees it: its stage options and active custom attributes.
-pub async fn load<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreResult<TenantSchema> {
+pub async fn load<C: Conn>(c: &mut C, tenant: &TenantId, rt: RecordType) -> StoreResult<TenantSchema> {
     let mut schema = TenantSchema::builtin(tenant, rt);
     if rt == RecordType::User {
         return Ok(schema);
@@ -96,7 +106,7 @@ pub async fn load<C: Conn>(c: &mut C, tenant: &str, rt: RecordType) -> StoreResu
 /// archived attribute are kept).
 pub async fn create<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     rt: RecordType,
     def: &CustomAttribute,
     now: Timestamp,
@@ -130,7 +140,12 @@ pub async fn create<C: Conn>(
 }
 
 /// An active custom attribute (404 `record_not_found` otherwise).
-pub async fn get<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<CustomAttribute> {
+pub async fn get<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    api_name: &str,
+) -> StoreResult<CustomAttribute> {
     load(c, tenant, rt)
         .await?
         .custom
@@ -144,7 +159,7 @@ fn not_found(api_name: &str) -> CoreError {
 }
 
 /// Saves a changed definition (display name, description).
-pub async fn update<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, def: &CustomAttribute) -> StoreResult<()> {
+pub async fn update<C: Conn>(c: &mut C, tenant: &TenantId, rt: RecordType, def: &CustomAttribute) -> StoreResult<()> {
     c.execute(
         "UPDATE custom_attributes SET definition = $4 WHERE tenant_id = $1 AND record_type = $2 AND api_name = $3",
         &[
@@ -161,7 +176,7 @@ pub async fn update<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, def: &Cust
 /// Archives a custom attribute: hidden from records and the schema, values kept.
 pub async fn archive<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     rt: RecordType,
     api_name: &str,
     now: Timestamp,
@@ -179,7 +194,12 @@ pub async fn archive<C: Conn>(
 }
 
 /// The options of a select or stage attribute, to edit (404 for other attributes).
-pub async fn option_list<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_name: &str) -> StoreResult<Vec<Stage>> {
+pub async fn option_list<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    api_name: &str,
+) -> StoreResult<Vec<Stage>> {
     let schema = load(c, tenant, rt).await?;
     if stage_attribute(rt) == Some(api_name) {
         return Ok(schema.stages);
@@ -197,7 +217,7 @@ pub async fn option_list<C: Conn>(c: &mut C, tenant: &str, rt: RecordType, api_n
 /// Saves an edited option list.
 pub async fn save_options<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     rt: RecordType,
     api_name: &str,
     list: &[Stage],

@@ -2,6 +2,7 @@
 
 use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
+use corral_core::TenantId;
 use corral_core::value::whole_number;
 use corral_core::{CoreError, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -51,13 +52,13 @@ impl TenantSettings {
     }
 }
 
-pub async fn get<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<TenantSettings> {
+pub async fn get<C: Conn>(c: &mut C, tenant: &TenantId) -> StoreResult<TenantSettings> {
     let row =
         c.query_opt("SELECT settings FROM tenant_settings WHERE tenant_id = $1", &[SqlValue::text(tenant)]).await?;
     Ok(row.and_then(|mut r| r.text(0)).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
 }
 
-pub async fn put<C: Conn>(c: &mut C, tenant: &str, settings: &TenantSettings, now: Timestamp) -> StoreResult<()> {
+pub async fn put<C: Conn>(c: &mut C, tenant: &TenantId, settings: &TenantSettings, now: Timestamp) -> StoreResult<()> {
     let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
     c.execute(
         "INSERT INTO tenant_settings (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \

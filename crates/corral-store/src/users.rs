@@ -3,6 +3,7 @@
 
 use crate::db::{Conn, DbError, Row, SqlValue};
 use crate::{StoreError, StoreResult};
+use corral_core::TenantId;
 use corral_core::{CoreError, RecordId, RecordType, Timestamp, normalize};
 
 /// A directory entry.
@@ -52,7 +53,7 @@ fn decode(mut row: Row) -> StoreResult<User> {
 /// same filter compiler and keyset positions as records.
 pub async fn page<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     plan: &corral_core::list::Plan,
     after: Option<&[serde_json::Value]>,
     limit: usize,
@@ -68,7 +69,7 @@ pub async fn page<C: Conn>(
 }
 
 /// Whether `id` is a user of `tenant`.
-pub async fn exists<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<bool> {
+pub async fn exists<C: Conn>(c: &mut C, tenant: &TenantId, id: RecordId) -> StoreResult<bool> {
     Ok(c.query_opt(
         "SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2",
         &[SqlValue::text(tenant), SqlValue::text(id.canonical())],
@@ -77,13 +78,13 @@ pub async fn exists<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResu
     .is_some())
 }
 
-pub async fn get<C: Conn>(c: &mut C, tenant: &str, id: RecordId) -> StoreResult<Option<User>> {
+pub async fn get<C: Conn>(c: &mut C, tenant: &TenantId, id: RecordId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
     c.query_opt(&sql, &[SqlValue::text(tenant), SqlValue::text(id.canonical())]).await?.map(decode).transpose()
 }
 
 /// Users of a tenant, oldest first.
-pub async fn list<C: Conn>(c: &mut C, tenant: &str) -> StoreResult<Vec<User>> {
+pub async fn list<C: Conn>(c: &mut C, tenant: &TenantId) -> StoreResult<Vec<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY created_at, id");
     c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
 }
@@ -99,7 +100,7 @@ fn email_conflict(email: &str) -> StoreError {
     CoreError::conflict("email", email, None).into()
 }
 
-async fn email_taken<C: Conn>(c: &mut C, tenant: &str, email: &str) -> StoreResult<bool> {
+async fn email_taken<C: Conn>(c: &mut C, tenant: &TenantId, email: &str) -> StoreResult<bool> {
     let sql = "SELECT 1 FROM users WHERE tenant_id = $1 AND email_key = $2";
     Ok(c.query_opt(sql, &[SqlValue::text(tenant), SqlValue::text(normalize::email_key(email))]).await?.is_some())
 }
@@ -107,7 +108,7 @@ async fn email_taken<C: Conn>(c: &mut C, tenant: &str, email: &str) -> StoreResu
 /// Adds a user; a taken email (or id) is a 409 `conflict`.
 pub async fn add<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     id: RecordId,
     email: Option<&str>,
     display_name: Option<&str>,
@@ -155,7 +156,7 @@ pub async fn add<C: Conn>(
 /// off rather than refusing the caller's request.
 pub async fn provision<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     id: RecordId,
     email: Option<&str>,
     name: Option<&str>,
@@ -182,7 +183,7 @@ pub async fn provision<C: Conn>(
 /// Changes a user's email, name or active flag.
 pub async fn update<C: Conn>(
     c: &mut C,
-    tenant: &str,
+    tenant: &TenantId,
     id: RecordId,
     changes: &UserChanges,
     actor: &str,

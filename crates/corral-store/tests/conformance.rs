@@ -110,15 +110,15 @@ async fn unique_keys_conflict_and_versions_guard() {
 #[tokio::test]
 async fn users_keep_booleans_and_unique_emails() {
     let (store, _dir) = store().await;
-    let u = store.add_user("t1", "Ann@Example.com", Some("Ann"), "tester").await.unwrap();
+    let u = store.add_user(&"t1".into(), "Ann@Example.com", Some("Ann"), "tester").await.unwrap();
     assert!(u.is_active);
     let changes = UserChanges { is_active: Some(false), ..Default::default() };
-    let u = store.update_user("t1", u.id, &changes, "tester").await.unwrap();
+    let u = store.update_user(&"t1".into(), u.id, &changes, "tester").await.unwrap();
     assert!(!u.is_active);
-    assert!(!store.list_users("t1").await.unwrap()[0].is_active);
-    match store.add_user("t1", "ann@EXAMPLE.com", None, "tester").await {
+    assert!(!store.list_users(&"t1".into()).await.unwrap()[0].is_active);
+    match store.add_user(&"t1".into(), "ann@EXAMPLE.com", None, "tester").await {
         Err(StoreError::Domain(e)) => assert_eq!(e.code, ErrorCode::Conflict),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    store.add_user("t2", "ann@example.com", None, "tester").await.unwrap();
+    store.add_user(&"t2".into(), "ann@example.com", None, "tester").await.unwrap();
 }

@@ -23,6 +23,9 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     pub log: String,
     pub log_format: String,
+    /// Requests per second per credential, and per tenant without a `rate_limit_per_second`
+    /// setting of its own (docs/CONTRACT.md §2); 0 = no server default.
+    pub rate_limit_per_second: u32,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             jwt_audience: None,
             log: "info".into(),
             log_format: "text".into(),
+            rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
         }
     }
 }
@@ -74,10 +78,18 @@ impl Config {
         if !(1..=1000).contains(&config.database_pool_size) {
             bail!("database_pool_size must be between 1 and 1000");
         }
+        if config.rate_limit_per_second > 1_000_000 {
+            bail!("rate_limit_per_second must be between 0 (no server default) and 1000000");
+        }
         if !matches!(config.log_format.as_str(), "text" | "json") {
             bail!("log_format must be `text` or `json`, not `{}`", config.log_format);
         }
         Ok(config)
+    }
+
+    /// The server default rate limit, if any.
+    pub fn rate_limit(&self) -> Option<std::num::NonZeroU32> {
+        std::num::NonZeroU32::new(self.rate_limit_per_second)
     }
 
     /// The database URL in effect.
@@ -130,8 +142,11 @@ impl Config {
     }
 }
 
+/// The built-in `rate_limit_per_second`.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
+
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 10] = [
+const ENV_KEYS: [&str; 11] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -142,4 +157,5 @@ const ENV_KEYS: [&str; 10] = [
     "jwt_audience",
     "log",
     "log_format",
+    "rate_limit_per_second",
 ];

@@ -6,20 +6,25 @@ use anyhow::Result;
 use corral_core::custom::parse_definition;
 use corral_core::list::ListQuery;
 use corral_core::v1::{WriteMode, parse_write};
-use corral_core::{Actor, RecordType};
+use corral_core::{Actor, RecordType, TenantId};
 use corral_http::{AppState, Claims};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub const TENANT: &str = "demo";
+
+/// [`TENANT`] as a tenant id.
+fn tenant() -> TenantId {
+    TenantId::new(TENANT)
+}
 const ADMIN_SUB: &str = "demo-admin";
 
 /// Whether the demo tenant holds any record of `rt` (archived ones included).
 async fn has_records(state: &AppState, actor: &Actor, rt: RecordType) -> Result<bool> {
     let store = state.store();
     let query = ListQuery { include_deleted: true, ..ListQuery::default() };
-    let plan = query.resolve(rt, &store.schema(TENANT, rt).await?)?;
+    let plan = query.resolve(rt, &store.schema(&tenant(), rt).await?)?;
     let (existing, _) = store.list_records(actor, rt, &plan, None, 1).await?;
     Ok(!existing.is_empty())
 }
@@ -29,7 +34,7 @@ async fn has_records(state: &AppState, actor: &Actor, rt: RecordType) -> Result<
 pub async fn seed(state: &AppState) -> Result<String> {
     let actor = Actor { tenant: TENANT.into(), subject: ADMIN_SUB.into(), app: None };
     // The three owners, added on the first start and found again on the next.
-    let users = state.store().list_users(TENANT).await?;
+    let users = state.store().list_users(&tenant()).await?;
     let mut owners = Vec::new();
     for (email, name) in [
         ("ada@demo.corral.dev", "Ada Lovelace"),
@@ -38,7 +43,7 @@ pub async fn seed(state: &AppState) -> Result<String> {
     ] {
         let id = match users.iter().find(|u| u.email.as_deref() == Some(email)) {
             Some(user) => user.id,
-            None => state.store().add_user(TENANT, email, Some(name), ADMIN_SUB).await?.id,
+            None => state.store().add_user(&tenant(), email, Some(name), ADMIN_SUB).await?.id,
         };
         owners.push(id.v1(RecordType::User));
     }
@@ -64,15 +69,15 @@ pub async fn seed(state: &AppState) -> Result<String> {
 /// Six accounts and a subsidiary, with a custom `seats` number attribute.
 async fn seed_accounts(state: &AppState, actor: &Actor, owners: &[String]) -> Result<()> {
     let store = state.store();
-    if store.schema(TENANT, RecordType::Account).await?.custom("seats").is_none() {
+    if store.schema(&tenant(), RecordType::Account).await?.custom("seats").is_none() {
         let seats = json!({"api_name": "seats", "display_name": "Licensed seats", "value_type": "number"});
         // Refused only when an archived `seats` holds the name; the accounts then go without.
         let _ = store
-            .create_attribute(TENANT, RecordType::Account, &parse_definition(RecordType::Account, &seats, &[])?)
+            .create_attribute(&tenant(), RecordType::Account, &parse_definition(RecordType::Account, &seats, &[])?)
             .await;
-        state.invalidate_schema(TENANT, RecordType::Account);
+        state.invalidate_schema(&tenant(), RecordType::Account);
     }
-    let schema = store.schema(TENANT, RecordType::Account).await?;
+    let schema = store.schema(&tenant(), RecordType::Account).await?;
     let has_seats = schema.custom("seats").is_some();
     let accounts = [
         json!({"name": "Acme Corporation", "domain": "acme.example", "industry": "manufacturing", "employee_count": 1200, "annual_revenue": 250000000, "lifecycle_stage": "customer", "tags": ["enterprise", "key-account"], "website": "https://acme.example", "custom_fields": {"seats": 250}}),
@@ -110,14 +115,14 @@ async fn seed_accounts(state: &AppState, actor: &Actor, owners: &[String]) -> Re
 async fn seed_contacts(state: &AppState, actor: &Actor, owners: &[String]) -> Result<()> {
     let store = state.store();
     // The active demo accounts by domain.
-    let account_schema = store.schema(TENANT, RecordType::Account).await?;
+    let account_schema = store.schema(&tenant(), RecordType::Account).await?;
     let plan = ListQuery::default().resolve(RecordType::Account, &account_schema)?;
     let (accounts, _) = store.list_records(actor, RecordType::Account, &plan, None, 200).await?;
     let by_domain: HashMap<&str, String> = accounts
         .iter()
         .flat_map(|a| a.domains.iter().map(move |d| (d.domain_name.as_str(), a.meta.id.v1(RecordType::Account))))
         .collect();
-    let schema = store.schema(TENANT, RecordType::Contact).await?;
+    let schema = store.schema(&tenant(), RecordType::Contact).await?;
     let contacts: [(&str, &str, &str, &str, &str, &str); 13] = [
         ("Maria", "Garcia", "maria.garcia@acme.example", "VP Procurement", "customer", "+1 415 555 0101"),
         ("James", "Chen", "james.chen@acme.example", "CTO", "customer", "+1 415 555 0102"),

@@ -169,7 +169,7 @@ async fn main() -> Result<()> {
         Command::Openapi => unreachable!("handled before configuration"),
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
-            let user = store.add_user(&tenant, &email, name.as_deref(), "corral-cli").await?;
+            let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;
             println!("{}", user.id.v1(corral_core::RecordType::User));
             Ok(())
         }
@@ -206,7 +206,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
             store
                 .insert_api_key(&corral_store::ApiKey {
                     id: new.id.clone(),
-                    tenant_id: tenant,
+                    tenant_id: tenant.into(),
                     app,
                     name,
                     scopes,
@@ -221,7 +221,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
             println!("{}", new.key);
         }
         ApiKeyCommand::List { tenant } => {
-            for k in store.list_api_keys(&tenant).await? {
+            for k in store.list_api_keys(&tenant.into()).await? {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
@@ -234,7 +234,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
             }
         }
         ApiKeyCommand::Revoke { id, tenant } => {
-            if !store.revoke_api_key(&tenant, &id).await? {
+            if !store.revoke_api_key(&tenant.clone().into(), &id).await? {
                 bail!("no active key {id} in tenant {tenant}");
             }
             println!("revoked {id}");
@@ -245,7 +245,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
 
 async fn serve(config: Config, demo: bool) -> Result<()> {
     let store = open_store(&config).await?;
-    let state = AppState::new(store, config.auth()?);
+    let state = AppState::with_rate_limit(store, config.auth()?, config.rate_limit());
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

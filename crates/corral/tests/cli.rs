@@ -23,6 +23,7 @@ fn corral(dir: &Path, db: &str) -> Command {
         .arg(db)
         .env_remove("CORRAL_DATABASE_URL")
         .env_remove("CORRAL_JWT_SECRET")
+        .env_remove("CORRAL_RATE_LIMIT_PER_SECOND")
         .env("CORRAL_LOG", "warn");
     c
 }
@@ -90,6 +91,8 @@ async fn demo_prints_a_token_and_curl_that_work_then_shuts_down_cleanly() {
     let r =
         client.get(format!("{}/api/v1/crm/accounts?limit=50", server.base)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The built-in rate limit, per credential and per tenant, is reported on every call.
+    assert_eq!(r.headers()["ratelimit-policy"], "\"credential\";q=100;w=1, \"tenant\";q=100;w=1");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 7);
     assert!(body["data"].as_array().unwrap().iter().all(|d| d["tenant_id"] == "demo"));
@@ -206,6 +209,55 @@ async fn cli_api_keys_and_users_work_against_the_server() {
     assert_eq!(r.status(), 401);
 }
 
+/// `CORRAL_RATE_LIMIT_PER_SECOND` sets the server's default limit: at 1 a second, a second
+/// quick request of one token is refused with 429 and Retry-After; 0 turns the default off.
+#[tokio::test]
+async fn serve_limits_requests_at_the_configured_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    run(corral(dir.path(), &db).arg("migrate"));
+    let token = run(corral(dir.path(), &db).args(["token", "--tenant", "acme"])).trim().to_owned();
+    let client = reqwest::Client::new();
+    let start = |rate: &str| {
+        let mut cmd = corral(dir.path(), &db);
+        cmd.env("CORRAL_RATE_LIMIT_PER_SECOND", rate)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn corral serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address printed").to_owned();
+        Server { child, base, stdout: vec![line] }
+    };
+    let server = start("1");
+    let mut limited = None;
+    for _ in 0..50 {
+        let r = client.get(format!("{}/api/v1/crm/accounts", server.base)).bearer_auth(&token).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["ratelimit-policy"], "\"credential\";q=1;w=1, \"tenant\";q=1;w=1");
+    }
+    let r = limited.expect("rate limited");
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Health is never limited.
+    for _ in 0..5 {
+        assert_eq!(client.get(format!("{}/health", server.base)).send().await.unwrap().status(), 200);
+    }
+    drop(server);
+    let server = start("0");
+    for _ in 0..5 {
+        let r = client.get(format!("{}/api/v1/crm/accounts", server.base)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("ratelimit").is_none());
+    }
+}
+
 #[test]
 fn config_layers_defaults_file_env_flags_in_that_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,6 +280,9 @@ fn config_layers_defaults_file_env_flags_in_that_order() {
     let out = base().env("CORRAL_LOG_FORMAT", "xml").arg("migrate").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
+    let out = base().env("CORRAL_RATE_LIMIT_PER_SECOND", "2000000").arg("migrate").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rate_limit_per_second"));
     let out = Command::new(BIN).arg("--config").arg(dir.path().join("missing.toml")).arg("migrate").output().unwrap();
     assert!(!out.status.success());
 }

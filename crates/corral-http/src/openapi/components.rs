@@ -340,7 +340,8 @@ fn fixed(out: &mut Map<String, Json>) {
         &["id", "email", "display_name", "is_active", "created_at", "updated_at", "version"],
     );
     let settings = object(
-        json!({"auto_associate_contacts": {"type": "boolean"}, "rate_limit_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000}}),
+        json!({"auto_associate_contacts": {"type": "boolean"}, "rate_limit_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000,
+            "description": "requests per second for all the tenant's callers together (on each instance); null: the server default"}}),
         &[],
     );
     let edge = |target: &str| {
@@ -489,7 +490,7 @@ fn fixed(out: &mut Map<String, Json>) {
             "TokenResponse",
             object(
                 json!({"access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
-            "expires_in": {"type": "integer"}}),
+            "expires_in": {"type": "integer", "minimum": 1, "maximum": crate::auth::EXCHANGED_TOKEN_SECONDS, "description": "seconds: an hour, or less when the key expires sooner"}}),
                 &["access_token", "token_type", "expires_in"],
             ),
         ),
@@ -498,7 +499,7 @@ fn fixed(out: &mut Map<String, Json>) {
             object(
                 json!({"scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": crate::auth::scope_names()}},
             "app": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,100}$"}, "name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
-            "expires_at": {"type": ["string", "null"], "format": "date-time"}}),
+            "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "must be in the future"}}),
                 &["scopes"],
             ),
         ),

@@ -6,6 +6,7 @@
 use super::components::{reference, stem};
 use super::values::{self, Attribute};
 use corral_core::custom::TenantSchema;
+use corral_core::filter::MAX_IN_VALUES;
 use corral_core::list::{V1_MAX_LIMIT, V2_MAX_LIMIT};
 use corral_core::{RecordType, v2};
 use serde_json::{Map, Value as Json, json};
@@ -102,6 +103,18 @@ impl Op {
         }
         if self.public {
             self.body["security"] = json!([]);
+        } else {
+            // Authenticated callers are rate limited (docs/CONTRACT.md §2): every response but
+            // a failed authentication reports the limits, and 429 says when to retry.
+            self.body["responses"]["429"] = json!({"description": "Rate limited: over the credential's or the tenant's requests per second",
+                "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"},
+                            "Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                "content": {"application/json": {"schema": reference("Error")}}});
+            for response in self.body["responses"].as_object_mut().expect("an object").values_mut() {
+                for h in RATE_LIMIT_HEADERS {
+                    response["headers"][header_name(h)] = json!({"$ref": format!("#/components/headers/{h}")});
+                }
+            }
         }
         // Lists in query strings are comma lists.
         for p in self.body["parameters"].as_array_mut().into_iter().flatten() {
@@ -117,6 +130,9 @@ impl Op {
     }
 }
 
+/// The headers every response to an authenticated caller may carry.
+const RATE_LIMIT_HEADERS: [&str; 2] = ["RateLimitPolicy", "RateLimit"];
+
 /// The header name a header component describes.
 fn header_name(component: &str) -> &'static str {
     match component {
@@ -124,6 +140,9 @@ fn header_name(component: &str) -> &'static str {
         "ETag" => "ETag",
         "Location" => "Location",
         "IdempotentReplayed" => "Idempotent-Replayed",
+        "RateLimitPolicy" => "RateLimit-Policy",
+        "RateLimit" => "RateLimit",
+        "RetryAfter" => "Retry-After",
         _ => "x-unknown",
     }
 }
@@ -135,6 +154,11 @@ pub fn headers_and_parameters() -> (Json, Json) {
         "ETag": {"description": "the record's version, quoted: send it back in If-Match", "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
         "Location": {"description": "the new record's URL", "schema": {"type": "string"}},
         "IdempotentReplayed": {"description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}},
+        "RateLimitPolicy": {"description": "the rate limits that apply to the caller (draft-ietf-httpapi-ratelimit-headers-10): `\"credential\"` per API key or token subject, `\"tenant\"` for all the tenant's callers; `q` requests per `w` seconds. Sent to authenticated callers whenever a limit applies",
+                            "schema": {"type": "string", "pattern": "^\"(credential|tenant)\";q=[0-9]+;w=[0-9]+(, \"(credential|tenant)\";q=[0-9]+;w=[0-9]+)*$"}},
+        "RateLimit": {"description": "what is left of each policy of RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-10): `r` requests remaining, more available in `t` seconds",
+                      "schema": {"type": "string", "pattern": "^\"(credential|tenant)\";r=[0-9]+;t=[0-9]+(, \"(credential|tenant)\";r=[0-9]+;t=[0-9]+)*$"}},
+        "RetryAfter": {"description": "seconds to wait before retrying", "required": true, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}},
     });
     let parameters = json!({
         "IfMatch": {"name": "If-Match", "in": "header", "description": "write only if the record is at this version (`\"3\"`, `W/\"3\"`, `3` or `*`); else 412 precondition_failed",
@@ -175,7 +199,7 @@ fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
     };
     match op {
         "exists" | "not_exists" => json!({"type": "boolean"}),
-        "in" | "not_in" => json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar}),
+        "in" | "not_in" => json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": scalar}),
         "between" => json!({"type": "array", "minItems": 2, "maxItems": 2, "items": scalar}),
         _ => scalar,
     }
@@ -259,12 +283,12 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
             (format!("{name}[ne]"), scalar.clone(), false),
             (
                 format!("{name}[in]"),
-                json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar.clone()}),
+                json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": scalar.clone()}),
                 true,
             ),
             (
                 format!("{name}[not_in]"),
-                json!({"type": "array", "minItems": 1, "maxItems": 100, "items": scalar}),
+                json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": scalar}),
                 true,
             ),
             (format!("{name}[exists]"), json!({"type": "boolean"}), false),
@@ -641,7 +665,7 @@ fn fixed(out: &mut Vec<Op>) {
         "/api/v1/auth/token",
         "auth_exchange",
         "auth",
-        "Exchange an API key for a one-hour JWT (client credentials)",
+        "Exchange an API key for a JWT of up to one hour (client credentials)",
     )
     .public()
     .reply(200, "A bearer token", Some("TokenResponse"), &[]);

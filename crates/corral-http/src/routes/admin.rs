@@ -78,6 +78,10 @@ pub async fn create_api_key(
         ),
         None => None,
     };
+    // A key that could never be used is a mistake, not a key.
+    if expires_at.is_some_and(|at| at <= Timestamp::now()) {
+        return Err(CoreError::invalid_value("expires_at", "must be in the future").into());
+    }
     let new = generate_key();
     let key = ApiKey {
         id: new.id,
@@ -112,6 +116,8 @@ pub async fn revoke_api_key(
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::Admin)?;
     if crate::auth::is_key_id(&id) && state.store().revoke_api_key(&principal.actor.tenant, &id).await? {
+        // Tokens exchanged for it stop here at once (other instances within their cache TTL).
+        state.invalidate_key(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(CoreError::record_not_found().into())
@@ -192,5 +198,7 @@ pub async fn update_settings(
 ) -> ApiResult<Json<Json_>> {
     principal.require(Permission::Admin)?;
     let settings = state.store().update_settings(&principal.actor.tenant, &body.value).await?;
+    // A new rate limit applies at once here (other instances within their cache TTL).
+    state.invalidate_settings(&principal.actor.tenant);
     Ok(Json(json!({"data": settings})))
 }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use corral_core::custom;
 use corral_core::schema::{Stage, fields};
-use corral_core::{CoreError, ErrorCode, RecordType, v2};
+use corral_core::{CoreError, ErrorCode, RecordType, TenantId, v2};
 use serde_json::{Value as Json, json};
 
 /// A record type that takes custom attributes.
@@ -46,7 +46,7 @@ fn reserved(rt: RecordType) -> Vec<&'static str> {
 }
 
 /// The attribute as `_schema` shows it.
-async fn attribute_entry(state: &AppState, tenant: &str, rt: RecordType, api_name: &str) -> ApiResult<Json> {
+async fn attribute_entry(state: &AppState, tenant: &TenantId, rt: RecordType, api_name: &str) -> ApiResult<Json> {
     state.invalidate_schema(tenant, rt);
     let schema = state.schema(tenant, rt).await?;
     let doc = v2::schema_document(rt, &schema);

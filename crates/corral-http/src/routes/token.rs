@@ -1,5 +1,5 @@
 //! `POST /api/v1/auth/token`: the OAuth2 client-credentials exchange of an API key for a
-//! one-hour JWT (docs/CONTRACT.md §2).
+//! JWT of at most one hour that lives only as long as its key (docs/CONTRACT.md §2).
 
 use crate::auth::{self, Claims, EXCHANGED_TOKEN_SECONDS, bad_client, unix_now};
 use crate::error::{ApiError, ApiResult};
@@ -62,15 +62,22 @@ pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: B
         .await
         .map_err(|e| if e.code == ErrorCode::Unauthenticated { bad_client() } else { e })?;
     let now = unix_now();
+    // An hour, or less when the key expires sooner: the token never outlives its key. It
+    // names the key (`client_id`, RFC 9068), so revoking the key stops it too (checked on use).
+    let expires_in = match key.expires_at {
+        Some(at) => (at.millis() / 1000 - now).clamp(1, EXCHANGED_TOKEN_SECONDS),
+        None => EXCHANGED_TOKEN_SECONDS,
+    };
     let token = state.auth().mint(Claims {
         sub: key.id.clone(),
-        tenant_id: key.tenant_id.clone(),
-        exp: now + EXCHANGED_TOKEN_SECONDS,
+        tenant_id: key.tenant_id.to_string(),
+        exp: now + expires_in,
         iat: Some(now),
         roles: vec!["app_service_account".into()],
         scope: Some(key.scopes.join(" ")),
         app_id: key.app.clone(),
+        client_id: Some(key.id.clone()),
         ..Default::default()
     });
-    Ok(Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": EXCHANGED_TOKEN_SECONDS})))
+    Ok(Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in})))
 }

@@ -192,15 +192,56 @@ async fn api_keys_work_as_bearer_and_header_until_revoked() {
 #[tokio::test]
 async fn expired_keys_stop_working() {
     let app = TestApp::spawn().await;
+    // The admin API refuses a key that is expired at creation...
     let r = app
         .post("/api/admin/api-keys")
         .bearer(&app.admin())
         .json(json!({"scopes": ["accounts:read"], "expires_at": "2020-01-01T00:00:00Z"}))
         .send()
         .await;
+    r.assert_error(422, "field_value_invalid");
+    assert_eq!(r.body["error"]["details"]["field"], "expires_at");
+    // ... so an expired key is one stored with an expiry that has since passed.
+    let new = corral_http::auth::generate_key();
+    let past = corral_core::Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+    app.state
+        .store()
+        .insert_api_key(&corral_store::ApiKey {
+            id: new.id.clone(),
+            tenant_id: app.tenant.as_str().into(),
+            app: None,
+            name: None,
+            scopes: vec!["accounts:read".into()],
+            secret_hash: new.secret_hash,
+            created_at: past,
+            created_by: "test".into(),
+            expires_at: Some(past),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    app.get("/api/v1/crm/accounts").bearer(&new.key).send().await.assert_error(401, "unauthenticated");
+    // A key with a future expiry works, and its exchanged token does not outlive it.
+    let soon = corral_core::Timestamp(corral_core::Timestamp::now().millis() + 120_000);
+    let r = app
+        .post("/api/admin/api-keys")
+        .bearer(&app.admin())
+        .json(json!({"scopes": ["accounts:read"], "expires_at": soon.to_rfc3339()}))
+        .send()
+        .await;
     r.assert_status(201);
-    let key = r.body["data"]["key"].as_str().unwrap();
-    app.get("/api/v1/crm/accounts").bearer(key).send().await.assert_error(401, "unauthenticated");
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    app.get("/api/v1/crm/accounts").bearer(&key).send().await.assert_status(200);
+    let r = app
+        .post("/api/v1/auth/token")
+        .json(json!({"grant_type": "client_credentials", "client_secret": key}))
+        .send()
+        .await;
+    r.assert_status(200);
+    let expires_in = r.body["expires_in"].as_i64().unwrap();
+    assert!((100..=120).contains(&expires_in), "{expires_in}");
+    let claims = app.state.auth().verify(r.body["access_token"].as_str().unwrap()).unwrap();
+    assert!(claims.exp <= soon.millis() / 1000);
 }
 
 #[tokio::test]
@@ -325,4 +366,135 @@ async fn human_tokens_provision_their_user_once() {
     app.get("/api/v1/crm/accounts").bearer(&app_token).send().await.assert_status(200);
     let users = app.get("/api/admin/users").bearer(&token).send().await;
     assert_eq!(users.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_with_critical_header_parameters_are_refused() {
+    let app = TestApp::spawn().await;
+    let now = corral_http::auth::unix_now();
+    let good = json!({"sub": "a", "tenant_id": app.tenant, "exp": now + 600, "roles": ["tenant_admin"]});
+    // RFC 7515 §4.1.11: a recipient that does not understand a critical extension must refuse
+    // the token; Corral understands none, so any `crit` is refused, even naming a known name.
+    for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec!["http://example.com/ext".to_owned()]] {
+        let header = Header { crit: Some(crit.clone()), ..Header::new(Algorithm::HS256) };
+        let token = jsonwebtoken::encode(&header, &good, &EncodingKey::from_secret(SECRET)).unwrap();
+        let r = app.get("/api/v1/crm/accounts").bearer(&token).send().await;
+        r.assert_error(401, "unauthenticated");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{crit:?}");
+    }
+    // A `crit` that is not even a list is a malformed token, also 401.
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","crit":5}"#);
+    let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let signature =
+        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &EncodingKey::from_secret(SECRET), Algorithm::HS256)
+            .unwrap();
+    let r = app.get("/api/v1/crm/accounts").bearer(&format!("{signing_input}.{signature}")).send().await;
+    r.assert_error(401, "unauthenticated");
+    // The same claims without `crit` are fine.
+    app.get("/api/v1/crm/accounts").bearer(&sign(&good, SECRET)).send().await.assert_status(200);
+}
+
+#[tokio::test]
+async fn conflicting_credentials_are_refused_never_picked_from() {
+    let app = TestApp::spawn().await;
+    let r =
+        app.post("/api/admin/api-keys").bearer(&app.admin()).json(json!({"scopes": ["accounts:read"]})).send().await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    let other = app.token_for(&app.tenant, "bob", &["user"], &[], None);
+    let conflicting = [
+        (
+            "a token and a different key",
+            vec![("authorization", format!("Bearer {}", app.admin())), ("x-api-key", key.clone())],
+        ),
+        (
+            "a key as bearer and another in X-Api-Key",
+            vec![("authorization", format!("Bearer {other}")), ("x-api-key", key.clone())],
+        ),
+        (
+            "another scheme and a key",
+            vec![("authorization", "Basic dXNlcjpwdw==".to_owned()), ("x-api-key", key.clone())],
+        ),
+        (
+            "two different X-Api-Key headers",
+            vec![("x-api-key", key.clone()), ("x-api-key", "crl_0123456789abcdef_00".to_owned())],
+        ),
+        (
+            "two different bearer tokens",
+            vec![("authorization", format!("Bearer {}", app.admin())), ("authorization", format!("Bearer {other}"))],
+        ),
+    ];
+    for (what, headers) in conflicting {
+        for path in ["/api/v1/crm/accounts", "/openapi.json"] {
+            let mut req = app.get(path);
+            for (name, value) in &headers {
+                req = req.header(name, value);
+            }
+            let r = req.send().await;
+            r.assert_error(400, "conflicting_credentials");
+            assert_eq!(r.header("www-authenticate"), Some("Bearer error=\"invalid_request\""), "{what}");
+        }
+    }
+    // The same credential in both headers is one credential.
+    app.get("/api/v1/crm/accounts").bearer(&key).header("x-api-key", &key).send().await.assert_status(200);
+    // A blank header carries no credential to conflict with; blank headers alone are none.
+    app.get("/api/v1/crm/accounts").bearer(&key).header("x-api-key", "").send().await.assert_status(200);
+    app.get("/api/v1/crm/accounts").header("x-api-key", " ").send().await.assert_error(401, "unauthenticated");
+    // Unauthenticated routes do not look at credentials at all.
+    app.get("/health").bearer(&app.admin()).header("x-api-key", &key).send().await.assert_status(200);
+}
+
+#[tokio::test]
+async fn exchanged_tokens_stop_working_when_their_key_is_revoked() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post("/api/admin/api-keys")
+        .bearer(&app.admin())
+        .json(json!({"scopes": ["accounts:read"], "app": "reporting"}))
+        .send()
+        .await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    let id = r.body["data"]["id"].as_str().unwrap().to_owned();
+    let exchange = || {
+        app.post("/api/v1/auth/token").json(json!({"grant_type": "client_credentials", "client_secret": key})).send()
+    };
+    let token = exchange().await.body["access_token"].as_str().unwrap().to_owned();
+    let claims = app.state.auth().verify(&token).unwrap();
+    assert_eq!(claims.client_id.as_deref(), Some(id.as_str()), "the token names its key");
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_status(200);
+    app.delete(&format!("/api/admin/api-keys/{id}")).bearer(&app.admin()).send().await.assert_status(204);
+    // Revoked through this instance: refused at once.
+    let r = app.get("/api/v1/crm/accounts").bearer(&token).send().await;
+    r.assert_error(401, "unauthenticated");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    exchange().await.assert_error(401, "unauthenticated");
+
+    // Revoked behind this instance's back (as through another instance): refused within the
+    // one-second liveness cache.
+    let r =
+        app.post("/api/admin/api-keys").bearer(&app.admin()).json(json!({"scopes": ["accounts:read"]})).send().await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_owned();
+    let id = r.body["data"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post("/api/v1/auth/token")
+        .json(json!({"grant_type": "client_credentials", "client_secret": key}))
+        .send()
+        .await;
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_status(200);
+    assert!(app.state.store().revoke_api_key(&app.tenant.as_str().into(), &id).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.get("/api/v1/crm/accounts").bearer(&token).send().await.assert_error(401, "unauthenticated");
+
+    // A token naming a key of another tenant is refused too (the key must be the token's tenant's).
+    let other = app.mint(Claims {
+        sub: id.clone(),
+        tenant_id: "another-tenant".into(),
+        exp: corral_http::auth::unix_now() + 600,
+        roles: vec!["app_service_account".into()],
+        scope: Some("accounts:read".into()),
+        client_id: Some(id.clone()),
+        ..Default::default()
+    });
+    app.get("/api/v1/crm/accounts").bearer(&other).send().await.assert_error(401, "unauthenticated");
 }

@@ -1,7 +1,7 @@
 //! Every response the suite receives is checked against the OpenAPI document the server
 //! serves to the same caller (the tenant's own document when the request carries
 //! credentials): the path and method must be documented, the status declared, the body valid
-//! against the declared schema, and declared headers well-formed. A response the document
+//! against the declared schema, declared headers well-formed and required ones present. A response the document
 //! does not describe fails the test that caused it.
 
 use axum::Router;
@@ -165,6 +165,12 @@ pub async fn check(cache: &ContractCache, router: &Router, exchange: Exchange<'_
             Some(r) => &doc["components"]["headers"][r.rsplit('/').next().unwrap_or_default()],
             None => header,
         };
+        if header["required"] == json!(true) {
+            assert!(
+                response_headers.contains_key(name.as_str()),
+                "{method} {path} {code}: required header {name} is missing"
+            );
+        }
         if let Some(value) = response_headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
             let validator = cache.validator(&doc, &header["schema"]);
             assert!(

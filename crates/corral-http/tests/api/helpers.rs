@@ -15,6 +15,9 @@ use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"test-secret-that-is-long-enough";
 
+/// The server default rate limit of test apps (requests per second per credential).
+pub const TEST_RATE_LIMIT: u32 = 100_000;
+
 pub struct TestApp {
     pub router: Router,
     /// The OpenAPI documents every response is checked against.
@@ -128,13 +131,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(auth: AuthConfig) -> TestApp {
+        Self::spawn_with_rate_limit(auth, TEST_RATE_LIMIT).await
+    }
+
+    /// A fresh app whose server default rate limit is `per_second`.
+    pub async fn spawn_with_rate_limit(auth: AuthConfig, per_second: u32) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
         // Small pools: many tests run at once against one PostgreSQL.
         let pg = PgOptions { pool_size: 4, ..PgOptions::default() };
         let store = Store::open_with(&url, &pg).await.expect("open store");
         store.migrate().await.expect("migrate");
-        let state = AppState::new(store, auth);
+        // A server default far above what a test sends: every authenticated response carries
+        // the rate-limit headers (checked against the document), and no test is limited
+        // unless it sets a tenant limit.
+        let state = AppState::with_rate_limit(store, auth, std::num::NonZeroU32::new(per_second));
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         TestApp {
             router: corral_http::router(state.clone()),

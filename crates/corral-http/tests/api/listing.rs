@@ -89,6 +89,21 @@ async fn sorting_by_fields_puts_nulls_last_both_ways() {
 }
 
 #[tokio::test]
+async fn v1_value_lists_take_at_most_1000_values_like_v2() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let values = |n: usize| (0..n).map(|i| format!("industry-{i}")).collect::<Vec<_>>().join(",");
+    for op in ["in", "not_in"] {
+        let at_limit = format!("/api/v1/crm/accounts?industry[{op}]={}", values(1000));
+        app.get(&at_limit).bearer(&app.admin()).send().await.assert_status(200);
+        let over = format!("/api/v1/crm/accounts?industry[{op}]={}", values(1001));
+        let r = app.get(&over).bearer(&app.admin()).send().await;
+        r.assert_error(400, "invalid_query_parameter");
+        assert_eq!(r.body["error"]["details"]["parameter"], format!("industry[{op}]"));
+    }
+}
+
+#[tokio::test]
 async fn equality_filters_match_case_insensitively_and_by_normalised_value() {
     let app = TestApp::spawn().await;
     seed(&app).await;

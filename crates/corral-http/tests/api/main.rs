@@ -15,5 +15,6 @@ mod isolation;
 mod listing;
 mod openapi;
 mod query;
+mod ratelimit;
 mod relationships;
 mod v2;
