@@ -5,6 +5,7 @@
 //! path per type. A test walks the document and checks every operation is routed here.
 
 use crate::auth::Principal;
+use crate::edge::{Edge, EdgeOptions, compression_layer, cors_layer};
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
@@ -108,9 +109,17 @@ async fn openapi_json(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
-/// Builds the application router over `state`.
+/// Builds the application router over `state` with the default edge limits.
 pub fn router(state: AppState) -> Router {
-    api_routes()
+    router_with(state, EdgeOptions::default())
+}
+
+/// Builds the application router over `state` with these edge limits. Layers, outermost
+/// first: request id, security headers, compression, CORS (when origins are configured), the
+/// error-body rewrite, head limits / load shedding / deadlines, conditional GETs, panics.
+pub fn router_with(state: AppState, edge: EdgeOptions) -> Router {
+    let cors = cors_layer(&edge.cors_origins);
+    let router = api_routes()
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(crate::routes::docs::docs_page))
         .route("/docs/assets/{file}", get(crate::routes::docs::docs_asset))
@@ -122,7 +131,15 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal().into_response()
         }))
         .layer(middleware::from_fn(crate::conditional::not_modified))
-        .layer(middleware::from_fn(normalize_error_responses))
+        .layer(middleware::from_fn_with_state(Edge::new(edge), crate::edge::limits))
+        .layer(middleware::from_fn(normalize_error_responses));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(compression_layer())
+        .layer(middleware::from_fn(crate::edge::security_headers))
         .layer(middleware::from_fn(request_id::assign))
 }
 

@@ -100,6 +100,7 @@ impl Op {
                 "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": reference("Error")}}});
         }
+        self.body["responses"]["5XX"]["headers"]["Retry-After"] = json!({"$ref": "#/components/headers/RetryAfter"});
         if self.public {
             self.body["security"] = json!([]);
         }
@@ -117,6 +118,7 @@ fn header_name(component: &str) -> &'static str {
         "ETag" => "ETag",
         "Location" => "Location",
         "IdempotentReplayed" => "Idempotent-Replayed",
+        "RetryAfter" => "Retry-After",
         _ => "x-unknown",
     }
 }
@@ -128,6 +130,7 @@ pub fn headers_and_parameters() -> (Json, Json) {
         "ETag": {"description": "the record's version, quoted: send it back in If-Match", "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
         "Location": {"description": "the new record's URL", "schema": {"type": "string"}},
         "IdempotentReplayed": {"description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}},
+        "RetryAfter": {"description": "seconds to wait before retrying (on 503 unavailable: database unreachable, concurrency limit reached, request deadline passed)", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     });
     let parameters = json!({
         "IfMatch": {"name": "If-Match", "in": "header", "description": "write only if the record is at this version (`\"3\"`, `W/\"3\"`, `3` or `*`); else 412 precondition_failed",

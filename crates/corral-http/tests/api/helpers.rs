@@ -128,6 +128,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(auth: AuthConfig) -> TestApp {
+        Self::spawn_full(auth, corral_http::EdgeOptions::default()).await
+    }
+
+    /// A fresh app whose router has these edge limits.
+    pub async fn spawn_edge(edge: corral_http::EdgeOptions) -> TestApp {
+        Self::spawn_full(AuthConfig::new(SECRET.to_vec(), None, None), edge).await
+    }
+
+    async fn spawn_full(auth: AuthConfig, edge: corral_http::EdgeOptions) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
         // Small pools: many tests run at once against one PostgreSQL.
@@ -137,7 +146,7 @@ impl TestApp {
         let state = AppState::new(store, auth);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         TestApp {
-            router: corral_http::router(state.clone()),
+            router: corral_http::router_with(state.clone(), edge),
             contract: Default::default(),
             state,
             tenant: format!("tenant-{n}"),
