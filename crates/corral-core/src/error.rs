@@ -48,8 +48,10 @@ error_codes! {
     Conflict => ("conflict", 409),
     DomainAlreadyLinked => ("domain_already_linked", 409),
     VersionConflict => ("version_conflict", 409),
+    RequestTimeout => ("request_timeout", 408),
     PreconditionFailed => ("precondition_failed", 412),
     PayloadTooLarge => ("payload_too_large", 413),
+    UriTooLong => ("uri_too_long", 414),
     UnsupportedMediaType => ("unsupported_media_type", 415),
     UnknownField => ("unknown_field", 422),
     FieldNotCreatable => ("field_not_creatable", 422),
@@ -62,6 +64,7 @@ error_codes! {
     InvalidFilterOperator => ("invalid_filter_operator", 422),
     IdempotencyKeyReused => ("idempotency_key_reused", 422),
     RateLimited => ("rate_limited", 429),
+    HeadersTooLarge => ("headers_too_large", 431),
     Internal => ("internal", 500),
     Unavailable => ("unavailable", 503),
 }
@@ -191,6 +194,6 @@ mod tests {
             assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.status()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 33);
+        assert_eq!(ErrorCode::ALL.len(), 36);
     }
 }

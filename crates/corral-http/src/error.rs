@@ -91,7 +91,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Rewrites error responses that did not come from [`ApiError`] (the router's 404 and 405,
-/// body-limit 413s, panics) into the docs/CONTRACT.md §9 error body, keeping their headers (`Allow`).
+/// body-limit 413s, any 408 / 414 / 431 / 429 a layer produces, panics) into the docs/CONTRACT.md §9 error body, keeping their headers (`Allow`).
 pub async fn normalize_error_responses(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -111,6 +111,12 @@ pub async fn normalize_error_responses(request: Request, next: Next) -> Response
         StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "this method is not allowed on this path"),
         StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is larger than 1 MiB"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "the request did not arrive in time"),
+        StatusCode::URI_TOO_LONG => (ErrorCode::UriTooLong, "the request target is too long"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            (ErrorCode::HeadersTooLarge, "the request headers are too large")
+        }
+        StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "too many requests; retry later"),
         StatusCode::UNAUTHORIZED => (ErrorCode::Unauthenticated, "authentication required"),
         StatusCode::SERVICE_UNAVAILABLE => (ErrorCode::Unavailable, "service unavailable"),
         s if s.is_client_error() => (ErrorCode::InvalidJson, "the request could not be read"),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod conditional;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -10,8 +11,11 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod router;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use auth::{AuthConfig, Claims};
-pub use router::{openapi, router};
+pub use edge::EdgeOptions;
+pub use router::{openapi, router, router_with};
+pub use serve::{ServeOptions, serve};
 pub use state::AppState;

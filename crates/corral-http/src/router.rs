@@ -5,6 +5,7 @@
 //! path per type. A test walks the document and checks every operation is routed here.
 
 use crate::auth::Principal;
+use crate::edge::{Edge, EdgeOptions, compression_layer, cors_layer};
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
@@ -116,14 +117,22 @@ async fn openapi_json(State(state): State<AppState>, principal: Option<Extension
     }
 }
 
-/// Builds the application router over `state`.
+/// Builds the application router over `state` with the default edge limits.
 pub fn router(state: AppState) -> Router {
+    router_with(state, EdgeOptions::default())
+}
+
+/// Builds the application router over `state` with these edge limits. Layers, outermost
+/// first: request id, security headers, compression, CORS (when origins are configured), the
+/// error-body rewrite, head limits / load shedding / deadlines, conditional GETs, panics.
+pub fn router_with(state: AppState, edge: EdgeOptions) -> Router {
+    let cors = cors_layer(&edge.cors_origins);
     // Authentication, then rate limits, on matched authenticated routes only: an unknown path
     // or method answers 404 / 405 without looking at credentials, as before.
     let authenticated = api_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
-    public_routes()
+    let router = public_routes()
         .merge(authenticated)
         .fallback(route_not_found)
         .with_state(state)
@@ -133,7 +142,15 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal().into_response()
         }))
         .layer(middleware::from_fn(crate::conditional::not_modified))
-        .layer(middleware::from_fn(normalize_error_responses))
+        .layer(middleware::from_fn_with_state(Edge::new(edge), crate::edge::limits))
+        .layer(middleware::from_fn(normalize_error_responses));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(compression_layer())
+        .layer(middleware::from_fn(crate::edge::security_headers))
         .layer(middleware::from_fn(request_id::assign))
 }
 

@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Every setting, after layering.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,10 +27,30 @@ pub struct Config {
     /// Requests per second per credential, and per tenant without a `rate_limit_per_second`
     /// setting of its own (docs/CONTRACT.md §2); 0 = no server default.
     pub rate_limit_per_second: u32,
+    /// Time to receive a request head (docs/OPERATIONS.md has every limit below).
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Time to receive a request body, from the end of its head.
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Time from the end of a request head to its response.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Keep-alive: how long a connection may wait between requests.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for open connections.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Requests handled at once; more are answered 503.
+    pub max_concurrent_requests: usize,
+    /// Comma-separated origins allowed by CORS (`*` for any); unset = CORS off.
+    pub cors_origins: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let (serve, edge) = (corral_http::ServeOptions::default(), corral_http::EdgeOptions::default());
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: None,
@@ -42,6 +63,13 @@ impl Default for Config {
             log: "info".into(),
             log_format: "text".into(),
             rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
+            header_read_timeout: serve.header_read_timeout,
+            body_read_timeout: edge.body_read_timeout,
+            request_timeout: edge.request_timeout,
+            idle_timeout: serve.idle_timeout,
+            shutdown_timeout: serve.shutdown_timeout,
+            max_concurrent_requests: edge.max_concurrent_requests,
+            cors_origins: None,
         }
     }
 }
@@ -84,12 +112,50 @@ impl Config {
         if !matches!(config.log_format.as_str(), "text" | "json") {
             bail!("log_format must be `text` or `json`, not `{}`", config.log_format);
         }
+        for (name, value) in [
+            ("header_read_timeout", config.header_read_timeout),
+            ("body_read_timeout", config.body_read_timeout),
+            ("request_timeout", config.request_timeout),
+            ("idle_timeout", config.idle_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("{name} must be longer than zero");
+            }
+        }
+        if !(1..=1_000_000).contains(&config.max_concurrent_requests) {
+            bail!("max_concurrent_requests must be between 1 and 1000000");
+        }
+        config.edge_options()?;
         Ok(config)
     }
 
     /// The server default rate limit, if any.
     pub fn rate_limit(&self) -> Option<std::num::NonZeroU32> {
         std::num::NonZeroU32::new(self.rate_limit_per_second)
+    }
+
+    /// The router's limits.
+    pub fn edge_options(&self) -> Result<corral_http::EdgeOptions> {
+        let cors_origins = match &self.cors_origins {
+            Some(list) => corral_http::edge::parse_cors_origins(list).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
+        Ok(corral_http::EdgeOptions {
+            body_read_timeout: self.body_read_timeout,
+            request_timeout: self.request_timeout,
+            max_concurrent_requests: self.max_concurrent_requests,
+            cors_origins,
+        })
+    }
+
+    /// The connection limits.
+    pub fn serve_options(&self) -> corral_http::ServeOptions {
+        corral_http::ServeOptions {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        }
     }
 
     /// The database URL in effect.
@@ -146,7 +212,7 @@ impl Config {
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 11] = [
+const ENV_KEYS: [&str; 18] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -158,4 +224,36 @@ const ENV_KEYS: [&str; 11] = [
     "log",
     "log_format",
     "rate_limit_per_second",
+    "header_read_timeout",
+    "body_read_timeout",
+    "request_timeout",
+    "idle_timeout",
+    "shutdown_timeout",
+    "max_concurrent_requests",
+    "cors_origins",
 ];
+
+/// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.
+mod duration {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(n) => Ok(Duration::from_secs(n)),
+            Raw::Text(text) => humantime::parse_duration(text.trim())
+                .map_err(|e| D::Error::custom(format!("`{text}` is not a duration such as 10s, 500ms or 1m ({e})"))),
+        }
+    }
+}

@@ -139,8 +139,15 @@ async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(run());
+    // Whatever a handler is still doing after the shutdown drain gets a second, not forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn run() -> Result<()> {
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
@@ -257,8 +264,9 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     } else {
         println!("Corral listening on http://{address}");
     }
-    axum::serve(listener, corral_http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
-    tracing::info!("shut down cleanly");
+    let router = corral_http::router_with(state, config.edge_options()?);
+    corral_http::serve(listener, router, config.serve_options(), shutdown_signal()).await?;
+    tracing::info!("shut down");
     Ok(())
 }
 
@@ -274,7 +282,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit, for at most
+/// `shutdown_timeout`.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -101,6 +101,8 @@ impl Op {
                 "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": reference("Error")}}});
         }
+        self.body["responses"]["5XX"]["headers"]["Retry-After"] =
+            json!({"$ref": "#/components/headers/RetryAfterUnavailable"});
         if self.public {
             self.body["security"] = json!([]);
         } else {
@@ -159,6 +161,7 @@ pub fn headers_and_parameters() -> (Json, Json) {
         "RateLimit": {"description": "what is left of each policy of RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-10): `r` requests remaining, more available in `t` seconds",
                       "schema": {"type": "string", "pattern": "^\"(credential|tenant)\";r=[0-9]+;t=[0-9]+(, \"(credential|tenant)\";r=[0-9]+;t=[0-9]+)*$"}},
         "RetryAfter": {"description": "seconds to wait before retrying", "required": true, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}},
+        "RetryAfterUnavailable": {"description": "seconds to wait before retrying (on 503 unavailable: database unreachable, concurrency limit reached, request deadline passed)", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     });
     let parameters = json!({
         "IfMatch": {"name": "If-Match", "in": "header", "description": "write only if the record is at this version (`\"3\"`, `W/\"3\"`, `3` or `*`); else 412 precondition_failed",

@@ -131,11 +131,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(auth: AuthConfig) -> TestApp {
-        Self::spawn_with_rate_limit(auth, TEST_RATE_LIMIT).await
+        Self::spawn_full(auth, TEST_RATE_LIMIT, corral_http::EdgeOptions::default()).await
     }
 
     /// A fresh app whose server default rate limit is `per_second`.
     pub async fn spawn_with_rate_limit(auth: AuthConfig, per_second: u32) -> TestApp {
+        Self::spawn_full(auth, per_second, corral_http::EdgeOptions::default()).await
+    }
+
+    /// A fresh app whose router has these edge limits.
+    pub async fn spawn_edge(edge: corral_http::EdgeOptions) -> TestApp {
+        Self::spawn_full(AuthConfig::new(SECRET.to_vec(), None, None), TEST_RATE_LIMIT, edge).await
+    }
+
+    async fn spawn_full(auth: AuthConfig, per_second: u32, edge: corral_http::EdgeOptions) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
         // Small pools: many tests run at once against one PostgreSQL.
@@ -148,7 +157,7 @@ impl TestApp {
         let state = AppState::with_rate_limit(store, auth, std::num::NonZeroU32::new(per_second));
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         TestApp {
-            router: corral_http::router(state.clone()),
+            router: corral_http::router_with(state.clone(), edge),
             contract: Default::default(),
             state,
             tenant: format!("tenant-{n}"),

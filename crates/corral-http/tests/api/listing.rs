@@ -92,7 +92,8 @@ async fn sorting_by_fields_puts_nulls_last_both_ways() {
 async fn v1_value_lists_take_at_most_1000_values_like_v2() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let values = |n: usize| (0..n).map(|i| format!("industry-{i}")).collect::<Vec<_>>().join(",");
+    // Short values: a thousand of them fit in the 8 KiB request target.
+    let values = |n: usize| (0..n).map(|i| format!("{i:x}")).collect::<Vec<_>>().join(",");
     for op in ["in", "not_in"] {
         let at_limit = format!("/api/v1/crm/accounts?industry[{op}]={}", values(1000));
         app.get(&at_limit).bearer(&app.admin()).send().await.assert_status(200);

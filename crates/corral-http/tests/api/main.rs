@@ -9,6 +9,7 @@ mod contacts;
 mod contract;
 mod custom_attributes;
 mod docs;
+mod edge;
 mod errors;
 mod helpers;
 mod isolation;
