@@ -47,6 +47,8 @@ pub struct EdgeOptions {
     pub max_concurrent_requests: usize,
     /// Origins allowed to call the API from a browser; empty = CORS off.
     pub cors_origins: Vec<HeaderValue>,
+    /// Where `GET /metrics` is served and who may read it.
+    pub metrics: crate::router::MetricsEndpoint,
 }
 
 impl Default for EdgeOptions {
@@ -56,6 +58,7 @@ impl Default for EdgeOptions {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             cors_origins: Vec::new(),
+            metrics: crate::router::MetricsEndpoint::default(),
         }
     }
 }

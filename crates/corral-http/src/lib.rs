@@ -6,6 +6,8 @@ pub mod conditional;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod ratelimit;
 pub mod request_id;
@@ -16,6 +18,6 @@ pub mod state;
 
 pub use auth::{AuthConfig, Claims};
 pub use edge::EdgeOptions;
-pub use router::{openapi, router, router_with};
+pub use router::{MetricsEndpoint, metrics_router, openapi, router, router_with};
 pub use serve::{ServeOptions, serve};
 pub use state::AppState;

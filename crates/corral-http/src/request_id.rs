@@ -27,15 +27,8 @@ pub async fn assign(request: Request, next: Next) -> Response {
     let id =
         request.headers().get(HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let header = HeaderValue::from_str(&id).expect("checked to be visible ASCII");
-    let started = std::time::Instant::now();
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
-    let status = response.status().as_u16();
-    // Per-request lines are debug: at tens of thousands of requests a second, info logging
-    // of every request would cost more than serving it.
-    // The tenant of an authenticated request, as the authentication middleware left it.
-    let tenant = response.extensions().get::<corral_core::TenantId>().map(|t| t.as_str()).unwrap_or("");
-    tracing::debug!(request_id = %id, %method, %path, status, tenant, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    // The access-log line (crate::observe) reads the id back from the response header.
+    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
     response.headers_mut().insert(HEADER, header);
     response
 }

@@ -14,12 +14,12 @@ use crate::state::AppState;
 use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use corral_core::{ErrorCode, RecordType};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// Routes that take no credentials: never authenticated, never rate limited.
@@ -117,13 +117,31 @@ async fn openapi_json(State(state): State<AppState>, principal: Option<Extension
     }
 }
 
+/// Where `GET /metrics` is served and who may read it (docs/OPERATIONS.md, Metrics).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsEndpoint {
+    /// Served by [`metrics_router`] on a listener of its own, not by the API router.
+    pub separate_listener: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// `GET /metrics`, guarded by `token` when one is set.
+fn metrics_route(token: Option<String>) -> MethodRouter<AppState> {
+    let token: Option<Arc<str>> = token.map(Into::into);
+    get(move |State(state): State<AppState>, headers: HeaderMap| {
+        let token = token.clone();
+        async move { crate::metrics::respond(&state, token.as_deref(), &headers) }
+    })
+}
+
 /// Builds the application router over `state` with the default edge limits.
 pub fn router(state: AppState) -> Router {
     router_with(state, EdgeOptions::default())
 }
 
 /// Builds the application router over `state` with these edge limits. Layers, outermost
-/// first: request id, security headers, compression, CORS (when origins are configured), the
+/// first: metrics and the access log, request id, security headers, compression, CORS (when origins are configured), the
 /// error-body rewrite, head limits / load shedding / deadlines, conditional GETs, panics.
 pub fn router_with(state: AppState, edge: EdgeOptions) -> Router {
     let cors = cors_layer(&edge.cors_origins);
@@ -132,10 +150,14 @@ pub fn router_with(state: AppState, edge: EdgeOptions) -> Router {
     let authenticated = api_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
-    let router = public_routes()
+    let mut public = public_routes();
+    if !edge.metrics.separate_listener {
+        public = public.route("/metrics", metrics_route(edge.metrics.token.clone()));
+    }
+    let router = public
         .merge(authenticated)
         .fallback(route_not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!(request_id = %request_id::current(), "handler panicked");
@@ -151,6 +173,19 @@ pub fn router_with(state: AppState, edge: EdgeOptions) -> Router {
     router
         .layer(compression_layer())
         .layer(middleware::from_fn(crate::edge::security_headers))
+        .layer(middleware::from_fn(request_id::assign))
+        // Outermost: its latency covers the whole stack, and it sees the final response.
+        .layer(middleware::from_fn_with_state(state, crate::observe::track))
+}
+
+/// `/metrics` alone, for a listener of its own (`CORRAL_METRICS_LISTEN`). Its scrapes are not
+/// counted or access-logged.
+pub fn metrics_router(state: AppState, token: Option<String>) -> Router {
+    Router::new()
+        .route("/metrics", metrics_route(token))
+        .fallback(route_not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(normalize_error_responses))
         .layer(middleware::from_fn(request_id::assign))
 }
 

@@ -4,6 +4,7 @@
 
 use crate::auth::{AuthConfig, Claims, subject_user_id};
 use crate::error::ApiResult;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use corral_core::cursor::CursorKey;
 use corral_core::custom::TenantSchema;
@@ -47,6 +48,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     store: Store,
+    metrics: Metrics,
     auth: AuthConfig,
     cursor_key: CursorKey,
     /// `tenant \0 sub` of human subjects whose user exists: skips a write per request.
@@ -75,6 +77,7 @@ impl AppState {
     pub fn with_rate_limit(store: Store, auth: AuthConfig, default_per_second: Option<NonZeroU32>) -> Self {
         let cursor_key = CursorKey::derive(auth.secret());
         AppState(Arc::new(Inner {
+            metrics: Metrics::new(store.pool_probe()),
             store,
             auth,
             cursor_key,
@@ -93,6 +96,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The process's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     pub fn auth(&self) -> &AuthConfig {

@@ -31,6 +31,7 @@ pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use postgres::PgOptions;
 pub use records::{ContactList, DomainChange, ItemChange, MatchKey, Preconditions};
 pub use settings::TenantSettings;
+pub use sqlite::SqliteSnapshot;
 pub use users::{User, UserChanges};
 
 /// What a store call can fail with.
@@ -84,6 +85,7 @@ impl DatabaseUrl {
     }
 }
 
+#[expect(clippy::large_enum_variant, reason = "one per store, which lives as long as the process")]
 enum Backend {
     Sqlite(sqlite::SqliteDb),
     Postgres(postgres::PgDb),
@@ -151,6 +153,68 @@ macro_rules! in_read {
     };
 }
 
+/// The database connections of a store at one moment (for `/metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolStats {
+    pub dialect: db::Dialect,
+    /// Connections open: PostgreSQL pool connections; SQLite read connections plus the writer.
+    pub connections: u64,
+    /// Open connections idle in the pool (SQLite: idle read connections).
+    pub idle: u64,
+    /// The most connections the pool opens (PostgreSQL); SQLite opens readers on demand.
+    pub max: Option<u64>,
+    /// Callers waiting: for a pooled connection (PostgreSQL), for the writer (SQLite).
+    pub waiting: u64,
+    /// SQLite's writer counters.
+    pub sqlite: Option<SqliteSnapshot>,
+}
+
+/// Reads a store's [`PoolStats`]; cheap to clone, and independent of the `Store`'s lifetime.
+#[derive(Clone)]
+pub struct PoolProbe(Probe);
+
+#[derive(Clone)]
+enum Probe {
+    Sqlite(std::sync::Arc<sqlite::SqliteStats>),
+    Postgres(deadpool_postgres::Pool),
+}
+
+impl std::fmt::Debug for PoolProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PoolProbe").field(&self.stats()).finish()
+    }
+}
+
+impl PoolProbe {
+    /// The figures now.
+    pub fn stats(&self) -> PoolStats {
+        match &self.0 {
+            Probe::Sqlite(stats) => {
+                let s = stats.snapshot();
+                PoolStats {
+                    dialect: db::Dialect::Sqlite,
+                    connections: s.readers_open + 1,
+                    idle: s.readers_idle,
+                    max: None,
+                    waiting: s.writer_waiting,
+                    sqlite: Some(s),
+                }
+            }
+            Probe::Postgres(pool) => {
+                let s = pool.status();
+                PoolStats {
+                    dialect: db::Dialect::Postgres,
+                    connections: s.size as u64,
+                    idle: s.available as u64,
+                    max: Some(s.max_size as u64),
+                    waiting: s.waiting as u64,
+                    sqlite: None,
+                }
+            }
+        }
+    }
+}
+
 /// The record a new edge points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdgeTarget {
@@ -181,6 +245,14 @@ impl Store {
             DatabaseUrl::Postgres(url) => Backend::Postgres(postgres::PgDb::open(url, pg)?),
         };
         Ok(Store { backend })
+    }
+
+    /// A handle that reads this store's connection figures (for metrics).
+    pub fn pool_probe(&self) -> PoolProbe {
+        PoolProbe(match &self.backend {
+            Backend::Sqlite(db) => Probe::Sqlite(db.stats()),
+            Backend::Postgres(db) => Probe::Postgres(db.pool()),
+        })
     }
 
     /// Which database this store runs on.

@@ -69,6 +69,11 @@ impl PgDb {
         Ok(PgDb { pool })
     }
 
+    /// A handle on the pool (it shares the connections), for reading its status.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
     async fn client(&self) -> DbResult<Object> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => map_error(e),

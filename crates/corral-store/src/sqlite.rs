@@ -4,13 +4,18 @@
 //! `BEGIN IMMEDIATE` so it never fails half-way on a lock upgrade; a pool of read
 //! connections, one checked out per read. SQLite calls are microseconds for point reads and
 //! run on the calling task: there is no thread hop on the hot path.
+//!
+//! [`SqliteStats`] counts connections and the queue in front of the writer for `/metrics`:
+//! a few relaxed atomic operations per call, and a clock read only when a write has to wait.
 
 use crate::db::{Conn, DbError, DbResult, Dialect, Row, SqlValue};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 16;
@@ -20,6 +25,57 @@ pub struct SqliteDb {
     path: PathBuf,
     writer: tokio::sync::Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    stats: Arc<SqliteStats>,
+}
+
+/// Connection and writer-queue counters, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct SqliteStats {
+    /// Read connections open (idle or checked out).
+    readers_open: AtomicU64,
+    /// Read connections idle in the pool.
+    readers_idle: AtomicU64,
+    /// Tasks waiting for the writer connection now.
+    writer_waiting: AtomicU64,
+    /// Write transactions begun.
+    writes: AtomicU64,
+    /// Write transactions that found the writer busy and queued.
+    writes_queued: AtomicU64,
+    /// Total time spent queued for the writer, in nanoseconds.
+    writer_wait_nanos: AtomicU64,
+}
+
+/// A snapshot of [`SqliteStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SqliteSnapshot {
+    pub readers_open: u64,
+    pub readers_idle: u64,
+    pub writer_waiting: u64,
+    pub writes: u64,
+    pub writes_queued: u64,
+    pub writer_wait_seconds: f64,
+}
+
+impl SqliteStats {
+    pub fn snapshot(&self) -> SqliteSnapshot {
+        SqliteSnapshot {
+            readers_open: self.readers_open.load(Relaxed),
+            readers_idle: self.readers_idle.load(Relaxed),
+            writer_waiting: self.writer_waiting.load(Relaxed),
+            writes: self.writes.load(Relaxed),
+            writes_queued: self.writes_queued.load(Relaxed),
+            writer_wait_seconds: self.writer_wait_nanos.load(Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// Counts a task queued for the writer until it gets it or gives up (a cancelled request).
+struct Queued<'a>(&'a SqliteStats);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.writer_waiting.fetch_sub(1, Relaxed);
+    }
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -56,22 +112,55 @@ impl SqliteDb {
                 .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = open_connection(path, false)?;
-        Ok(SqliteDb { path: path.to_owned(), writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteDb {
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            stats: Arc::default(),
+        })
     }
 
-    /// Starts a write transaction; waits for the writer connection.
+    /// The counters of this database's connections and writer queue.
+    pub fn stats(&self) -> Arc<SqliteStats> {
+        self.stats.clone()
+    }
+
+    /// Starts a write transaction; waits for the writer connection (in arrival order).
     pub async fn begin(&self) -> DbResult<SqliteTx<'_>> {
-        let guard = self.writer.lock().await;
+        let stats = &*self.stats;
+        stats.writes.fetch_add(1, Relaxed);
+        let guard = match self.writer.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                stats.writes_queued.fetch_add(1, Relaxed);
+                stats.writer_waiting.fetch_add(1, Relaxed);
+                let queued = Queued(stats);
+                let since = Instant::now();
+                let guard = self.writer.lock().await;
+                drop(queued);
+                stats.writer_wait_nanos.fetch_add(since.elapsed().as_nanos() as u64, Relaxed);
+                guard
+            }
+        };
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
         Ok(SqliteTx { conn: guard, open: true })
     }
 
     /// Checks out a read connection.
     pub fn reader(&self) -> DbResult<SqliteReader<'_>> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = pool.pop();
+            self.stats.readers_idle.store(pool.len() as u64, Relaxed);
+            conn
+        };
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path, true)?,
+            None => {
+                let conn = open_connection(&self.path, true)?;
+                self.stats.readers_open.fetch_add(1, Relaxed);
+                conn
+            }
         };
         Ok(SqliteReader { conn: Some(conn), db: self })
     }
@@ -115,6 +204,10 @@ impl Drop for SqliteReader<'_> {
             let mut pool = self.db.readers.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < MAX_IDLE_READERS {
                 pool.push(conn);
+                self.db.stats.readers_idle.store(pool.len() as u64, Relaxed);
+            } else {
+                drop(pool);
+                self.db.stats.readers_open.fetch_sub(1, Relaxed);
             }
         }
     }
@@ -231,5 +324,38 @@ mod tests {
         assert_eq!(placeholders("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
         assert_eq!(placeholders("json_extract(c, '$.seats') = $3"), "json_extract(c, '$.seats') = ?3");
         assert!(matches!(placeholders("SELECT 1"), Cow::Borrowed(_)));
+    }
+
+    #[tokio::test]
+    async fn stats_count_readers_and_the_writer_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(SqliteDb::open(&dir.path().join("t.db")).unwrap());
+        let stats = db.stats();
+        {
+            let (_a, _b) = (db.reader().unwrap(), db.reader().unwrap());
+            let s = stats.snapshot();
+            assert_eq!((s.readers_open, s.readers_idle), (2, 0));
+        }
+        assert_eq!(stats.snapshot().readers_idle, 2, "returned to the pool");
+        let held = db.begin().await.unwrap();
+        let waiter = tokio::spawn({
+            let db = db.clone();
+            async move { db.begin().await.map(drop).is_ok() }
+        });
+        while stats.snapshot().writer_waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        held.commit().await.unwrap();
+        assert!(waiter.await.unwrap());
+        let s = stats.snapshot();
+        assert_eq!((s.writes, s.writes_queued, s.writer_waiting), (2, 1, 0));
+        assert!(s.writer_wait_seconds >= 0.015, "{s:?}");
+        // A waiter that gives up (a cancelled request) leaves the queue.
+        let held = db.begin().await.unwrap();
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(10), db.begin()).await;
+        assert!(gave_up.is_err());
+        assert_eq!(stats.snapshot().writer_waiting, 0);
+        drop(held);
     }
 }

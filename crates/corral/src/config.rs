@@ -46,6 +46,10 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Comma-separated origins allowed by CORS (`*` for any); unset = CORS off.
     pub cors_origins: Option<String>,
+    /// Serve `/metrics` on this address instead of on `listen`.
+    pub metrics_listen: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -70,6 +74,8 @@ impl Default for Config {
             shutdown_timeout: serve.shutdown_timeout,
             max_concurrent_requests: edge.max_concurrent_requests,
             cors_origins: None,
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 }
@@ -126,6 +132,11 @@ impl Config {
             bail!("max_concurrent_requests must be between 1 and 1000000");
         }
         config.edge_options()?;
+        if let Some(token) = &config.metrics_token
+            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bail!("metrics_token must be at least 16 visible ASCII characters");
+        }
         Ok(config)
     }
 
@@ -145,6 +156,10 @@ impl Config {
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             cors_origins,
+            metrics: corral_http::MetricsEndpoint {
+                separate_listener: self.metrics_listen.is_some(),
+                token: self.metrics_token.clone(),
+            },
         })
     }
 
@@ -212,7 +227,7 @@ impl Config {
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 18] = [
+const ENV_KEYS: [&str; 20] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -231,6 +246,8 @@ const ENV_KEYS: [&str; 18] = [
     "shutdown_timeout",
     "max_concurrent_requests",
     "cors_origins",
+    "metrics_listen",
+    "metrics_token",
 ];
 
 /// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.

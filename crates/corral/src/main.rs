@@ -120,12 +120,16 @@ enum UserCommand {
     },
 }
 
+/// Logs to stderr: text (coloured only when stderr is a terminal and `NO_COLOR` is unset) or
+/// one JSON object a line with the event's fields at the top level.
 fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     if config.log_format == "json" {
-        builder.json().init();
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
@@ -256,6 +260,14 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(listen) => Some(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (metrics_listen)"))?,
+        ),
+        None => None,
+    };
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %redact(&config.database_url()), "corral listening");
     if demo {
@@ -263,6 +275,19 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         demo::print_banner(address, &token);
     } else {
         println!("Corral listening on http://{address}");
+    }
+    if let Some(metrics_listener) = metrics_listener {
+        let metrics_address = metrics_listener.local_addr()?;
+        println!("Metrics on http://{metrics_address}/metrics");
+        tracing::info!(address = %metrics_address, "metrics listening");
+        let app = corral_http::metrics_router(state.clone(), config.metrics_token.clone());
+        // Ends with the process: scrapes need no graceful drain, but get the same timeouts.
+        let options = config.serve_options();
+        tokio::spawn(async move {
+            if let Err(e) = corral_http::serve(metrics_listener, app, options, std::future::pending()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
     }
     let router = corral_http::router_with(state, config.edge_options()?);
     corral_http::serve(listener, router, config.serve_options(), shutdown_signal()).await?;

@@ -684,6 +684,12 @@ fn fixed(out: &mut Vec<Op>) {
     page.body["responses"]["200"] = json!({"description": "The HTML page", "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
         "content": {"text/html": {"schema": {"type": "string"}}}});
     out.push(page);
+    let mut metrics = op("get", "/metrics", "metrics", "operations", "Prometheus metrics (text format 0.0.4)")
+        .public()
+        .describe("Requests by route template, method and status, latency histograms, requests in flight, 429 answers and database pool figures; the names are in docs/OPERATIONS.md. Public unless the server sets `CORRAL_METRICS_TOKEN` (then `Authorization: Bearer <that token>`, else 401); not served here when `CORRAL_METRICS_LISTEN` moves it to a listener of its own.");
+    metrics.body["responses"]["200"] = json!({"description": "The metrics", "headers": {"x-request-id": {"$ref": "#/components/headers/RequestId"}},
+        "content": {"text/plain": {"schema": {"type": "string"}}}});
+    out.push(metrics);
     let assets = crate::routes::docs::asset_names();
     let mut asset = op("get", "/docs/assets/{file}", "docs_asset", "operations", "A file of the API reference page")
         .public()

@@ -14,6 +14,7 @@ mod errors;
 mod helpers;
 mod isolation;
 mod listing;
+mod metrics;
 mod openapi;
 mod query;
 mod ratelimit;
