@@ -119,10 +119,10 @@ pub fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
     )
 }
 
-/// gzip and brotli (quality 4, tower-http's default for on-the-fly brotli) for responses of
+/// gzip, brotli (quality 4) and zstd (level 3) for responses of
 /// at least [`COMPRESS_MIN_BYTES`], when the client sends `Accept-Encoding`.
 pub fn compression_layer() -> CompressionLayer<impl Predicate> {
-    CompressionLayer::new().gzip(true).br(true).compress_when(
+    CompressionLayer::new().gzip(true).br(true).zstd(true).compress_when(
         SizeAbove::new(COMPRESS_MIN_BYTES)
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES)

@@ -228,7 +228,7 @@ async fn cors_is_off_when_no_origin_is_configured() {
 }
 
 #[tokio::test]
-async fn responses_are_compressed_with_gzip_or_brotli_when_asked() {
+async fn responses_are_compressed_with_gzip_brotli_or_zstd_when_asked() {
     let app = TestApp::spawn().await;
     let plain = raw(&app, Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
     assert!(!plain.headers().contains_key("content-encoding"));
@@ -247,6 +247,7 @@ async fn responses_are_compressed_with_gzip_or_brotli_when_asked() {
             brotli_decompressor::Decompressor::new(b, 4096).read_to_end(&mut out).unwrap();
             out
         }),
+        ("zstd", |b: &[u8]| zstd::stream::decode_all(b).unwrap()),
     ] {
         let request = Request::get("/openapi.json").header("accept-encoding", encoding).body(Body::empty()).unwrap();
         let r = raw(&app, request).await;
