@@ -6,6 +6,7 @@ Credentials are not set here: headers from schemathesis's configuration win over
 schemathesis.toml sets them (including the scratch tenant's token for schema changes).
 """
 
+import datetime
 import json
 import os
 import uuid
@@ -68,6 +69,8 @@ def map_case_state(context, case):
       pointed at records scripts/contract-check made for the purpose.
     - An `Idempotency-Key` replays the first request made with it, and the same key with another
       body is `422 idempotency_key_reused` (docs/API.md): each generated create gets its own key.
+    - An API key's `expires_at` must be in the future (`422 field_value_invalid`, docs/API.md);
+      a schema cannot say "after now", so a generated one is moved a day past the run.
     Only requests generated to be valid are changed; invalid ones are sent as generated.
     """
     meta = case.meta
@@ -83,6 +86,9 @@ def map_case_state(context, case):
     if not isinstance(body, dict):
         return case
     path = case.path
+    if path == "/api/admin/api-keys" and case.method.upper() == "POST" and body.get("expires_at") is not None:
+        tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
     _point_references(body, targets)
     if isinstance(body.get("attributes"), dict):
         attributes = body["attributes"]
