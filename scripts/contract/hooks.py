@@ -2,8 +2,11 @@
 
 Each hook expresses something of the API that an OpenAPI document cannot say, and is as narrow
 as that thing. None of them may hide a mismatch between the document and the server.
+Credentials are not set here: headers from schemathesis's configuration win over a hook's, so
+schemathesis.toml sets them (including the scratch tenant's token for schema changes).
 """
 
+import datetime
 import json
 import os
 import uuid
@@ -66,9 +69,8 @@ def map_case_state(context, case):
       pointed at records scripts/contract-check made for the purpose.
     - An `Idempotency-Key` replays the first request made with it, and the same key with another
       body is `422 idempotency_key_reused` (docs/API.md): each generated create gets its own key.
-    - The tenant's document is fetched once, before the run; a custom attribute the run creates
-      with `is_required_on_create: true` would make every later create in the run miss it. The
-      run creates optional attributes only.
+    - An API key's `expires_at` must be in the future (`422 field_value_invalid`, docs/API.md);
+      a schema cannot say "after now", so a generated one is moved a day past the run.
     Only requests generated to be valid are changed; invalid ones are sent as generated.
     """
     meta = case.meta
@@ -84,6 +86,9 @@ def map_case_state(context, case):
     if not isinstance(body, dict):
         return case
     path = case.path
+    if path == "/api/admin/api-keys" and case.method.upper() == "POST" and body.get("expires_at") is not None:
+        tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
     _point_references(body, targets)
     if isinstance(body.get("attributes"), dict):
         attributes = body["attributes"]
@@ -100,28 +105,4 @@ def map_case_state(context, case):
         other = "contact" if path.startswith("/api/v2/account/") else "account"
         body.pop("related_record_match", None)
         body["related_record_id"] = targets.get(other, body.get("related_record_id"))
-    if path.startswith("/api/v2/_schema/") and path.endswith("/attributes") and case.method.upper() == "POST":
-        body["is_required_on_create"] = False
-    return case
-
-
-@schemathesis.hook("map_case")
-def map_case_scratch_schema(context, case):
-    """Schema changes happen in a scratch tenant.
-
-    The run checks responses against the tenant's document, fetched once before it starts. A
-    custom attribute the run adds (or an option it edits) would change that tenant's records
-    and their documented shape mid-run, so every later response would carry an attribute the
-    fetched document cannot know. Requests that change the schema registry therefore carry a
-    token of another tenant; their own responses (the attribute, the option) do not depend on
-    the tenant. Applies to every generated request of those operations, valid or not.
-    """
-    token = os.environ.get("CORRAL_CONTRACT_SCRATCH_TOKEN")
-    if token and case.path.startswith("/api/v2/_schema/") and case.method.upper() != "GET":
-        headers = case.headers if isinstance(case.headers, dict) else {}
-        for name in list(headers):
-            if name.lower() in ("authorization", "x-api-key"):
-                del headers[name]
-        headers["Authorization"] = f"Bearer {token}"
-        case.headers = headers
     return case

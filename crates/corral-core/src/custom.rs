@@ -124,6 +124,15 @@ fn string_field(obj: &Map<String, Json>, key: &str) -> CoreResult<Option<String>
     }
 }
 
+/// A display name: absent is `None`; present, it must have a visible character (an empty or
+/// blank one would leave the attribute without a label; the document's pattern says the same).
+fn display_name_field(obj: &Map<String, Json>, key: &str) -> CoreResult<Option<String>> {
+    match string_field(obj, key)? {
+        Some(s) if s.trim().is_empty() => Err(CoreError::invalid_value(key, "cannot be empty")),
+        other => Ok(other),
+    }
+}
+
 fn flag(obj: &Map<String, Json>, key: &str) -> CoreResult<bool> {
     match obj.get(key) {
         None | Some(Json::Null) => Ok(false),
@@ -188,7 +197,7 @@ pub fn parse_definition(rt: RecordType, body: &Json, reserved: &[&str]) -> CoreR
         (_, Some(_)) => return Err(CoreError::invalid_value("options", "only select attributes have options")),
     };
     Ok(CustomAttribute {
-        display_name: string_field(obj, "display_name")?.unwrap_or_else(|| api_name.clone()),
+        display_name: display_name_field(obj, "display_name")?.unwrap_or_else(|| api_name.clone()),
         api_name,
         description: string_field(obj, "description")?,
         value_type,
@@ -206,7 +215,7 @@ pub fn patch_definition(def: &mut CustomAttribute, body: &Json) -> CoreResult<()
         match key.as_str() {
             "display_name" => {
                 def.display_name =
-                    string_field(obj, key)?.ok_or_else(|| CoreError::invalid_value(key, "cannot be empty"))?
+                    display_name_field(obj, key)?.ok_or_else(|| CoreError::invalid_value(key, "cannot be empty"))?
             }
             "description" => def.description = string_field(obj, key)?,
             "api_name" | "value_type" | "is_array" | "target" | "is_unique" | "is_required_on_create" => {
