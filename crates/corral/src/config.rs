@@ -46,6 +46,9 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Comma-separated origins allowed by CORS (`*` for any); unset = CORS off.
     pub cors_origins: Option<String>,
+    /// How long change events (feed and history) are kept; older ones are deleted.
+    #[serde(with = "duration")]
+    pub change_retention: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             shutdown_timeout: serve.shutdown_timeout,
             max_concurrent_requests: edge.max_concurrent_requests,
             cors_origins: None,
+            change_retention: DEFAULT_CHANGE_RETENTION,
         }
     }
 }
@@ -121,6 +125,9 @@ impl Config {
             if value.is_zero() {
                 bail!("{name} must be longer than zero");
             }
+        }
+        if config.change_retention < Duration::from_secs(60) {
+            bail!("change_retention must be at least one minute");
         }
         if !(1..=1_000_000).contains(&config.max_concurrent_requests) {
             bail!("max_concurrent_requests must be between 1 and 1000000");
@@ -211,8 +218,11 @@ impl Config {
 /// The built-in `rate_limit_per_second`.
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 
+/// The built-in `change_retention`: 30 days.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 18] = [
+const ENV_KEYS: [&str; 19] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -231,6 +241,7 @@ const ENV_KEYS: [&str; 18] = [
     "shutdown_timeout",
     "max_concurrent_requests",
     "cors_origins",
+    "change_retention",
 ];
 
 /// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.
