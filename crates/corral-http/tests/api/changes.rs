@@ -28,6 +28,21 @@ async fn drain(app: &TestApp, token: &str, path: &str, cursor: &mut Option<Strin
     }
 }
 
+/// [`drain`] until at least `n` events have come. On PostgreSQL the feed serves a write once
+/// every transaction older than it has ended, and tests running alongside on the same
+/// server hold transactions open for a moment: a write shows up shortly after it commits.
+async fn drain_until(app: &TestApp, token: &str, path: &str, cursor: &mut Option<String>, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut out = Vec::new();
+    loop {
+        out.extend(drain(app, token, path, cursor).await);
+        if out.len() >= n || std::time::Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The new events since the last call, as (record id, action, sorted changed keys).
 struct Watcher<'a> {
     app: &'a TestApp,
@@ -36,7 +51,14 @@ struct Watcher<'a> {
 }
 
 impl Watcher<'_> {
+    /// The events of the next write (one transaction: they become visible together).
     async fn take(&mut self) -> Vec<Value> {
+        drain_until(self.app, &self.token, "/api/v2/_changes", &mut self.cursor, 1).await
+    }
+
+    /// Whatever is visible now (after a write that should emit nothing: any event it did
+    /// emit would also show in the next [`Watcher::take`], whose check is exact).
+    async fn take_now(&mut self) -> Vec<Value> {
         drain(self.app, &self.token, "/api/v2/_changes", &mut self.cursor).await
     }
 
@@ -128,7 +150,7 @@ async fn every_mutating_route_emits_one_event_per_changed_record() {
             .send()
             .await
             .assert_status(200);
-        let events = w.take().await;
+        let events = if round == 0 { w.take().await } else { w.take_now().await };
         if round == 0 {
             Watcher::check(&events, &[(acme_id, "updated", &["display_name", "industry"])]);
             assert_eq!(change(&events, acme_id, "display_name"), &json!({"old": "Acme", "new": "Acme Inc"}));
@@ -262,7 +284,7 @@ async fn every_mutating_route_emits_one_event_per_changed_record() {
         &[(acme_id, "purged", &[]), (&jo, "updated", &[&edge_to_acme]), (&child_id, "updated", &["parent_account_id"])],
     );
     let mut all = None;
-    let everything = drain(&app, &admin, "/api/v2/_changes", &mut all).await;
+    let everything = drain_until(&app, &admin, "/api/v2/_changes", &mut all, 1).await;
     let acme_events: Vec<&Value> = everything.iter().filter(|e| e["record_id"] == acme_id).collect();
     assert_eq!(acme_events.len(), 1, "a purge erases the record's history: {acme_events:?}");
     assert_eq!(acme_events[0]["action"], "purged");
@@ -277,7 +299,7 @@ async fn the_feed_resumes_filters_scopes_and_expires() {
 
     // Caught up: no events, and a cursor to resume from later.
     let mut cursor = None;
-    let all = drain(&app, &admin, "/api/v2/_changes", &mut cursor).await;
+    let all = drain_until(&app, &admin, "/api/v2/_changes", &mut cursor, 2).await;
     assert_eq!(all.len(), 2);
     let resume = cursor.clone().unwrap();
     let r = app.get(&format!("/api/v2/_changes?after={resume}")).bearer(&admin).send().await;
@@ -285,8 +307,10 @@ async fn the_feed_resumes_filters_scopes_and_expires() {
     assert_eq!(r.body["data"], json!([]));
     assert_eq!(r.body["next_cursor"], resume.as_str(), "a caught-up reader keeps its position");
     app.create_account(json!({"name": "B"})).await;
-    let r = app.get(&format!("/api/v2/_changes?after={resume}")).bearer(&admin).send().await;
-    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "resuming yields only the new event");
+    let mut from_resume = Some(resume.clone());
+    let new = drain_until(&app, &admin, "/api/v2/_changes", &mut from_resume, 1).await;
+    assert_eq!(new.len(), 1, "resuming yields only the new event");
+    assert_eq!(new[0]["changed_fields"]["display_name"]["new"], "B");
 
     // Types, and the scopes they need.
     let r = app.get("/api/v2/_changes?types=contact").bearer(&admin).send().await;
@@ -315,8 +339,7 @@ async fn the_feed_resumes_filters_scopes_and_expires() {
         .send()
         .await
         .assert_status(201);
-    let r = app.get("/api/v2/_changes").bearer(&app_token).send().await;
-    let data = r.body["data"].as_array().unwrap();
+    let data = drain_until(&app, &app_token, "/api/v2/_changes", &mut None, 1).await;
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["app_id"], "billing");
 
@@ -340,7 +363,7 @@ async fn the_feed_resumes_filters_scopes_and_expires() {
         .assert_error(410, "cursor_expired");
     app.create_account(json!({"name": "After"})).await;
     let mut fresh = None;
-    assert_eq!(drain(&app, &admin, "/api/v2/_changes", &mut fresh).await.len(), 1);
+    assert_eq!(drain_until(&app, &admin, "/api/v2/_changes", &mut fresh, 1).await.len(), 1);
 }
 
 #[tokio::test]
@@ -416,14 +439,16 @@ async fn the_feed_is_complete_and_stable_under_concurrent_writers() {
     let admin = first.admin();
     const WRITERS: usize = 16;
     const WRITES: usize = 6;
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The number of committed changes once every writer is done (0 before).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let reader = {
         let (router, token, done) = (first.router.clone(), admin.clone(), done.clone());
         tokio::spawn(async move {
             let mut cursor: Option<String> = None;
             let mut seen = Vec::new();
+            let mut deadline: Option<std::time::Instant> = None;
             loop {
-                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let target = done.load(std::sync::atomic::Ordering::SeqCst);
                 loop {
                     let url = match &cursor {
                         Some(c) => format!("/api/v2/_changes?limit=50&after={c}"),
@@ -437,8 +462,13 @@ async fn the_feed_is_complete_and_stable_under_concurrent_writers() {
                     }
                     seen.extend(page);
                 }
-                if finished {
+                // Done when every committed change has come (or, failing, after a deadline;
+                // duplicates would make it come early, and are checked below).
+                if target > 0 && (seen.len() >= target || deadline.is_some_and(|d| std::time::Instant::now() > d)) {
                     return seen;
+                }
+                if target > 0 && deadline.is_none() {
+                    deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(30));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
@@ -470,8 +500,8 @@ async fn the_feed_is_complete_and_stable_under_concurrent_writers() {
     for w in writers {
         committed.extend(w.await.unwrap());
     }
-    // Every writer has committed: what the reader reads from now on is complete.
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Every writer has committed: the reader reads on until it has them all.
+    done.store(committed.len(), std::sync::atomic::Ordering::SeqCst);
     let seen = reader.await.unwrap();
     let mut counts: HashMap<(String, i64), usize> = HashMap::new();
     for e in &seen {
@@ -491,7 +521,7 @@ async fn the_feed_is_complete_and_stable_under_concurrent_writers() {
     }
     // A second reader, from the start, sees the same order.
     let mut again = None;
-    let replay = drain(&second, &admin, "/api/v2/_changes", &mut again).await;
+    let replay = drain_until(&second, &admin, "/api/v2/_changes", &mut again, seen.len()).await;
     let ids = |events: &[Value]| events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     assert_eq!(ids(&replay), ids(&seen), "the feed order is stable");
 }
