@@ -155,7 +155,7 @@ mod tests {
         let w = RecordWrite { primary_domain: Some(Some("acme.com".into())), ..Default::default() };
         a.apply(&w, Timestamp(1)).unwrap();
         let created = diff(None, Some(&a));
-        assert_eq!(created["name"], json!({"old": null, "new": "acme.com"}));
+        assert_eq!(created["display_name"], json!({"old": null, "new": "acme.com"}));
         assert_eq!(created["domains"]["new"][0]["domain_name"], "acme.com");
         assert!(!created.contains_key(ARCHIVED_AT), "empty values are not changes");
         let mut b = a.clone();
