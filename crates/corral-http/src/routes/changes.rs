@@ -55,11 +55,11 @@ fn param<'a>(query: &'a QueryPairs, name: &str) -> Option<&'a str> {
 fn limit(query: &QueryPairs) -> ApiResult<usize> {
     match param(query, "limit") {
         None => Ok(DEFAULT_LIMIT),
-        Some(raw) => {
-            raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                CoreError::invalid_query_parameter("limit", &format!("expected 1 to {MAX_LIMIT}")).into()
-            })
-        }
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| CoreError::invalid_query_parameter("limit", format!("expected 1 to {MAX_LIMIT}")).into()),
     }
 }
 
@@ -83,7 +83,7 @@ fn types(principal: &Principal, raw: Option<&str>) -> ApiResult<Vec<RecordType>>
             "contact" | "contacts" => RecordType::Contact,
             other => {
                 return Err(
-                    CoreError::invalid_query_parameter("types", &format!("unknown record type `{other}`")).into()
+                    CoreError::invalid_query_parameter("types", format!("unknown record type `{other}`")).into()
                 );
             }
         };
