@@ -44,6 +44,7 @@ error_codes! {
     UnknownRelationship => ("unknown_relationship", 404),
     RouteNotFound => ("route_not_found", 404),
     MethodNotAllowed => ("method_not_allowed", 405),
+    CursorExpired => ("cursor_expired", 410),
     AmbiguousMatch => ("ambiguous_match", 409),
     Conflict => ("conflict", 409),
     DomainAlreadyLinked => ("domain_already_linked", 409),
@@ -194,6 +195,6 @@ mod tests {
             assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.status()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 36);
+        assert_eq!(ErrorCode::ALL.len(), 37);
     }
 }

@@ -2,6 +2,7 @@
 //! normalisation, the built-in schema registry, the v1 document codec, list queries, cursors
 //! and the table of stable error codes. No IO happens in this crate.
 
+pub mod change;
 pub mod cursor;
 pub mod custom;
 pub mod error;
@@ -20,7 +21,7 @@ pub mod value;
 
 pub use error::{CoreError, CoreResult, ErrorCode};
 pub use ids::{RecordId, RecordType};
-pub use record::{Actor, Record, RecordMeta, RecordWrite};
+pub use record::{Actor, ActorKind, Record, RecordMeta, RecordWrite};
 pub use tenant::TenantId;
 pub use timestamp::Timestamp;
 pub use value::Value;

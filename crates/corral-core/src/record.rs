@@ -17,6 +17,43 @@ pub struct Actor {
     pub subject: String,
     /// The caller's app scope: stamped on create, and the only app whose records it sees.
     pub app: Option<String>,
+    /// What kind of credential `subject` names (recorded on change events).
+    pub kind: ActorKind,
+    /// The request the write belongs to, when it came over HTTP (recorded on change events).
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// A caller of `kind` outside any request (CLI, tests, background work).
+    pub fn new(tenant: impl Into<TenantId>, subject: impl Into<String>, app: Option<String>, kind: ActorKind) -> Self {
+        Actor { tenant: tenant.into(), subject: subject.into(), app, kind, request_id: None }
+    }
+}
+
+/// The kind of caller behind a write: a token's subject, an API key, or Corral itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    ApiKey,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ApiKey => "api_key",
+            ActorKind::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> ActorKind {
+        match s {
+            "api_key" => ActorKind::ApiKey,
+            "system" => ActorKind::System,
+            _ => ActorKind::User,
+        }
+    }
 }
 
 /// Server-stamped fields every record carries (docs/CONTRACT.md §4.1).
@@ -334,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_nameless_account_takes_its_domain_or_is_refused() {
-        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+        let actor = Actor::new("t", "s", None, ActorKind::User);
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(1)));
         let err = r.apply(&RecordWrite::default(), Timestamp(1)).unwrap_err();
         assert_eq!(err.details["field"], "name");

@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn rendering_has_every_field() {
-        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+        let actor = Actor::new("t", "s", None, crate::record::ActorKind::User);
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
         r.apply(
             &parse(json!({"name": "Acme", "domain": "acme.com", "tags": ["a"]}), WriteMode::Create).unwrap(),

@@ -586,7 +586,7 @@ mod tests {
 
     #[test]
     fn every_attribute_renders_with_its_type() {
-        let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+        let actor = Actor::new("t", "s", None, crate::record::ActorKind::User);
         let schema = TenantSchema::builtin("t", RecordType::Account);
         let mut r = Record::new(RecordType::Account, RecordMeta::new(&actor, Timestamp(0)));
         let w = parse(json!({"attributes": {"display_name": "Acme", "current_stage_id": "customer", "estimated_annual_revenue": 10, "address": {"city": "Oslo"}}}), WriteMode::Create).unwrap();

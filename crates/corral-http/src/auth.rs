@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use corral_core::ids::user_id_for_subject;
-use corral_core::{Actor, CoreError, ErrorCode, TenantId, Timestamp};
+use corral_core::{Actor, ActorKind, CoreError, ErrorCode, TenantId, Timestamp};
 use corral_store::ApiKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -434,7 +434,13 @@ impl AppState {
         if let Some((id, secret)) = split_key(presented) {
             let key = check_key(self, id, secret).await?;
             return Ok(Principal {
-                actor: Actor { tenant: key.tenant_id, subject: key.id, app: key.app },
+                actor: Actor {
+                    tenant: key.tenant_id,
+                    subject: key.id,
+                    app: key.app,
+                    kind: ActorKind::ApiKey,
+                    request_id: Some(crate::request_id::current()).filter(|r| !r.is_empty()),
+                },
                 permissions: Permissions::from_roles_and_scopes(&[], key.scopes.iter().map(String::as_str)),
             });
         }
@@ -451,7 +457,13 @@ impl AppState {
         }
         let permissions =
             Permissions::from_roles_and_scopes(&claims.roles, claims.scope.as_deref().unwrap_or("").split_whitespace());
-        Ok(Principal { actor: Actor { tenant, subject: claims.sub, app: claims.app_id }, permissions })
+        // A token exchanged for an API key acts as that key.
+        let kind = if claims.client_id.is_some() { ActorKind::ApiKey } else { ActorKind::User };
+        let request_id = Some(crate::request_id::current()).filter(|r| !r.is_empty());
+        Ok(Principal {
+            actor: Actor { tenant, subject: claims.sub, app: claims.app_id, kind, request_id },
+            permissions,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use crate::edge::{Edge, EdgeOptions, compression_layer, cors_layer};
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, health, relationships, schema_admin, token, v1_records, v2_records};
+use crate::routes::{admin, changes, health, relationships, schema_admin, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Extension;
 use axum::Router;
@@ -48,6 +48,8 @@ fn api_routes() -> Router<AppState> {
             get(v1_records::get).patch(v1_records::patch).put(v1_records::put).delete(v1_records::delete),
         )
         .route("/api/v1/crm/{collection}/{id}/restore", post(v1_records::restore))
+        .route("/api/v1/crm/changes", get(changes::v1_feed))
+        .route("/api/v1/crm/{collection}/{id}/history", get(changes::v1_history))
         .route("/api/v1/schemas/{record_type}", get(v1_records::json_schema))
         .route("/api/v1/manifest", get(v1_records::manifest))
         // v2 typed-record dialect.
@@ -62,11 +64,13 @@ fn api_routes() -> Router<AppState> {
             "/api/v2/_schema/{rt}/attributes/{name}/options/{option}",
             axum::routing::patch(schema_admin::update_option).delete(schema_admin::delete_option),
         )
+        .route("/api/v2/_changes", get(changes::v2_feed))
         .route("/api/v2/{rt}", post(v2_records::create))
         .route("/api/v2/{rt}/_query", post(v2_records::query))
         .route("/api/v2/{rt}/_assert", post(v2_records::assert))
         .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
         .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))
+        .route("/api/v2/{rt}/{id}/_history", get(changes::v2_history))
         .route("/api/v2/{rt}/{id}/attribute/{name}", post(v2_records::add_sub_resource))
         .route(
             "/api/v2/{rt}/{id}/attribute/{name}/{item}",

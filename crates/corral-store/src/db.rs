@@ -170,6 +170,13 @@ pub trait Conn: Send {
     /// Runs several `;`-separated statements without parameters (migrations).
     fn execute_batch(&mut self, sql: &str) -> impl Future<Output = DbResult<()>> + Send;
 
+    /// The change events of the open write transaction (`None` outside one): the write funnel
+    /// ([`crate::records::commit`]) gathers them here, and they are appended to the outbox
+    /// just before the transaction commits.
+    fn outbox(&mut self) -> Option<&mut crate::changes::Outbox> {
+        None
+    }
+
     /// Runs a statement expected to return at most one row.
     fn query_opt(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = DbResult<Option<Row>>> + Send {
         async move { Ok(self.query(sql, params).await?.into_iter().next()) }

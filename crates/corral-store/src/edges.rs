@@ -1,64 +1,144 @@
 //! The account ↔ contact relationship (docs/CONTRACT.md §7.5) as the store keeps it: one junction row per
-//! edge with `role` and `is_primary` (at most one primary account per contact, which is also
-//! the contact's v1 `account_id`), and auto-association by email domain (docs/CONTRACT.md §4.3).
+//! edge with its `role`, and auto-association by email domain (docs/CONTRACT.md §4.3).
+//!
+//! A contact's primary account has one owner: the contact's `primary_account` (its v1
+//! `account_id`, column `contacts.primary_account_id`). An edge's `is_primary` is derived
+//! from it when read; every change of it is a change of the contact, made through the write
+//! funnel ([`records::commit`]). Edge rows live outside the records, so each edge change is
+//! noted as a relationship change of both ends (`accounts.<id>` on the contact,
+//! `contacts.<id>` on the account) for the change feed.
 
+use crate::changes::edge_json;
 use crate::db::{Conn, SqlValue};
+use crate::records::{ModifyOptions, Preconditions};
 use crate::{StoreError, StoreResult, keys, records, settings};
 use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, Timestamp, normalize};
+use serde_json::{Map, Value as Json, json};
 
-/// Makes the contact's primary edge point at `record.primary_account` (v1 `account_id`
-/// semantics: the previous primary edge is removed, like a replaced primary domain).
+/// What happens to a contact's previous primary edge when its primary account moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrimaryEdge {
+    /// Removed (v1 `account_id` semantics, like a replaced primary domain).
+    Replace,
+    /// Kept as an ordinary edge (the relationship routes demote it).
+    Keep,
+}
+
+/// The change key of the edge to `other` in a relationship change.
+fn edge_key(other_type: RecordType, other: RecordId) -> String {
+    let name = if other_type == RecordType::Account { "accounts" } else { "contacts" };
+    format!("{name}.{}", other.canonical())
+}
+
+fn edge_change(old: Json, new: Json) -> Json {
+    json!({"old": old, "new": new})
+}
+
+/// Notes a relationship change on `rt` record `id` (whose row does not change): `key` went
+/// from `old` to `new`. Records outside the caller's app scope are noted too.
+async fn note_relationship<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    key: String,
+    old: Json,
+    new: Json,
+) -> StoreResult<()> {
+    let tenant_wide = Actor { app: None, ..actor.clone() };
+    if let Some(record) = records::get(c, &tenant_wide, rt, id, true, true).await? {
+        let mut extra = Map::new();
+        extra.insert(key, edge_change(old, new));
+        records::note_extra(c, actor, &record, extra);
+    }
+    Ok(())
+}
+
+/// Makes the contact's edges follow a change of `record.primary_account`: the new primary
+/// account gets an edge if it has none; with [`PrimaryEdge::Replace`] the previous primary
+/// edge is removed. The contact's own relationship changes go to `extra`; the accounts'
+/// are noted on them.
 pub(crate) async fn sync_primary<C: Conn>(
     c: &mut C,
     actor: &Actor,
     record: &Record,
     before: Option<&Record>,
+    policy: PrimaryEdge,
+    extra: &mut Map<String, Json>,
 ) -> StoreResult<()> {
     if record.record_type != RecordType::Contact || before.map(|b| b.primary_account) == Some(record.primary_account) {
         return Ok(());
     }
-    if before.is_none() && record.primary_account.is_none() {
-        return Ok(());
+    let contact = record.meta.id;
+    if policy == PrimaryEdge::Replace
+        && let Some(old) = before.and_then(|b| b.primary_account)
+        && let Some((role, _, _)) = edge(c, &actor.tenant, old, contact).await?
+    {
+        c.execute(
+            "DELETE FROM account_contacts WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+            &[
+                SqlValue::text(actor.tenant.clone()),
+                SqlValue::text(old.canonical()),
+                SqlValue::text(contact.canonical()),
+            ],
+        )
+        .await?;
+        extra.insert(edge_key(RecordType::Account, old), edge_change(edge_json(old, role.as_deref()), Json::Null));
+        note_relationship(
+            c,
+            actor,
+            RecordType::Account,
+            old,
+            edge_key(RecordType::Contact, contact),
+            edge_json(contact, role.as_deref()),
+            Json::Null,
+        )
+        .await?;
     }
-    let tenant = SqlValue::text(actor.tenant.clone());
-    let contact = SqlValue::text(record.meta.id.canonical());
-    c.execute(
-        "DELETE FROM account_contacts WHERE tenant_id = $1 AND contact_id = $2 AND is_primary = $3",
-        &[tenant.clone(), contact.clone(), SqlValue::Bool(true)],
-    )
-    .await?;
     let Some(account) = record.primary_account else { return Ok(()) };
     if records::get(c, actor, RecordType::Account, account, false, false).await?.is_none() {
         return Err(CoreError::target_not_found("account_id", &account.v1(RecordType::Account)).into());
     }
-    link(c, &actor.tenant, account, record.meta.id, true, None, record.meta.updated_at).await
+    if link(c, &actor.tenant, account, contact, None, record.meta.updated_at).await? {
+        extra.insert(edge_key(RecordType::Account, account), edge_change(Json::Null, edge_json(account, None)));
+        note_relationship(
+            c,
+            actor,
+            RecordType::Account,
+            account,
+            edge_key(RecordType::Contact, contact),
+            Json::Null,
+            edge_json(contact, None),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
-/// Inserts or updates an edge.
+/// Inserts an edge unless it exists; returns whether it was inserted.
 pub(crate) async fn link<C: Conn>(
     c: &mut C,
     tenant: &TenantId,
     account: RecordId,
     contact: RecordId,
-    primary: bool,
     role: Option<&str>,
     now: Timestamp,
-) -> StoreResult<()> {
-    c.execute(
-        "INSERT INTO account_contacts (tenant_id, account_id, contact_id, role, is_primary, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (tenant_id, account_id, contact_id) DO UPDATE SET is_primary = excluded.is_primary",
-        &[
-            SqlValue::text(tenant),
-            SqlValue::text(account.canonical()),
-            SqlValue::text(contact.canonical()),
-            SqlValue::opt_text(role),
-            SqlValue::Bool(primary),
-            SqlValue::Int(now.millis()),
-        ],
-    )
-    .await?;
-    Ok(())
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "INSERT INTO account_contacts (tenant_id, account_id, contact_id, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, account_id, contact_id) DO NOTHING",
+            &[
+                SqlValue::text(tenant),
+                SqlValue::text(account.canonical()),
+                SqlValue::text(contact.canonical()),
+                SqlValue::opt_text(role),
+                SqlValue::Int(now.millis()),
+            ],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// Whether a domain may auto-associate in this tenant.
@@ -137,28 +217,31 @@ pub(crate) async fn associate_account<C: Conn>(
             .filter_map(|s| RecordId::parse(RecordType::Contact, &s))
             .collect();
         for contact in contacts {
-            link(c, &actor.tenant, record.meta.id, contact, true, None, now).await?;
-            c.execute(
-                &format!(
-                    "UPDATE contacts SET primary_account_id = $3, {} WHERE tenant_id = $1 AND id = $2",
-                    records::touch_sql(4, 5)
-                ),
-                &[
-                    SqlValue::text(actor.tenant.clone()),
-                    SqlValue::text(contact.canonical()),
-                    SqlValue::text(record.meta.id.canonical()),
-                    SqlValue::Int(now.millis()),
-                    SqlValue::text(actor.subject.clone()),
-                ],
-            )
+            // The contact changes through its own write path: version, event, edge.
+            let account = record.meta.id;
+            // Boxed: modify_with calls back here (for accounts; a contact never recurses).
+            Box::pin(records::modify_with(
+                c,
+                actor,
+                RecordType::Contact,
+                contact,
+                Preconditions::default(),
+                None,
+                now,
+                ModifyOptions::default(),
+                |k| {
+                    k.primary_account = Some(account);
+                    Ok(true)
+                },
+            ))
             .await?;
         }
     }
     Ok(())
 }
 
-/// Removes every edge of a purged record, clearing contacts' primary account when it was the
-/// purged account (a change: their version moves).
+/// Removes every edge of a purged record; the records at the other ends change (a contact
+/// whose primary account it was loses it), through the write funnel. `actor` is tenant-wide.
 pub(crate) async fn remove_all<C: Conn>(
     c: &mut C,
     actor: &Actor,
@@ -168,18 +251,51 @@ pub(crate) async fn remove_all<C: Conn>(
 ) -> StoreResult<()> {
     let tenant = SqlValue::text(actor.tenant.clone());
     let key = SqlValue::text(id.canonical());
-    let column = if rt == RecordType::Account { "account_id" } else { "contact_id" };
+    let (column, other_column) =
+        if rt == RecordType::Account { ("account_id", "contact_id") } else { ("contact_id", "account_id") };
+    let ot = other_type(rt);
+    let edges: Vec<(RecordId, Option<String>)> = c
+        .query(
+            &format!("SELECT {other_column}, role FROM account_contacts WHERE tenant_id = $1 AND {column} = $2 ORDER BY {other_column}"),
+            &[tenant.clone(), key.clone()],
+        )
+        .await?
+        .into_iter()
+        .filter_map(|mut r| Some((RecordId::parse(ot, &r.text(0)?)?, r.text(1))))
+        .collect();
     c.execute(
         &format!("DELETE FROM account_contacts WHERE tenant_id = $1 AND {column} = $2"),
         &[tenant.clone(), key.clone()],
     )
     .await?;
+    let mut others: Vec<(RecordId, Option<Json>)> =
+        edges.iter().map(|(other, role)| (*other, Some(edge_json(id, role.as_deref())))).collect();
     if rt == RecordType::Account {
-        let sql = format!(
-            "UPDATE contacts SET primary_account_id = NULL, {} WHERE tenant_id = $1 AND primary_account_id = $2",
-            records::touch_sql(3, 4)
-        );
-        c.execute(&sql, &[tenant, key, SqlValue::Int(now.millis()), SqlValue::text(actor.subject.clone())]).await?;
+        // Contacts whose primary account it was, edge or not.
+        let rows =
+            c.query("SELECT id FROM contacts WHERE tenant_id = $1 AND primary_account_id = $2", &[tenant, key]).await?;
+        for contact in
+            rows.into_iter().filter_map(|mut r| r.text(0)).filter_map(|s| RecordId::parse(RecordType::Contact, &s))
+        {
+            if !others.iter().any(|(o, _)| *o == contact) {
+                others.push((contact, None));
+            }
+        }
+    }
+    for (other, old_edge) in others {
+        let mut extra = Map::new();
+        if let Some(old_edge) = old_edge {
+            extra.insert(edge_key(rt, id), edge_change(old_edge, Json::Null));
+        }
+        let options = ModifyOptions { extra, primary_edge: PrimaryEdge::Keep, include_archived: true };
+        records::modify_with(c, actor, ot, other, Preconditions::default(), None, now, options, |r| {
+            let was_primary = r.primary_account == Some(id);
+            if was_primary {
+                r.primary_account = None;
+            }
+            Ok(was_primary)
+        })
+        .await?;
     }
     Ok(())
 }
@@ -209,6 +325,8 @@ fn other_type(rt: RecordType) -> RecordType {
     if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account }
 }
 
+/// The edge (account, contact): its role, whether it is the contact's primary edge, and when
+/// it was made.
 async fn edge<C: Conn>(
     c: &mut C,
     tenant: &TenantId,
@@ -217,7 +335,9 @@ async fn edge<C: Conn>(
 ) -> StoreResult<Option<(Option<String>, bool, i64)>> {
     let row = c
         .query_opt(
-            "SELECT role, is_primary, created_at FROM account_contacts WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+            "SELECT e.role, COALESCE(k.primary_account_id = e.account_id, FALSE), e.created_at FROM account_contacts e \
+             JOIN contacts k ON k.tenant_id = e.tenant_id AND k.id = e.contact_id \
+             WHERE e.tenant_id = $1 AND e.account_id = $2 AND e.contact_id = $3",
             &[SqlValue::text(tenant), SqlValue::text(account.canonical()), SqlValue::text(contact.canonical())],
         )
         .await?;
@@ -243,34 +363,6 @@ async fn check_ends<C: Conn>(
     Ok(())
 }
 
-/// Moves (or clears) a contact's primary account through the contact's own write path, so
-/// its `account_id` and version follow. The previous primary edge is demoted, not removed.
-async fn set_contact_primary<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    contact: RecordId,
-    account: Option<RecordId>,
-    now: Timestamp,
-) -> StoreResult<()> {
-    c.execute(
-        "UPDATE account_contacts SET is_primary = $3 WHERE tenant_id = $1 AND contact_id = $2 AND is_primary = $4",
-        &[
-            SqlValue::text(actor.tenant.clone()),
-            SqlValue::text(contact.canonical()),
-            SqlValue::Bool(false),
-            SqlValue::Bool(true),
-        ],
-    )
-    .await?;
-    records::modify(c, actor, RecordType::Contact, contact, Default::default(), None, now, |k| {
-        let changed = k.primary_account != account;
-        k.primary_account = account;
-        Ok(changed)
-    })
-    .await?;
-    Ok(())
-}
-
 /// Adds an edge (or, when it exists, applies the given attributes to it). Returns the edge
 /// and whether it was created.
 pub(crate) async fn add<C: Conn>(
@@ -284,12 +376,12 @@ pub(crate) async fn add<C: Conn>(
 ) -> StoreResult<(Edge, bool)> {
     check_ends(c, actor, rt, id, other).await?;
     let (account, contact) = pair(rt, id, other);
-    let existed = edge(c, &actor.tenant, account, contact).await?.is_some();
-    if !existed {
-        link(c, &actor.tenant, account, contact, false, None, now).await?;
+    let old = edge(c, &actor.tenant, account, contact).await?;
+    if old.is_none() {
+        link(c, &actor.tenant, account, contact, None, now).await?;
     }
-    let edge = apply(c, actor, account, contact, other, change, now).await?;
-    Ok((edge, !existed))
+    let edge = apply(c, actor, account, contact, other, old.as_ref().map(|o| o.0.clone()), change, now).await?;
+    Ok((edge, old.is_none()))
 }
 
 /// A missing end of an existing edge means there is no such edge (404); other errors
@@ -313,39 +405,76 @@ pub(crate) async fn update<C: Conn>(
 ) -> StoreResult<Edge> {
     check_ends(c, actor, rt, id, other).await.map_err(no_edge)?;
     let (account, contact) = pair(rt, id, other);
-    apply(c, actor, account, contact, other, change, now).await
+    let (role, _, _) = edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
+    apply(c, actor, account, contact, other, Some(role), change, now).await
 }
 
-/// Applies `change` to the existing edge (account, contact); `other` is the far end as the
-/// caller sees it.
+/// Applies `change` to the existing edge (account, contact), which had the role `old`
+/// before this call (`None`: it did not exist); `other` is the far end as the caller sees
+/// it. The relationship change is noted on both ends; a primary change is the contact's.
+#[allow(clippy::too_many_arguments)]
 async fn apply<C: Conn>(
     c: &mut C,
     actor: &Actor,
     account: RecordId,
     contact: RecordId,
     other: RecordId,
+    old: Option<Option<String>>,
     change: &EdgeChange,
     now: Timestamp,
 ) -> StoreResult<Edge> {
     let (role, is_primary, created_at) =
         edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
-    if let Some(role) = &change.role {
-        c.execute(
-            "UPDATE account_contacts SET role = $4 WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
-            &[
-                SqlValue::text(actor.tenant.clone()),
-                SqlValue::text(account.canonical()),
-                SqlValue::text(contact.canonical()),
-                SqlValue::opt_text(role.clone()),
-            ],
+    let role = match &change.role {
+        Some(new_role) if *new_role != role => {
+            c.execute(
+                "UPDATE account_contacts SET role = $4 WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
+                &[
+                    SqlValue::text(actor.tenant.clone()),
+                    SqlValue::text(account.canonical()),
+                    SqlValue::text(contact.canonical()),
+                    SqlValue::opt_text(new_role.clone()),
+                ],
+            )
+            .await?;
+            new_role.clone()
+        }
+        _ => role,
+    };
+    let old_json = |other: RecordId| old.as_ref().map_or(Json::Null, |r| edge_json(other, r.as_deref()));
+    let relationship_changed = old.as_ref() != Some(&role);
+    if relationship_changed {
+        let key = edge_key(RecordType::Contact, contact);
+        note_relationship(
+            c,
+            actor,
+            RecordType::Account,
+            account,
+            key,
+            old_json(contact),
+            edge_json(contact, role.as_deref()),
         )
         .await?;
     }
-    match change.is_primary {
-        Some(true) if !is_primary => set_contact_primary(c, actor, contact, Some(account), now).await?,
-        Some(false) if is_primary => set_contact_primary(c, actor, contact, None, now).await?,
-        _ => {}
+    let mut extra = Map::new();
+    if relationship_changed {
+        extra.insert(
+            edge_key(RecordType::Account, account),
+            edge_change(old_json(account), edge_json(account, role.as_deref())),
+        );
     }
+    let target = match change.is_primary {
+        Some(true) if !is_primary => Some(Some(account)),
+        Some(false) if is_primary => Some(None),
+        _ => None,
+    };
+    let options = ModifyOptions { extra, primary_edge: PrimaryEdge::Keep, include_archived: false };
+    records::modify_with(c, actor, RecordType::Contact, contact, Preconditions::default(), None, now, options, |k| {
+        let Some(target) = target else { return Ok(false) };
+        k.primary_account = target;
+        Ok(true)
+    })
+    .await?;
     let (role, is_primary, _) =
         edge(c, &actor.tenant, account, contact).await?.unwrap_or((role, is_primary, created_at));
     Ok(Edge { other, role, is_primary, created_at })
@@ -362,10 +491,8 @@ pub(crate) async fn remove<C: Conn>(
 ) -> StoreResult<()> {
     check_ends(c, actor, rt, id, other).await.map_err(no_edge)?;
     let (account, contact) = pair(rt, id, other);
-    let (_, is_primary, _) = edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
-    if is_primary {
-        set_contact_primary(c, actor, contact, None, now).await?;
-    }
+    let (role, is_primary, _) =
+        edge(c, &actor.tenant, account, contact).await?.ok_or_else(CoreError::record_not_found)?;
     c.execute(
         "DELETE FROM account_contacts WHERE tenant_id = $1 AND account_id = $2 AND contact_id = $3",
         &[
@@ -374,6 +501,20 @@ pub(crate) async fn remove<C: Conn>(
             SqlValue::text(contact.canonical()),
         ],
     )
+    .await?;
+    let key = edge_key(RecordType::Contact, contact);
+    note_relationship(c, actor, RecordType::Account, account, key, edge_json(contact, role.as_deref()), Json::Null)
+        .await?;
+    let mut extra = Map::new();
+    extra.insert(edge_key(RecordType::Account, account), edge_change(edge_json(account, role.as_deref()), Json::Null));
+    let options = ModifyOptions { extra, primary_edge: PrimaryEdge::Keep, include_archived: false };
+    records::modify_with(c, actor, RecordType::Contact, contact, Preconditions::default(), None, now, options, |k| {
+        if !is_primary {
+            return Ok(false);
+        }
+        k.primary_account = None;
+        Ok(true)
+    })
     .await?;
     Ok(())
 }
@@ -397,9 +538,11 @@ pub(crate) async fn list<C: Conn>(
     } else {
         ("contact_id", "account_id", "accounts")
     };
+    // is_primary is the contact's fact (see the module documentation).
     let mut q = crate::db::SqlBuilder::new(format!(
-        "SELECT e.{other}, e.role, e.is_primary, e.created_at FROM account_contacts e \
-         JOIN {other_table} r ON r.tenant_id = e.tenant_id AND r.id = e.{other}"
+        "SELECT e.{other}, e.role, COALESCE(k.primary_account_id = e.account_id, FALSE), e.created_at FROM account_contacts e \
+         JOIN {other_table} r ON r.tenant_id = e.tenant_id AND r.id = e.{other} \
+         JOIN contacts k ON k.tenant_id = e.tenant_id AND k.id = e.contact_id"
     ));
     let t = q.bind(SqlValue::text(actor.tenant.clone()));
     let me = q.bind(SqlValue::text(id.canonical()));

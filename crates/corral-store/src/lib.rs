@@ -6,6 +6,7 @@
 //! [`Actor`]), so no query can forget it.
 
 pub mod api_keys;
+pub mod changes;
 pub mod db;
 pub mod edges;
 pub mod idempotency;
@@ -120,6 +121,14 @@ macro_rules! in_write {
         let result = {
             let $c = &mut tx;
             $body.await
+        };
+        // The transaction's change events go into the outbox with it (crate::changes).
+        let result = match result {
+            Ok(v) => match changes::flush(&mut tx).await {
+                Ok(()) => Ok(v),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
         };
         match result {
             Ok(v) => {
@@ -490,6 +499,36 @@ impl Store {
 
     pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
         in_write!(self, |c| records::purge(c, actor, rt, id, Timestamp::now()))
+    }
+
+    // ----- change feed -----
+
+    /// A page of the change feed; see [`changes::feed`].
+    pub async fn changes(
+        &self,
+        actor: &Actor,
+        types: &[RecordType],
+        after: Option<changes::Position>,
+        limit: usize,
+    ) -> StoreResult<changes::FeedPage> {
+        in_read!(self, |c| changes::feed(c, actor, types, after, limit))
+    }
+
+    /// A page of a record's history, newest first; see [`changes::history`].
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        id: RecordId,
+        before: Option<changes::Position>,
+        limit: usize,
+    ) -> StoreResult<(Vec<changes::ChangeEvent>, Option<changes::Position>)> {
+        in_read!(self, |c| changes::history(c, actor, rt, id, before, limit))
+    }
+
+    /// Deletes change events that occurred before `cutoff` (retention); returns how many.
+    pub async fn prune_changes(&self, cutoff: Timestamp) -> StoreResult<u64> {
+        in_write!(self, |c| changes::prune(c, cutoff))
     }
 
     // ----- schema registry -----

@@ -12,12 +12,14 @@ const SQLITE: &[Migration] = &[
     (2, "contacts", include_str!("../migrations/sqlite/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/sqlite/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/sqlite/0004_query_indexes.sql")),
+    (5, "change_events", include_str!("../migrations/sqlite/0005_change_events.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/postgres/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/postgres/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/postgres/0004_query_indexes.sql")),
+    (5, "change_events", include_str!("../migrations/postgres/0005_change_events.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

@@ -85,12 +85,12 @@ impl PgDb {
     pub async fn begin(&self) -> DbResult<PgConn> {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await.map_err(map_error)?;
-        Ok(PgConn { client: Some(client), in_transaction: true })
+        Ok(PgConn { client: Some(client), in_transaction: true, outbox: Default::default() })
     }
 
     /// A pooled connection for reads.
     pub async fn reader(&self) -> DbResult<PgConn> {
-        Ok(PgConn { client: Some(self.client().await?), in_transaction: false })
+        Ok(PgConn { client: Some(self.client().await?), in_transaction: false, outbox: Default::default() })
     }
 }
 
@@ -99,6 +99,8 @@ pub struct PgConn {
     /// Always `Some` until dropped.
     client: Option<Object>,
     in_transaction: bool,
+    /// Change events of the open transaction, appended before it commits.
+    outbox: crate::changes::Outbox,
 }
 
 impl PgConn {
@@ -140,6 +142,10 @@ fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
 impl Conn for PgConn {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    fn outbox(&mut self) -> Option<&mut crate::changes::Outbox> {
+        self.in_transaction.then_some(&mut self.outbox)
     }
 
     async fn query(&mut self, sql: &str, values: &[SqlValue]) -> DbResult<Vec<Row>> {

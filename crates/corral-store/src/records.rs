@@ -8,6 +8,7 @@ use crate::db::Dialect;
 use crate::db::{Conn, Row, SqlBuilder, SqlValue};
 use crate::{StoreError, StoreResult, edges, keys};
 use corral_core::TenantId;
+use corral_core::change::Action;
 use corral_core::filter::{Cond, Kind, Op, Target};
 use corral_core::items;
 use corral_core::list::Plan;
@@ -19,7 +20,7 @@ use corral_core::{
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use std::str::FromStr;
 use std::sync::LazyLock;
 
@@ -54,15 +55,6 @@ fn extras(record_type: RecordType) -> &'static [&'static str] {
         }
         RecordType::User => &[],
     }
-}
-
-/// SET clause that records a change made by SQL alone, with the time in parameter `now` and
-/// the actor in parameter `actor`. `updated_at` stays strictly increasing, as
-/// [`corral_core::RecordMeta::touch`] keeps it.
-pub(crate) fn touch_sql(now: usize, actor: usize) -> String {
-    format!(
-        "version = version + 1, updated_at = CASE WHEN updated_at < ${now} THEN ${now} ELSE updated_at + 1 END, updated_by = ${actor}"
-    )
 }
 
 impl Table {
@@ -791,12 +783,54 @@ pub async fn create<C: Conn>(
     record.apply(&write, now)?;
     edges::associate_contact(c, actor, &mut record, None).await?;
     check_references(c, actor, &record, None).await?;
-    insert(c, &record).await?;
+    commit(c, actor, Action::Created, None, Some(&record), Map::new()).await?;
     keys::sync(c, actor, &record, None).await?;
     keys::sync_tags(c, &actor.tenant, &record, None).await?;
-    edges::sync_primary(c, actor, &record, None).await?;
+    let mut extra = Map::new();
+    edges::sync_primary(c, actor, &record, None, edges::PrimaryEdge::Replace, &mut extra).await?;
+    note_extra(c, actor, &record, extra);
     edges::associate_account(c, actor, &record, None, now).await?;
     Ok(record)
+}
+
+/// The write funnel: every change to a record row — insert, update, delete — is made here,
+/// and noted in the transaction's outbox ([`crate::changes`]), which appends one event per
+/// changed record before the transaction commits. `before` / `after` are the record's
+/// states (`None`: it does not exist); `extra` are relationship changes (key → {old, new}),
+/// which live outside the record row.
+pub(crate) async fn commit<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    action: Action,
+    before: Option<&Record>,
+    after: Option<&Record>,
+    extra: Map<String, Json>,
+) -> StoreResult<()> {
+    match (before, after) {
+        (None, Some(r)) => insert(c, r).await?,
+        (Some(b), Some(r)) if b != r => save(c, r).await?,
+        (Some(_), Some(_)) | (None, None) => {}
+        (Some(b), None) => {
+            c.execute(
+                &format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(b.record_type).name),
+                &[SqlValue::text(actor.tenant.clone()), SqlValue::text(b.meta.id.canonical())],
+            )
+            .await?;
+        }
+    }
+    let outbox = c.outbox().ok_or_else(|| StoreError::Internal("a record write outside a write transaction".into()))?;
+    outbox.note(actor, action, before, after, extra);
+    Ok(())
+}
+
+/// Notes relationship changes of a record whose row is unchanged (or already committed).
+pub(crate) fn note_extra<C: Conn>(c: &mut C, actor: &Actor, record: &Record, extra: Map<String, Json>) {
+    if extra.is_empty() {
+        return;
+    }
+    if let Some(outbox) = c.outbox() {
+        outbox.note(actor, Action::Updated, Some(record), Some(record), extra);
+    }
 }
 
 /// A version the caller requires before writing: `If-Match` (412) or a v1 body `version` (409).
@@ -816,6 +850,22 @@ fn check_preconditions(record: &Record, pre: Preconditions, body_version: Option
     Ok(())
 }
 
+/// How a change made through [`modify_with`] treats the record.
+pub(crate) struct ModifyOptions {
+    /// Relationship changes to record with the change (key → {old, new}).
+    pub extra: Map<String, Json>,
+    /// What happens to the previous primary edge when the primary account moves.
+    pub primary_edge: edges::PrimaryEdge,
+    /// Archived records may be changed too (cascades of a purge).
+    pub include_archived: bool,
+}
+
+impl Default for ModifyOptions {
+    fn default() -> Self {
+        ModifyOptions { extra: Map::new(), primary_edge: edges::PrimaryEdge::Replace, include_archived: false }
+    }
+}
+
 /// The one path every change to an active record takes: lock it, check preconditions, let
 /// `change` edit it (returning whether anything changed), then validate references and
 /// unique keys and save with new stamps. Nothing changed → nothing written, version kept.
@@ -830,20 +880,43 @@ pub async fn modify<C: Conn>(
     now: Timestamp,
     change: impl FnOnce(&mut Record) -> CoreResult<bool> + Send,
 ) -> StoreResult<Record> {
-    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
+    modify_with(c, actor, rt, id, pre, body_version, now, ModifyOptions::default(), change).await
+}
+
+/// [`modify`] with relationship changes and edge options; see [`ModifyOptions`]. The
+/// record's row goes through [`commit`]; a change of relationships only keeps the version.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn modify_with<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    pre: Preconditions,
+    body_version: Option<i64>,
+    now: Timestamp,
+    mut options: ModifyOptions,
+    change: impl FnOnce(&mut Record) -> CoreResult<bool> + Send,
+) -> StoreResult<Record> {
+    let before =
+        get(c, actor, rt, id, options.include_archived, true).await?.ok_or_else(CoreError::record_not_found)?;
     check_preconditions(&before, pre, body_version)?;
     let mut record = before.clone();
-    if !change(&mut record)? {
+    let changed = change(&mut record)?;
+    if !changed && options.extra.is_empty() {
         return Ok(before);
     }
-    edges::associate_contact(c, actor, &mut record, Some(&before)).await?;
-    check_references(c, actor, &record, Some(&before)).await?;
-    keys::sync(c, actor, &record, Some(&before)).await?;
-    keys::sync_tags(c, &actor.tenant, &record, Some(&before)).await?;
-    edges::sync_primary(c, actor, &record, Some(&before)).await?;
-    record.meta.touch(actor, now);
-    save(c, &record).await?;
-    edges::associate_account(c, actor, &record, Some(&before), now).await?;
+    if changed {
+        edges::associate_contact(c, actor, &mut record, Some(&before)).await?;
+        check_references(c, actor, &record, Some(&before)).await?;
+        keys::sync(c, actor, &record, Some(&before)).await?;
+        keys::sync_tags(c, &actor.tenant, &record, Some(&before)).await?;
+        edges::sync_primary(c, actor, &record, Some(&before), options.primary_edge, &mut options.extra).await?;
+        record.meta.touch(actor, now);
+    }
+    commit(c, actor, Action::Updated, Some(&before), Some(&record), options.extra).await?;
+    if changed {
+        edges::associate_account(c, actor, &record, Some(&before), now).await?;
+    }
     Ok(record)
 }
 
@@ -1069,12 +1142,13 @@ pub async fn archive<C: Conn>(
     pre: Preconditions,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let mut record = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
-    check_preconditions(&record, pre, None)?;
+    let before = get(c, actor, rt, id, false, true).await?.ok_or_else(CoreError::record_not_found)?;
+    check_preconditions(&before, pre, None)?;
+    let mut record = before.clone();
     record.meta.touch(actor, now);
     record.meta.deleted_at = Some(record.meta.updated_at);
     record.meta.deleted_by = Some(actor.subject.clone());
-    save(c, &record).await?;
+    commit(c, actor, Action::Archived, Some(&before), Some(&record), Map::new()).await?;
     keys::set_released(c, actor, &record, true).await?;
     Ok(record)
 }
@@ -1088,49 +1162,48 @@ pub async fn restore<C: Conn>(
     id: RecordId,
     now: Timestamp,
 ) -> StoreResult<Record> {
-    let mut record = get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
-    if !record.is_deleted() {
-        return Ok(record);
+    let before = get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
+    if !before.is_deleted() {
+        return Ok(before);
     }
-    keys::set_released(c, actor, &record, false).await?;
+    keys::set_released(c, actor, &before, false).await?;
+    let mut record = before.clone();
     record.meta.deleted_at = None;
     record.meta.deleted_by = None;
     record.meta.touch(actor, now);
-    save(c, &record).await?;
+    commit(c, actor, Action::Restored, Some(&before), Some(&record), Map::new()).await?;
     Ok(record)
 }
 
 /// Deletes a record for good, with its unique keys and edges; records that referenced it
 /// (parent account, reports-to contact, primary account) lose the reference, which is a
-/// change, so their version moves.
+/// change made through the funnel like any other (their version moves, they get an event).
+/// These cascades reach every record of the tenant, whatever the caller's app scope.
 pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: RecordId, now: Timestamp) -> StoreResult<()> {
-    get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
+    let before = get(c, actor, rt, id, true, true).await?.ok_or_else(CoreError::record_not_found)?;
     keys::remove(c, &actor.tenant, rt, id).await?;
     keys::remove_tags(c, &actor.tenant, rt, id).await?;
-    edges::remove_all(c, actor, rt, id, now).await?;
+    let tenant_wide = Actor { app: None, ..actor.clone() };
+    edges::remove_all(c, &tenant_wide, rt, id, now).await?;
     let t = table(rt);
-    for f in fields(rt).iter().filter(|f| f.value_type == ValueType::Reference(rt)) {
-        let sql = format!(
-            "UPDATE {} SET {col} = NULL, {} WHERE tenant_id = $1 AND {col} = $2",
-            t.name,
-            touch_sql(3, 4),
-            col = f.column
-        );
-        c.execute(
-            &sql,
-            &[
-                SqlValue::text(actor.tenant.clone()),
-                SqlValue::text(id.canonical()),
-                SqlValue::Int(now.millis()),
-                SqlValue::text(actor.subject.clone()),
-            ],
-        )
-        .await?;
+    for (index, f) in fields(rt).iter().enumerate().filter(|(_, f)| f.value_type == ValueType::Reference(rt)) {
+        let sql = format!("SELECT id FROM {} WHERE tenant_id = $1 AND {} = $2", t.name, f.column);
+        let referrers: Vec<RecordId> = c
+            .query(&sql, &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical())])
+            .await?
+            .into_iter()
+            .filter_map(|mut r| r.text(0))
+            .filter_map(|s| RecordId::parse(rt, &s))
+            .collect();
+        for referrer in referrers {
+            let options = ModifyOptions { include_archived: true, ..Default::default() };
+            modify_with(c, &tenant_wide, rt, referrer, Preconditions::default(), None, now, options, |r| {
+                r.values[index] = Value::Null;
+                Ok(true)
+            })
+            .await?;
+        }
     }
-    c.execute(
-        &format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", t.name),
-        &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical())],
-    )
-    .await?;
+    commit(c, actor, Action::Purged, Some(&before), None, Map::new()).await?;
     Ok(())
 }

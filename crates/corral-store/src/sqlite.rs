@@ -143,7 +143,7 @@ impl SqliteDb {
             }
         };
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
-        Ok(SqliteTx { conn: guard, open: true })
+        Ok(SqliteTx { conn: guard, open: true, outbox: Default::default() })
     }
 
     /// Checks out a read connection.
@@ -170,6 +170,8 @@ impl SqliteDb {
 pub struct SqliteTx<'a> {
     conn: tokio::sync::MutexGuard<'a, Connection>,
     open: bool,
+    /// Change events of the open transaction, appended before it commits.
+    outbox: crate::changes::Outbox,
 }
 
 impl SqliteTx<'_> {
@@ -216,6 +218,10 @@ impl Drop for SqliteReader<'_> {
 impl Conn for SqliteTx<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    fn outbox(&mut self) -> Option<&mut crate::changes::Outbox> {
+        Some(&mut self.outbox)
     }
     async fn query(&mut self, sql: &str, params: &[SqlValue]) -> DbResult<Vec<Row>> {
         query(&self.conn, sql, params)

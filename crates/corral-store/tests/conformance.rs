@@ -21,7 +21,7 @@ async fn store() -> (Store, tempfile::TempDir) {
 }
 
 fn actor() -> Actor {
-    Actor { tenant: "t1".into(), subject: "tester".into(), app: None }
+    Actor::new("t1", "tester", None, corral_core::ActorKind::User)
 }
 
 async fn create(store: &Store, body: serde_json::Value) -> serde_json::Value {

@@ -213,7 +213,7 @@ proptest! {
             let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
             let store = Store::open_with(&url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap();
             store.migrate().await.unwrap();
-            let actor = Actor { tenant: "t".into(), subject: "prop".into(), app: None };
+            let actor = Actor::new("t", "prop", None, corral_core::ActorKind::User);
             let schema = TenantSchema::builtin("t", RT);
             let mut docs = Vec::new();
             for (i, s) in specs.iter().enumerate() {

@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 type Shape = (&'static str, RecordType, Json, Vec<(&'static str, bool)>);
 
 async fn plan_lines(store: &Store, rt: RecordType, filter: Json, sort: &[(&str, bool)]) -> Vec<String> {
-    let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+    let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
     let query = ListQuery {
         dialect: Dialect::V2,
         filters: vec![Filter::parse(&filter).unwrap()],
@@ -49,7 +49,7 @@ async fn documented_shapes_use_indexes() {
     store.migrate().await.unwrap();
     // Plans depend on statistics: seed a tenant with realistic spreads of values, then let
     // the database analyse it, as a production database would have.
-    let actor = Actor { tenant: "t".into(), subject: "s".into(), app: None };
+    let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
     let schema = TenantSchema::builtin("t", RecordType::Account);
     let contact_schema = TenantSchema::builtin("t", RecordType::Contact);
     let stages = ["prospect", "target_account", "engaged", "opportunity", "customer", "churned"];

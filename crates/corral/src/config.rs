@@ -50,6 +50,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
+    /// How long change events (feed and history) are kept; older ones are deleted.
+    #[serde(with = "duration")]
+    pub change_retention: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             cors_origins: None,
             metrics_listen: None,
             metrics_token: None,
+            change_retention: DEFAULT_CHANGE_RETENTION,
         }
     }
 }
@@ -127,6 +131,9 @@ impl Config {
             if value.is_zero() {
                 bail!("{name} must be longer than zero");
             }
+        }
+        if config.change_retention < Duration::from_secs(60) {
+            bail!("change_retention must be at least one minute");
         }
         if !(1..=1_000_000).contains(&config.max_concurrent_requests) {
             bail!("max_concurrent_requests must be between 1 and 1000000");
@@ -226,8 +233,11 @@ impl Config {
 /// The built-in `rate_limit_per_second`.
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 
+/// The built-in `change_retention`: 30 days.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 20] = [
+const ENV_KEYS: [&str; 21] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -248,6 +258,7 @@ const ENV_KEYS: [&str; 20] = [
     "cors_origins",
     "metrics_listen",
     "metrics_token",
+    "change_retention",
 ];
 
 /// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.

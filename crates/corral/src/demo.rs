@@ -32,7 +32,7 @@ async fn has_records(state: &AppState, actor: &Actor, rt: RecordType) -> Result<
 /// Seeds what the demo tenant lacks (accounts, then contacts; each only while the tenant has
 /// none of them, so restarts seed nothing twice) and returns a 24-hour admin token.
 pub async fn seed(state: &AppState) -> Result<String> {
-    let actor = Actor { tenant: TENANT.into(), subject: ADMIN_SUB.into(), app: None };
+    let actor = Actor::new(TENANT, ADMIN_SUB, None, corral_core::ActorKind::System);
     // The three owners, added on the first start and found again on the next.
     let users = state.store().list_users(&tenant()).await?;
     let mut owners = Vec::new();

@@ -289,10 +289,32 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
             }
         });
     }
+    let pruner = tokio::spawn(prune_changes(state.clone(), config.change_retention));
     let router = corral_http::router_with(state, config.edge_options()?);
-    corral_http::serve(listener, router, config.serve_options(), shutdown_signal()).await?;
+    let served = corral_http::serve(listener, router, config.serve_options(), shutdown_signal()).await;
+    pruner.abort();
+    served?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// How often retention runs: often enough that the feed holds little more than the
+/// retention period, rarely enough to cost nothing.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes change events older than `retention`, at start and every [`PRUNE_EVERY`].
+/// Several instances may prune at once: each delete is idempotent.
+async fn prune_changes(state: AppState, retention: std::time::Duration) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let cutoff = corral_core::Timestamp(corral_core::Timestamp::now().millis() - retention.as_millis() as i64);
+        match state.store().prune_changes(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned change events past retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning change events failed"),
+        }
+    }
 }
 
 /// The database URL without its password, for logs.

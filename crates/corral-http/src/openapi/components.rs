@@ -318,7 +318,61 @@ fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
 }
 
 /// Shapes that do not depend on the tenant.
+/// Change events (feed and history) in both dialects.
+fn change_events(out: &mut Map<String, Json>) {
+    let change = object(json!({"old": {}, "new": {}}), &["old", "new"]);
+    let common = |v1: bool| {
+        let mut props = json!({
+            "id": {"type": "string", "format": "uuid"},
+            "record_type": {"type": "string", "enum": ["account", "contact"]},
+            "record_id": {"type": "string"},
+            "app_id": {"type": ["string", "null"]},
+            "action": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]},
+            "version": {"type": "integer"},
+            "changed_fields": {"type": "object", "additionalProperties": change.clone(),
+                "description": "changed field → its old and new value (docs/API.md, Change feed)"},
+            "request_id": {"type": ["string", "null"]},
+            "occurred_at": {"type": "string", "format": "date-time"},
+        });
+        let mut required = vec![
+            "id",
+            "record_type",
+            "record_id",
+            "app_id",
+            "action",
+            "version",
+            "changed_fields",
+            "request_id",
+            "occurred_at",
+        ];
+        let kinds = json!({"type": "string", "enum": ["user", "api_key", "system"]});
+        if v1 {
+            props["actor_type"] = kinds;
+            props["actor_id"] = json!({"type": "string"});
+            required.extend(["actor_type", "actor_id"]);
+        } else {
+            props["record_id"] = json!({"type": "string", "format": "uuid"});
+            props["actor"] = object(json!({"type": kinds, "id": {"type": "string"}}), &["type", "id"]);
+            required.push("actor");
+        }
+        object(props, &required)
+    };
+    for (suffix, v1) in [("", false), ("V1", true)] {
+        out.insert(format!("ChangeEvent{suffix}"), common(v1));
+        let items = json!({"type": "array", "items": reference(&format!("ChangeEvent{suffix}"))});
+        out.insert(
+            format!("ChangeFeed{suffix}"),
+            object(json!({"data": items, "next_cursor": {"type": "string"}}), &["data", "next_cursor"]),
+        );
+        out.insert(
+            format!("ChangeHistory{suffix}"),
+            object(json!({"data": items, "next_cursor": {"type": ["string", "null"]}}), &["data", "next_cursor"]),
+        );
+    }
+}
+
 fn fixed(out: &mut Map<String, Json>) {
+    change_events(out);
     let labels = json!({"type": "array", "maxItems": 3, "items": {"type": "string", "enum": ITEM_LABELS}});
     let string =
         |max: usize| json!({"type": "string", "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$", "maxLength": max});

@@ -370,6 +370,7 @@ fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &
         .reply(200, "Archived", Some(&doc), &["ETag"])
         .reply(204, "Purged", None, &[]),
     );
+    out.push(history_op(format!("{one}/history"), format!("v1_history_{what}"), "v1", what, "ChangeHistoryV1"));
     out.push(
         op("post", format!("{one}/restore"), format!("v1_restore_{what}"), "v1", format!("Restore an archived {what}"))
             .id(what)
@@ -461,6 +462,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
             .id(t)
             .reply(200, "The restored record", Some(&response), &["ETag"]),
     );
+    out.push(history_op(format!("{one}/_history"), format!("v2_history_{t}"), "v2", t, "ChangeHistory"));
     out.push(
         op(
             "post",
@@ -776,10 +778,38 @@ fn fixed(out: &mut Vec<Op>) {
     );
 }
 
+/// `GET …/{id}/_history` (v2) or `…/{id}/history` (v1): a record's change events, newest first.
+fn history_op(path: String, id: String, tag: &str, what: &str, schema: &str) -> Op {
+    op("get", path, id, tag, format!("The change history of a {what}, newest first"))
+        .describe("Every change event of the record (docs/API.md, Field history): per field old → new, actor, request id, time. Archived records included; a purged record has none.")
+        .id(what)
+        .query("cursor", json!({"type": "string"}), "the next_cursor of the previous page")
+        .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
+        .reply(200, "One page of events", Some(schema), &[])
+}
+
+/// The change feed, in both dialects.
+fn change_feeds(out: &mut Vec<Op>) {
+    for (path, id, tag, schema, types) in [
+        ("/api/v2/_changes", "v2_changes", "v2", "ChangeFeed", "account,contact"),
+        ("/api/v1/crm/changes", "v1_changes", "v1", "ChangeFeedV1", "accounts,contacts (or account,contact)"),
+    ] {
+        out.push(
+            op("get", path, id, tag, "The change feed: every change of the tenant's records, oldest first")
+                .describe("Ordered, resumable and gap-free (docs/API.md, Change feed). Resume from `next_cursor`, which is always present; a cursor past the retention period is 410 cursor_expired. Reading a type needs its read scope.")
+                .query("after", json!({"type": "string"}), "a next_cursor; without it the feed starts at the oldest retained event")
+                .query("types", json!({"type": "string", "pattern": "^[a-z, ]+$"}), &format!("record types, comma separated: {types}; default every type the caller may read"))
+                .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
+                .reply(200, "One page of events", Some(schema), &[]),
+        );
+    }
+}
+
 /// Every path of the document, typed for the given schemas.
 pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json> {
     let mut ops = Vec::new();
     fixed(&mut ops);
+    change_feeds(&mut ops);
     v1_collection(RecordType::Account, "accounts", account, &mut ops);
     v1_collection(RecordType::Contact, "contacts", contact, &mut ops);
     v2_record_type(RecordType::Account, account, &mut ops);

@@ -147,6 +147,29 @@ impl TestApp {
     async fn spawn_full(auth: AuthConfig, per_second: u32, edge: corral_http::EdgeOptions) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
+        Self::spawn_on(auth, per_second, edge, url, dir).await
+    }
+
+    /// Two apps (two servers) over one database, for the same tenant.
+    pub async fn spawn_pair() -> (TestApp, TestApp) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
+        let auth = || AuthConfig::new(SECRET.to_vec(), None, None);
+        let edge = corral_http::EdgeOptions::default;
+        let first = Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), url.clone(), dir).await;
+        let mut second =
+            Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), url, tempfile::tempdir().expect("temp dir")).await;
+        second.tenant = first.tenant.clone();
+        (first, second)
+    }
+
+    async fn spawn_on(
+        auth: AuthConfig,
+        per_second: u32,
+        edge: corral_http::EdgeOptions,
+        url: corral_store::DatabaseUrl,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
         // Small pools: many tests run at once against one PostgreSQL.
         let pg = PgOptions { pool_size: 4, ..PgOptions::default() };
         let store = Store::open_with(&url, &pg).await.expect("open store");
@@ -227,4 +250,29 @@ impl TestApp {
         r.assert_status(201);
         r.body["data"]["id"].as_str().unwrap().to_owned()
     }
+}
+
+/// A request straight to a router, without the contract check (for spawned tasks, which
+/// cannot borrow a [`TestApp`]); returns the status and the JSON body.
+pub async fn raw_send(router: &Router, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let builder = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).expect("a method"))
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    let request = match body {
+        Some(b) => builder.header("content-type", "application/json").body(Body::from(b.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("valid request");
+    let response = router.clone().oneshot(request).await.expect("router is infallible");
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// `GET path` straight to a router; panics unless it answers 200.
+pub async fn raw_get(router: &Router, path: &str, token: &str) -> Value {
+    let (status, body) = raw_send(router, "GET", path, token, None).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
