@@ -12,12 +12,15 @@ const SQLITE: &[Migration] = &[
     (2, "contacts", include_str!("../migrations/sqlite/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/sqlite/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/sqlite/0004_query_indexes.sql")),
+    // 5 is the outbox (another branch); this list is merged with it.
+    (6, "key_lookup_indexes", include_str!("../migrations/sqlite/0006_key_lookup_indexes.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "contacts", include_str!("../migrations/postgres/0002_contacts.sql")),
     (3, "custom_attributes", include_str!("../migrations/postgres/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/postgres/0004_query_indexes.sql")),
+    (6, "key_lookup_indexes", include_str!("../migrations/postgres/0006_key_lookup_indexes.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

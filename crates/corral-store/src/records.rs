@@ -570,7 +570,18 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &TenantId,
                     } else {
                         predicate(q, &format!("k.{key}"), *kind, positive, values)
                     };
-                    format!("{table}.id IN (SELECT k.{owner} FROM {index} k WHERE k.tenant_id = {t} AND {pred})")
+                    // An exact key reads the key's index entries, not all of the tenant's keys
+                    // (which SQLite prefers without statistics: that index is covering).
+                    let pinned = match (dialect, positive) {
+                        (Dialect::Sqlite, Op::Eq | Op::In) if *target == Target::Domains => {
+                            " INDEXED BY account_domains_by_domain"
+                        }
+                        (Dialect::Sqlite, Op::Eq | Op::In) => " INDEXED BY contact_emails_by_key",
+                        _ => "",
+                    };
+                    format!(
+                        "{table}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})"
+                    )
                 }
             };
             if negate { format!("(NOT {sql})") } else { sql }

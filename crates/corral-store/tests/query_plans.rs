@@ -31,7 +31,9 @@ fn full_scan(lines: &[String], table: &str) -> bool {
         let l = l.trim();
         let sqlite_scan =
             l == format!("SCAN {table}") || (l.starts_with(&format!("SCAN {table} ")) && !l.contains("COVERING"));
-        let sqlite_tenant_only = l.starts_with(&format!("SEARCH {table} ")) && l.ends_with("(tenant_id=?)");
+        // Key tables (`k`) are read only for the filter's keys, not for all of the tenant's.
+        let sqlite_tenant_only = (l.starts_with(&format!("SEARCH {table} ")) || l.starts_with("SEARCH k "))
+            && (l.ends_with("(tenant_id=?)") || l.ends_with("(tenant_id=? AND record_type=?)"));
         let pg_scan = l.contains(&format!("Seq Scan on {table}"));
         // PostgreSQL prints bound values into custom plans (`tenant_id = 't'::text`).
         let pg_tenant_only = (l.starts_with("Index Cond: (tenant_id = ")
