@@ -15,6 +15,7 @@ mod migrate;
 pub mod postgres;
 pub mod records;
 pub mod schemas;
+pub mod seed;
 pub mod settings;
 pub mod sqlite;
 pub mod testing;
@@ -302,6 +303,23 @@ impl Store {
     }
 
     // ----- records -----
+
+    /// Creates many records in one transaction through the ordinary create path (for
+    /// [`seed`]): record `i` is stamped `start + i` ms. All or none are created.
+    pub async fn create_many(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        writes: &[RecordWrite],
+        start: Timestamp,
+    ) -> StoreResult<()> {
+        in_write!(self, |c| async {
+            for (i, write) in writes.iter().enumerate() {
+                records::create(c, actor, rt, write, Timestamp(start.millis() + i as i64)).await?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
 
     /// A record visible to `actor`; 404 `record_not_found` otherwise.
     pub async fn get_record(

@@ -13,6 +13,7 @@ const SQLITE: &[Migration] = &[
     (3, "custom_attributes", include_str!("../migrations/sqlite/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/sqlite/0004_query_indexes.sql")),
     (5, "change_events", include_str!("../migrations/sqlite/0005_change_events.sql")),
+    (6, "key_lookup_indexes", include_str!("../migrations/sqlite/0006_key_lookup_indexes.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -20,6 +21,7 @@ const POSTGRES: &[Migration] = &[
     (3, "custom_attributes", include_str!("../migrations/postgres/0003_custom_attributes.sql")),
     (4, "query_indexes", include_str!("../migrations/postgres/0004_query_indexes.sql")),
     (5, "change_events", include_str!("../migrations/postgres/0005_change_events.sql")),
+    (6, "key_lookup_indexes", include_str!("../migrations/postgres/0006_key_lookup_indexes.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

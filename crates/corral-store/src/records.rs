@@ -351,7 +351,8 @@ fn list_sql(
 ) -> StoreResult<SqlBuilder> {
     let t = table(rt);
     let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sort_key(&s.column)).collect();
-    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {}", t.select_list(), keys.join(", "), t.name));
+    let from = from_clause(dialect, rt, plan);
+    let mut q = SqlBuilder::new(format!("SELECT {}, {} FROM {from}", t.select_list(), keys.join(", ")));
     scope_clause(&mut q, actor);
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
@@ -382,6 +383,36 @@ pub async fn explain<C: Conn>(
     Ok(c.query(&sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(column)).collect())
 }
 
+/// The record table of a statement, pinned to the index of a unique-key lookup when the
+/// filter requires one (see [`lookup_index`]).
+fn from_clause(dialect: Dialect, rt: RecordType, plan: &Plan) -> String {
+    let name = table(rt).name;
+    match (dialect, plan.filter.as_ref().and_then(|f| lookup_index(rt, f))) {
+        (Dialect::Sqlite, Some(index)) => format!("{name} INDEXED BY {index}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// The index that serves a filter requiring an exact domain or email (a conjunct `eq` / `in`
+/// on `domains`, `contact_emails` or `primary_email`): such a filter matches a handful of
+/// rows, and reading them by key is right whatever else the query asks. SQLite is told so
+/// (`INDEXED BY`) because without statistics — a server that loaded its data since it last
+/// analysed — it walks the sort index of the whole tenant instead, probing every row
+/// (docs/PERFORMANCE.md, "Query plans at scale"). PostgreSQL keeps statistics itself.
+fn lookup_index(rt: RecordType, cond: &Cond) -> Option<&'static str> {
+    match cond {
+        Cond::And(parts) => parts.iter().find_map(|c| lookup_index(rt, c)),
+        Cond::Cmp { target, op: Op::Eq | Op::In, .. } => match (rt, target) {
+            // The primary key: `id IN (ids holding the key)` reads those rows only.
+            (RecordType::Account, Target::Domains) => Some("sqlite_autoindex_accounts_1"),
+            (RecordType::Contact, Target::Emails) => Some("sqlite_autoindex_contacts_1"),
+            (RecordType::Contact, Target::Column("primary_email")) => Some("contacts_primary_email"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// `WHERE` tenant, app scope, archived state and filter of a plan: shared by lists and counts.
 fn where_clause(q: &mut SqlBuilder, dialect: Dialect, actor: &Actor, rt: RecordType, plan: &Plan) {
     scope_clause(q, actor);
@@ -403,7 +434,8 @@ pub const ESTIMATE_CAP: i64 = 100_000;
 /// cap itself, a lower bound flagged as an estimate, above it.
 pub async fn estimate<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<(i64, bool)> {
     if c.dialect() == Dialect::Sqlite {
-        let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {}", table(rt).name));
+        let from = from_clause(c.dialect(), rt, plan);
+        let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}"));
         where_clause(&mut q, c.dialect(), actor, rt, plan);
         q.push(&format!(" LIMIT {})", ESTIMATE_CAP + 1));
         let n = c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.int(0)).unwrap_or(0);
@@ -422,7 +454,8 @@ pub async fn estimate<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &
 
 /// How many records match a plan, counted exactly.
 pub async fn count<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<i64> {
-    let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM {}", table(rt).name));
+    let from = from_clause(c.dialect(), rt, plan);
+    let mut q = SqlBuilder::new(format!("SELECT COUNT(*) FROM {from}"));
     where_clause(&mut q, c.dialect(), actor, rt, plan);
     Ok(c.query_opt(&q.sql, &q.params).await?.and_then(|mut r| r.int(0)).unwrap_or(0))
 }
@@ -529,7 +562,18 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &TenantId,
                     } else {
                         predicate(q, &format!("k.{key}"), *kind, positive, values)
                     };
-                    format!("{table}.id IN (SELECT k.{owner} FROM {index} k WHERE k.tenant_id = {t} AND {pred})")
+                    // An exact key reads the key's index entries, not all of the tenant's keys
+                    // (which SQLite prefers without statistics: that index is covering).
+                    let pinned = match (dialect, positive) {
+                        (Dialect::Sqlite, Op::Eq | Op::In) if *target == Target::Domains => {
+                            " INDEXED BY account_domains_by_domain"
+                        }
+                        (Dialect::Sqlite, Op::Eq | Op::In) => " INDEXED BY contact_emails_by_key",
+                        _ => "",
+                    };
+                    format!(
+                        "{table}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})"
+                    )
                 }
             };
             if negate { format!("(NOT {sql})") } else { sql }

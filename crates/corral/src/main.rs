@@ -49,6 +49,17 @@ enum Command {
     /// Manage the user directory.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create synthetic accounts and contacts in one tenant, for benchmarks (bench/scale.sh):
+    /// thousands per transaction through the ordinary create path, then ANALYZE.
+    Seed {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        /// Contacts, linked to the accounts by email domain.
+        #[arg(long, default_value_t = 0)]
+        contacts: u64,
+    },
     /// Print the OpenAPI 3.1 document.
     Openapi,
 }
@@ -178,6 +189,20 @@ async fn run() -> Result<()> {
         }
         Command::ApiKey(cmd) => api_key(&config, cmd).await,
         Command::Openapi => unreachable!("handled before configuration"),
+        Command::Seed { tenant, accounts, contacts } => {
+            let store = open_store(&config).await?;
+            let actor = corral_core::Actor::new(tenant.as_str(), "corral-seed", None, corral_core::ActorKind::System);
+            let started = std::time::Instant::now();
+            let mut report = |rt: corral_core::RecordType, n: u64| {
+                if n.is_multiple_of(100_000) || n == accounts || n == contacts {
+                    eprintln!("{n} {}s ({:.0?})", rt.api_name(), started.elapsed());
+                }
+            };
+            corral_store::seed::seed(&store, &actor, accounts, contacts, &mut report).await?;
+            store.analyze().await?;
+            eprintln!("seeded and analysed in {:.1?}", started.elapsed());
+            Ok(())
+        }
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;
