@@ -2,6 +2,7 @@
 //! the core codecs, call the store, render.
 
 pub mod admin;
+pub mod bulk;
 pub mod docs;
 pub mod health;
 pub mod relationships;

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod assert;
 mod auth;
+mod bulk;
 mod concurrency;
 mod contacts;
 mod contract;
