@@ -121,12 +121,15 @@ pub fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
 
 /// gzip, brotli (quality 4) and zstd (level 3) for responses of
 /// at least [`COMPRESS_MIN_BYTES`], when the client sends `Accept-Encoding`.
+/// Streamed bulk results are not compressed: an encoder holds output back, and a bulk client
+/// waits for each result as its acknowledgement.
 pub fn compression_layer() -> CompressionLayer<impl Predicate> {
     CompressionLayer::new().gzip(true).br(true).zstd(true).compress_when(
         SizeAbove::new(COMPRESS_MIN_BYTES)
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES)
-            .and(NotForContentType::SSE),
+            .and(NotForContentType::SSE)
+            .and(NotForContentType::const_new("application/x-ndjson")),
     )
 }
 

@@ -32,3 +32,8 @@ pub async fn assign(request: Request, next: Next) -> Response {
     response.headers_mut().insert(HEADER, header);
     response
 }
+
+/// Runs `f` (a task spawned for the request, such as a bulk import's writer) under request `id`.
+pub async fn within<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}

@@ -9,7 +9,7 @@ use crate::edge::{Edge, EdgeOptions, compression_layer, cors_layer};
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, changes, health, relationships, schema_admin, token, v1_records, v2_records};
+use crate::routes::{admin, bulk, changes, health, relationships, schema_admin, token, v1_records, v2_records};
 use crate::state::AppState;
 use axum::Extension;
 use axum::Router;
@@ -68,6 +68,8 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v2/{rt}", post(v2_records::create))
         .route("/api/v2/{rt}/_query", post(v2_records::query))
         .route("/api/v2/{rt}/_assert", post(v2_records::assert))
+        // Bodies of any size stream through (see routes::bulk); no 1 MiB body cap here.
+        .route("/api/v2/{rt}/_bulk", post(bulk::bulk).layer(DefaultBodyLimit::disable()))
         .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
         .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))
         .route("/api/v2/{rt}/{id}/_history", get(changes::v2_history))

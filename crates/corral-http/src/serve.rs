@@ -7,7 +7,9 @@
 //!   the end of the request head: at most `header_read_timeout`;
 //! - **busy**: a request is being handled and answered: at most `request_timeout` plus
 //!   [`WRITE_GRACE`] (the router answers at `request_timeout`; the grace lets that answer
-//!   reach a client that reads slowly, then the connection is dropped);
+//!   reach a client that reads slowly, then the connection is dropped). A streaming bulk
+//!   request (`…/_bulk`) may run for hours: for it the limit is on *inactivity* instead —
+//!   every byte read or written restarts the busy clock;
 //! - **idle**: keep-alive between requests, from the end of one response to the first byte
 //!   of the next: at most `idle_timeout`.
 //!
@@ -204,11 +206,18 @@ struct Clock {
     /// `phase | milliseconds since start << 2`.
     state: AtomicU64,
     in_flight: AtomicUsize,
+    /// A streaming request is in flight: progress in either direction restarts `Busy`.
+    streaming: std::sync::atomic::AtomicBool,
 }
 
 impl Clock {
     fn new() -> Self {
-        Clock { start: Instant::now(), state: AtomicU64::new(Phase::Head as u64), in_flight: AtomicUsize::new(0) }
+        Clock {
+            start: Instant::now(),
+            state: AtomicU64::new(Phase::Head as u64),
+            in_flight: AtomicUsize::new(0),
+            streaming: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     fn enter(&self, phase: Phase) {
@@ -237,18 +246,29 @@ impl Clock {
 
     /// Bytes arrived: the first bytes after an idle spell start a request head.
     fn on_read(&self) {
-        if self.phase() == Phase::Idle {
-            self.enter(Phase::Head);
+        match self.phase() {
+            Phase::Idle => self.enter(Phase::Head),
+            Phase::Busy => self.on_progress(),
+            Phase::Head => {}
         }
     }
 
-    fn request_started(&self) {
+    /// Bytes moved while busy: a streaming request is still alive.
+    fn on_progress(&self) {
+        if self.streaming.load(Ordering::Relaxed) && self.phase() == Phase::Busy {
+            self.enter(Phase::Busy);
+        }
+    }
+
+    fn request_started(&self, streaming: bool) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.streaming.store(streaming, Ordering::Relaxed);
         self.enter(Phase::Busy);
     }
 
     fn request_finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.streaming.store(false, Ordering::Relaxed);
             self.enter(Phase::Idle);
         }
     }
@@ -273,7 +293,11 @@ impl AsyncRead for TimedStream {
 
 impl AsyncWrite for TimedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.on_progress();
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -281,7 +305,11 @@ impl AsyncWrite for TimedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.on_progress();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -310,7 +338,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        self.clock.request_started();
+        // Streaming bulk routes (crate::routes::bulk) are timed by inactivity, not in total.
+        self.clock.request_started(request.uri().path().ends_with("/_bulk"));
         let guard = InFlight(self.clock.clone());
         let response = self.router.clone().call(request);
         Box::pin(async move {

@@ -6,6 +6,7 @@
 //! [`Actor`]), so no query can forget it.
 
 pub mod api_keys;
+pub mod bulk;
 pub mod changes;
 pub mod db;
 pub mod edges;
@@ -29,6 +30,7 @@ use serde_json::Value as Json;
 use std::path::PathBuf;
 
 pub use api_keys::ApiKey;
+pub use bulk::{BulkOp, BulkOutcome};
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use postgres::PgOptions;
 pub use records::{ContactList, DomainChange, ItemChange, MatchKey, Preconditions};
@@ -413,6 +415,12 @@ impl Store {
         write: &RecordWrite,
     ) -> StoreResult<(Record, bool)> {
         in_write!(self, |c| records::assert(c, actor, rt, keys, write, Timestamp::now()))
+    }
+
+    /// Runs a batch of bulk lines in one write transaction, each in its own savepoint; see
+    /// [`bulk::run`]. `Ok` means the batch committed (with each line's own outcome).
+    pub async fn bulk_write(&self, actor: &Actor, rt: RecordType, ops: &[BulkOp]) -> StoreResult<Vec<BulkOutcome>> {
+        in_write!(self, |c| bulk::run(c, actor, rt, ops))
     }
 
     pub async fn update_record(

@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod transfer;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +63,68 @@ enum Command {
     },
     /// Print the OpenAPI 3.1 document.
     Openapi,
+    /// Import accounts or contacts from a CSV or NDJSON file (re-runnable: rows are asserted
+    /// by their domain / email, so a second run creates nothing new).
+    Import(ImportArgs),
+    /// Export every account or contact (or those a filter matches) as CSV or NDJSON.
+    Export(ExportArgs),
+}
+
+/// Where `import` / `export` send their calls: the local database (with --tenant) by default,
+/// or a running server with --server and --token.
+#[derive(Args, Debug)]
+struct Target {
+    /// The tenant (local database only; with --server the token decides).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A server's base URL, e.g. http://127.0.0.1:8080 (env CORRAL_SERVER).
+    #[arg(long, env = "CORRAL_SERVER")]
+    server: Option<String>,
+    /// A bearer token for --server (env CORRAL_TOKEN).
+    #[arg(long, env = "CORRAL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// No progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// A .csv file (header row of v1 field names and custom attribute api names) or NDJSON.
+    file: PathBuf,
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// The key rows are asserted by: domain_name (accounts, the default) or email (contacts,
+    /// the default); `none` creates every row.
+    #[arg(long = "match")]
+    match_field: Option<String>,
+    /// csv or ndjson (default: from the file extension).
+    #[arg(long)]
+    format: Option<String>,
+    /// Where refused rows go (line, status, code, message, details); default FILE.rejects.csv.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// csv or ndjson.
+    #[arg(long, default_value = "ndjson")]
+    format: String,
+    /// A `_query` filter as JSON (one filter or an array), or @FILE.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +266,8 @@ async fn run() -> Result<()> {
             eprintln!("seeded and analysed in {:.1?}", started.elapsed());
             Ok(())
         }
+        Command::Import(args) => import(&config, args).await,
+        Command::Export(args) => export(&config, args).await,
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;
@@ -230,6 +295,81 @@ fn mint_token(config: &Config, args: TokenArgs) -> Result<String> {
         name: args.name,
         ..Default::default()
     }))
+}
+
+/// The API `import` / `export` call: a remote server, or the local database in-process.
+async fn transfer_api(config: &Config, target: &Target) -> Result<transfer::Api> {
+    if let Some(server) = &target.server {
+        let token = target.token.clone().context("--server needs --token (or CORRAL_TOKEN)")?;
+        let client = reqwest::Client::builder().build()?;
+        return Ok(transfer::Api::Remote { client, base: server.clone(), token });
+    }
+    let tenant = target.tenant.clone().context("--tenant is required against the local database")?;
+    let store = open_store(config).await?;
+    let auth = config.auth()?;
+    let now = corral_http::auth::unix_now();
+    let token = auth.mint(Claims {
+        sub: "corral-cli".into(),
+        tenant_id: tenant,
+        exp: now + 7 * 24 * 3600,
+        iat: Some(now),
+        roles: vec!["tenant_admin".into()],
+        ..Default::default()
+    });
+    // No rate limit of the server's own: this is the operator's own process.
+    let router = corral_http::router(AppState::new(store, auth));
+    Ok(transfer::Api::Local { router, token })
+}
+
+async fn import(config: &Config, args: ImportArgs) -> Result<()> {
+    let rt = transfer::record_type(&args.record_type)?;
+    let match_field = match (rt, args.match_field.as_deref()) {
+        (_, Some("none")) => None,
+        (corral_core::RecordType::Account, None | Some("domain_name")) => Some("domain_name".to_owned()),
+        (corral_core::RecordType::Contact, None | Some("email")) => Some("email".to_owned()),
+        (_, Some(other)) => {
+            bail!("--match {other} is not a match key of {rt}: use domain_name (accounts) or email (contacts), or none")
+        }
+        (_, None) => bail!("{rt}s cannot be imported"),
+    };
+    let format = transfer::Format::pick(args.format.as_deref(), Some(&args.file))?;
+    let rejects = args.rejects.clone().unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".rejects.csv");
+        PathBuf::from(name)
+    });
+    let api = transfer_api(config, &args.target).await?;
+    let options = transfer::ImportOptions {
+        file: args.file,
+        rt,
+        match_field,
+        format,
+        rejects: rejects.clone(),
+        progress: !args.target.no_progress,
+    };
+    let s = transfer::import(&api, options).await?;
+    println!("{} rows: {} created, {} updated, {} rejected", s.rows, s.created, s.updated, s.rejected);
+    if s.rejected > 0 {
+        println!("rejected rows are in {}", rejects.display());
+    }
+    Ok(())
+}
+
+async fn export(config: &Config, args: ExportArgs) -> Result<()> {
+    let rt = transfer::record_type(&args.record_type)?;
+    let format = transfer::Format::pick(Some(args.format.as_str()), None)?;
+    let filter = args.filter.as_deref().map(transfer::read_filter).transpose()?;
+    let api = transfer_api(config, &args.target).await?;
+    let options = transfer::ExportOptions { rt, format, filter, progress: !args.target.no_progress };
+    let count = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+            transfer::export(&api, options, &mut std::io::BufWriter::new(file)).await?
+        }
+        None => transfer::export(&api, options, &mut std::io::stdout().lock()).await?,
+    };
+    eprintln!("exported {count} {rt}s");
+    Ok(())
 }
 
 async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {

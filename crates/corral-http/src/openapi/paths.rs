@@ -132,6 +132,24 @@ impl Op {
     }
 }
 
+/// `POST /api/v2/{type}/_bulk`: NDJSON in and out (docs/API.md, Bulk import).
+fn bulk_op(base: &str, t: &str, p: &str) -> Op {
+    let line = json!({"type": "object", "required": ["op"], "properties": {"op": {"type": "string", "enum": ["create", "assert"]}},
+        "description": format!("One line: `op` plus the body of `POST /api/v2/{t}` (create) or of `_assert` (assert); see {p}Create and {p}Assert.")});
+    let result = json!({"type": "object", "required": ["line", "status"], "properties": {
+        "line": {"type": "integer", "minimum": 1, "description": "the input line (from 1; blank lines get no result)"},
+        "status": {"type": "integer", "description": "the status the single call would have answered"},
+        "id": {"type": "string", "format": "uuid"},
+        "action": {"type": "string", "enum": ["created", "updated"]},
+        "error": {"description": "the `error` object of the single call's error body"}}});
+    let mut operation = op("post", format!("{base}/_bulk"), format!("v2_bulk_{t}"), "v2", format!("Create or assert many {t}s (NDJSON)"))
+        .describe("One operation per line; one result per line, in order, streamed back as each batch commits. A bad line never fails its neighbours. See docs/API.md, Bulk import.")
+        .reply(200, "One NDJSON result per input line", None, &[]);
+    operation.body["requestBody"] = json!({"required": true, "content": {"application/x-ndjson": {"schema": line}}});
+    operation.body["responses"]["200"]["content"] = json!({"application/x-ndjson": {"schema": result}});
+    operation
+}
+
 /// The headers every response to an authenticated caller may carry.
 const RATE_LIMIT_HEADERS: [&str; 2] = ["RateLimitPolicy", "RateLimit"];
 
@@ -480,6 +498,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
         .reply(201, "Created", Some(&format!("{p}AssertResult")), &["ETag"])
         .reply(200, "Updated", Some(&format!("{p}AssertResult")), &["ETag"]),
     );
+    out.push(bulk_op(&base, t, p));
     // Attribute sub-resources.
     let subs: &[(&str, &str, &str)] = match rt {
         RecordType::Account => &[("domains", "Domain", "domain_name")],

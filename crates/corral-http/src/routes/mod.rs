@@ -2,6 +2,7 @@
 //! the core codecs, call the store, render.
 
 pub mod admin;
+pub mod bulk;
 pub mod changes;
 pub mod docs;
 pub mod health;

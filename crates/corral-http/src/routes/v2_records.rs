@@ -18,7 +18,7 @@ use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEF
 use corral_core::record::ITEM_LABELS;
 use corral_core::schema::field_by_v1_name;
 use corral_core::v2::{self, RenderContext, WriteMode, envelope};
-use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, normalize};
+use corral_core::{CoreError, ErrorCode, Record, RecordId, RecordType, RecordWrite, normalize};
 use corral_store::{ContactList, Created, DomainChange, ItemChange, MatchKey, User};
 use serde_json::{Map, Value as Json, json};
 
@@ -32,7 +32,7 @@ fn record_type(rt: &str) -> ApiResult<RecordType> {
 }
 
 /// A record type that is written through v2 today. Users are read-only (405).
-fn writable(rt: &str, allow: &str) -> ApiResult<RecordType> {
+pub(crate) fn writable(rt: &str, allow: &str) -> ApiResult<RecordType> {
     match record_type(rt)? {
         RecordType::User => {
             Err(ApiError::new(ErrorCode::MethodNotAllowed, "users are read-only in the data API; use /api/admin/users")
@@ -59,7 +59,7 @@ fn fields_param(rt: RecordType, schema: &TenantSchema, query: &QueryPairs) -> Ap
 
 /// Errors raised below the dialects name a built-in field the v1 way (an account without a
 /// name is `field_required_missing` on `name`); a v2 client knows it as `display_name`.
-fn named_for_v2(rt: RecordType, error: ApiError) -> ApiError {
+pub(crate) fn named_for_v2(rt: RecordType, error: ApiError) -> ApiError {
     if error.code != ErrorCode::FieldRequiredMissing {
         return error;
     }
@@ -313,7 +313,27 @@ pub async fn assert(
     let rt = writable(&rt, "")?;
     let body = body?; // after the 405 for users
     principal.require(Permission::write(rt))?;
-    let obj = object(&body.value, &["match", "attributes"])?;
+    let schema = state.schema(&principal.actor.tenant, rt).await?;
+    let (keys, write) = parse_assert(rt, &body.value, &schema)?;
+    let (record, created) = state
+        .store()
+        .assert_record(&principal.actor, rt, &keys, &write)
+        .await
+        .map_err(|e| named_for_v2(rt, e.into()))?;
+    let (status, action) = if created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "updated") };
+    let body = json!({"data": render(&record, &schema, None), "meta": {"action": action}});
+    Ok(json_response(status, body.to_string(), Some(record.meta.version)))
+}
+
+/// An `_assert` body (`{"match": {...}, "attributes": {...}}`): its normalised match keys and
+/// its attributes, validated as a patch (required-on-create is checked only if it creates).
+/// Shared with the bulk route, so a bulk `assert` line is refused exactly as the call is.
+pub(crate) fn parse_assert(
+    rt: RecordType,
+    value: &Json,
+    schema: &TenantSchema,
+) -> ApiResult<(Vec<MatchKey>, RecordWrite)> {
+    let obj = object(value, &["match", "attributes"])?;
     let matches = obj
         .get("match")
         .and_then(Json::as_object)
@@ -344,18 +364,10 @@ pub async fn assert(
             }
         });
     }
-    let schema = state.schema(&principal.actor.tenant, rt).await?;
     let attributes = json!({"attributes": obj.get("attributes").cloned().unwrap_or(Json::Null)});
     // Attributes are validated as a patch: required-on-create is checked only if it creates.
-    let write = v2::parse_write(rt, &attributes, WriteMode::Patch, &schema)?;
-    let (record, created) = state
-        .store()
-        .assert_record(&principal.actor, rt, &keys, &write)
-        .await
-        .map_err(|e| named_for_v2(rt, e.into()))?;
-    let (status, action) = if created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "updated") };
-    let body = json!({"data": render(&record, &schema, None), "meta": {"action": action}});
-    Ok(json_response(status, body.to_string(), Some(record.meta.version)))
+    let write = v2::parse_write(rt, &attributes, WriteMode::Patch, schema)?;
+    Ok((keys, write))
 }
 
 /// `GET /api/v2/_schema/{rt}` (not wrapped in `data`).

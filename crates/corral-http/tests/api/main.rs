@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod assert;
 mod auth;
+mod bulk;
 mod changes;
 mod concurrency;
 mod contacts;
