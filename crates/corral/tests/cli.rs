@@ -6,34 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_corral");
+mod support;
 
-/// A fresh database for one test: SQLite in `dir`, or a new PostgreSQL schema when
-/// `CORRAL_TEST_DATABASE_URL` is set.
-async fn database(dir: &Path) -> String {
-    corral_store::testing::fresh_database(dir).await.expect("test database")
-}
-
-/// `corral` with `dir` as data dir (secrets) and `db` as database.
-fn corral(dir: &Path, db: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir")
-        .arg(dir)
-        .arg("--database-url")
-        .arg(db)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env_remove("CORRAL_JWT_SECRET")
-        .env_remove("CORRAL_RATE_LIMIT_PER_SECOND")
-        .env("CORRAL_LOG", "warn");
-    c
-}
-
-/// Runs a CLI command to completion and returns its stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("corral runs");
-    assert!(out.status.success(), "corral failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use support::{BIN, corral, database, run};
 
 /// A `corral serve` child on an ephemeral port; killed on drop if still running.
 struct Server {

@@ -5,55 +5,23 @@
 //! Loopback only; about two seconds of load.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_corral");
+mod support;
+
+use support::{Server, corral};
+
 const WRITERS: usize = 8;
 const LOAD: Duration = Duration::from_secs(2);
 
-fn corral(dir: &Path, db: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir")
-        .arg(dir)
-        .arg("--database-url")
-        .arg(db)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env_remove("CORRAL_JWT_SECRET")
-        .env_remove("CORRAL_METRICS_LISTEN")
-        .env("CORRAL_LOG", "warn");
-    c
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(dir: &Path, db: &str) -> Server {
-    let mut child = corral(dir, db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        // The writers outpace the default per-credential limit; this test is about the disk.
-        .env("CORRAL_RATE_LIMIT_PER_SECOND", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn corral serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address printed").to_owned();
-    Server { child, base }
+    let mut cmd = corral(dir, db);
+    // The writers outpace the default per-credential limit; this test is about the disk.
+    cmd.env("CORRAL_RATE_LIMIT_PER_SECOND", "0");
+    support::serve(cmd)
 }
 
 /// What the server acknowledged for one account: it exists, at least at this version, with

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_corral");
+mod support;
+
+use support::database;
 
 /// A `corral serve` child on an ephemeral port, its stderr in a file; killed on drop.
 struct Server {
@@ -45,22 +47,10 @@ impl Server {
     }
 }
 
-async fn database(dir: &Path) -> String {
-    corral_store::testing::fresh_database(dir).await.expect("test database")
-}
-
+/// `corral` with access-log lines on and colour left to the terminal check.
 fn corral(dir: &Path, db: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir")
-        .arg(dir)
-        .arg("--database-url")
-        .arg(db)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env_remove("CORRAL_JWT_SECRET")
-        .env_remove("CORRAL_METRICS_LISTEN")
-        .env_remove("CORRAL_METRICS_TOKEN")
-        .env_remove("NO_COLOR")
-        .env("CORRAL_LOG", "info");
+    let mut c = support::corral(dir, db);
+    c.env_remove("NO_COLOR").env("CORRAL_LOG", "info");
     c
 }
 

@@ -3,63 +3,16 @@
 //! loses no acknowledged line and resumes by running the import again.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::task::{Context, Poll};
 
-const BIN: &str = env!("CARGO_BIN_EXE_corral");
+mod support;
 
-async fn database(dir: &Path) -> String {
-    corral_store::testing::fresh_database(dir).await.expect("test database")
-}
-
-fn corral(dir: &Path, db: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir")
-        .arg(dir)
-        .arg("--database-url")
-        .arg(db)
-        .env_remove("CORRAL_DATABASE_URL")
-        .env_remove("CORRAL_JWT_SECRET")
-        .env_remove("CORRAL_RATE_LIMIT_PER_SECOND")
-        .env_remove("CORRAL_SERVER")
-        .env_remove("CORRAL_TOKEN")
-        .env("CORRAL_LOG", "warn");
-    c
-}
-
-/// Runs a command to completion; its stdout (the command must succeed).
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("corral runs");
-    assert!(out.status.success(), "corral failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Server, corral, database, run};
 
 fn serve(dir: &Path, db: &str) -> Server {
-    let mut child = corral(dir, db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn corral serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address printed").to_owned();
-    Server { child, base }
+    support::serve(corral(dir, db))
 }
 
 fn read_rejects(path: &Path) -> Vec<Vec<String>> {
