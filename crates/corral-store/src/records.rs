@@ -497,88 +497,208 @@ fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &TenantId,
             )
         }
         Cond::Or(parts) => {
-            format!(
+            let narrow = search_narrowing(q, dialect, table, tenant, cond);
+            let sql = format!(
                 "({})",
                 parts.iter().map(|c| compile(q, dialect, table, tenant, c)).collect::<Vec<_>>().join(" OR ")
-            )
+            );
+            match narrow {
+                Some(n) => format!("({n} AND {sql})"),
+                None => sql,
+            }
         }
         Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, table, tenant, inner)),
-        Cond::Cmp { target, kind, op, values } => {
-            // Negations are the negation of their positive operator, over all elements.
-            let (positive, negate) = match op {
-                Op::Ne => (Op::Eq, true),
-                Op::NotIn => (Op::In, true),
-                Op::NotExists => (Op::Exists, true),
-                other => (*other, false),
-            };
-            let sql = match target {
-                Target::Column(column) => predicate(q, column, *kind, positive, values),
-                // Tags live in an indexed side table; other lists (websites) are read from JSON.
-                Target::List("tags") => {
-                    let t = q.bind(SqlValue::text(tenant));
-                    let rt_param = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, "k.tag_key", Kind::Exact, positive, values)
-                    };
-                    // Not correlated with the outer row: the index on the side table drives.
-                    format!(
-                        "{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {t} AND k.record_type = {rt_param} AND {pred})"
-                    )
+        Cond::Cmp { .. } if search_needle(table, cond).is_some() => {
+            let narrow = search_narrowing(q, dialect, table, tenant, cond).unwrap_or_else(|| "1 = 1".to_owned());
+            let Cond::Cmp { target, kind, op, values } = cond else { unreachable!("matched above") };
+            let sql = compile_cmp(q, dialect, table, tenant, target, *kind, *op, values);
+            format!("({narrow} AND {sql})")
+        }
+        Cond::Cmp { target, kind, op, values } => compile_cmp(q, dialect, table, tenant, target, *kind, *op, values),
+    }
+}
+
+/// A field search narrows by (docs/API.md, "Queries"): its name in `search_values` (SQLite),
+/// or nothing when it is not indexed.
+fn search_field(table: &str, target: &Target) -> Option<&'static str> {
+    match (table, target) {
+        ("accounts", Target::Column(c @ ("name" | "legal_name" | "website"))) => Some(c),
+        ("contacts", Target::Column(c @ ("display_name" | "first_name" | "last_name"))) => Some(c),
+        ("accounts", Target::Domains) => Some("domain"),
+        ("contacts", Target::Emails) => Some("email_key"),
+        _ => None,
+    }
+}
+
+/// Trigrams need three characters: shorter needles are matched by LIKE alone.
+const MIN_INDEXED_NEEDLE_CHARS: usize = 3;
+
+/// The needle and searched fields of a substring search the index can narrow: one
+/// `contains` / `starts_with` / `ends_with` on an indexed field, or an `or` of them with one
+/// needle (what `q` resolves to).
+fn search_needle<'a>(table: &str, cond: &'a Cond) -> Option<(&'a str, Vec<&'static str>)> {
+    match cond {
+        Cond::Cmp { target, op: Op::Contains | Op::StartsWith | Op::EndsWith, values, .. } => {
+            let needle = values.first()?.as_text()?;
+            let field = search_field(table, target)?;
+            (needle.chars().count() >= MIN_INDEXED_NEEDLE_CHARS).then(|| (needle, vec![field]))
+        }
+        Cond::Or(parts) if !parts.is_empty() => {
+            let mut fields = Vec::new();
+            let mut needle = None;
+            for part in parts {
+                let (n, f) = search_needle(table, part)?;
+                if needle.is_some_and(|m| m != n) {
+                    return None;
                 }
-                Target::List(column) => {
-                    let (from, value) = dialect.json_array_elements(column);
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, &value, *kind, positive, values)
-                    };
-                    format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
-                }
-                Target::Custom { name, is_array: false } => {
-                    let expr = dialect.custom_value(name, *kind);
-                    predicate(q, &expr, *kind, positive, values)
-                }
-                Target::Custom { name, is_array: true } => {
-                    let (from, value) = dialect.custom_elements(name);
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, &value, *kind, positive, values)
-                    };
-                    format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
-                }
-                // Driven from the key index, so a lookup by domain or email reads no other rows.
-                Target::Domains | Target::Emails => {
-                    let (index, owner, key) = if *target == Target::Domains {
-                        ("account_domains", "account_id", "domain")
-                    } else {
-                        ("contact_emails", "contact_id", "email_key")
-                    };
-                    let t = q.bind(SqlValue::text(tenant));
-                    let pred = if positive == Op::Exists {
-                        "1 = 1".to_owned()
-                    } else {
-                        predicate(q, &format!("k.{key}"), *kind, positive, values)
-                    };
-                    // An exact key reads the key's index entries, not all of the tenant's keys
-                    // (which SQLite prefers without statistics: that index is covering).
-                    let pinned = match (dialect, positive) {
-                        (Dialect::Sqlite, Op::Eq | Op::In) if *target == Target::Domains => {
-                            " INDEXED BY account_domains_by_domain"
-                        }
-                        (Dialect::Sqlite, Op::Eq | Op::In) => " INDEXED BY contact_emails_by_key",
-                        _ => "",
-                    };
-                    format!(
-                        "{table}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})"
-                    )
-                }
-            };
-            if negate { format!("(NOT {sql})") } else { sql }
+                needle = Some(n);
+                fields.extend(f);
+            }
+            Some((needle?, fields))
+        }
+        _ => None,
+    }
+}
+
+/// A condition that holds for every row `cond` matches and for few others, served by the
+/// search index; the caller still evaluates `cond` itself, so results never depend on it.
+fn search_narrowing(
+    q: &mut SqlBuilder,
+    dialect: Dialect,
+    table: &str,
+    tenant: &TenantId,
+    cond: &Cond,
+) -> Option<String> {
+    let (needle, fields) = search_needle(table, cond)?;
+    match dialect {
+        // The trigram index folds case (ASCII and beyond) on both sides, so it finds every
+        // row the ASCII-case-insensitive LIKE finds. The needle is one quoted phrase: a
+        // substring, with no FTS5 query syntax.
+        Dialect::Sqlite => {
+            let phrase = q.bind(SqlValue::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
+            let t = q.bind(SqlValue::text(tenant));
+            let rt = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
+            let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
+            Some(format!(
+                "{table}.id IN (SELECT s.record_id FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {rt} AND s.field IN ({fields}))"
+            ))
+        }
+        // pg_trgm GIN indexes serve each field's LIKE predicate itself; an `or` over fields in
+        // different tables (what `q` is) cannot combine them, so it is narrowed by the union of
+        // one index-served lookup per field, with the same predicates.
+        Dialect::Postgres if fields.len() < 2 && !matches!(fields[0], "domain" | "email_key") => None,
+        Dialect::Postgres => {
+            let t = q.bind(SqlValue::text(tenant));
+            let p = q.bind(SqlValue::Text(format!("%{}%", escape_like(needle))));
+            let lookups = fields
+                .iter()
+                .map(|f| match *f {
+                    "domain" => {
+                        format!("SELECT account_id FROM account_domains WHERE tenant_id = {t} AND domain LIKE {p}")
+                    }
+                    "email_key" => {
+                        format!("SELECT contact_id FROM contact_emails WHERE tenant_id = {t} AND email_key LIKE {p}")
+                    }
+                    column => format!("SELECT id FROM {table} WHERE tenant_id = {t} AND lower({column}) LIKE {p}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ");
+            Some(format!("{table}.id IN ({lookups})"))
         }
     }
+}
+
+/// One comparison (see `compile`).
+#[allow(clippy::too_many_arguments)]
+fn compile_cmp(
+    q: &mut SqlBuilder,
+    dialect: Dialect,
+    table: &str,
+    tenant: &TenantId,
+    target: &Target,
+    kind: Kind,
+    op: Op,
+    values: &[Value],
+) -> String {
+    // Negations are the negation of their positive operator, over all elements.
+    let (positive, negate) = match op {
+        Op::Ne => (Op::Eq, true),
+        Op::NotIn => (Op::In, true),
+        Op::NotExists => (Op::Exists, true),
+        other => (other, false),
+    };
+    let sql = match target {
+        Target::Column(column) => predicate(q, dialect, column, kind, positive, values),
+        // Tags live in an indexed side table; other lists (websites) are read from JSON.
+        Target::List("tags") => {
+            let t = q.bind(SqlValue::text(tenant));
+            let rt_param = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
+            let pred = if positive == Op::Exists {
+                "1 = 1".to_owned()
+            } else {
+                predicate(q, dialect, "k.tag_key", Kind::Exact, positive, values)
+            };
+            // Not correlated with the outer row: the index on the side table drives.
+            format!(
+                "{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {t} AND k.record_type = {rt_param} AND {pred})"
+            )
+        }
+        Target::List(column) => {
+            let (from, value) = dialect.json_array_elements(column);
+            let pred = if positive == Op::Exists {
+                "1 = 1".to_owned()
+            } else {
+                predicate(q, dialect, &value, kind, positive, values)
+            };
+            format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+        }
+        Target::Custom { name, is_array: false } => {
+            let expr = dialect.custom_value(name, kind);
+            predicate(q, dialect, &expr, kind, positive, values)
+        }
+        Target::Custom { name, is_array: true } => {
+            let (from, value) = dialect.custom_elements(name);
+            let pred = if positive == Op::Exists {
+                "1 = 1".to_owned()
+            } else {
+                predicate(q, dialect, &value, kind, positive, values)
+            };
+            format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+        }
+        // Driven from the key index, so a lookup by domain or email reads no other rows.
+        Target::Domains | Target::Emails => {
+            let (index, owner, key) = if *target == Target::Domains {
+                ("account_domains", "account_id", "domain")
+            } else {
+                ("contact_emails", "contact_id", "email_key")
+            };
+            let t = q.bind(SqlValue::text(tenant));
+            let pred = if positive == Op::Exists {
+                "1 = 1".to_owned()
+            } else {
+                predicate(q, dialect, &format!("k.{key}"), kind, positive, values)
+            };
+            // An exact key reads the key's index entries, not all of the tenant's keys
+            // (which SQLite prefers without statistics: that index is covering).
+            let pinned = match (dialect, positive) {
+                (Dialect::Sqlite, Op::Eq | Op::In) if *target == Target::Domains => {
+                    " INDEXED BY account_domains_by_domain"
+                }
+                (Dialect::Sqlite, Op::Eq | Op::In) => " INDEXED BY contact_emails_by_key",
+                _ => "",
+            };
+            if matches!(positive, Op::Contains | Op::StartsWith | Op::EndsWith) {
+                // A fragment cannot seek the key index: checked per row (by its primary key)
+                // on the rows the search index narrowed to, not by reading every key.
+                format!(
+                    "EXISTS (SELECT 1 FROM {index} k WHERE k.tenant_id = {t} AND k.{owner} = {table}.id AND {pred})"
+                )
+            } else {
+                format!("{table}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})")
+            }
+        }
+    };
+    if negate { format!("(NOT {sql})") } else { sql }
 }
 
 fn escape_like(s: &str) -> String {
@@ -586,7 +706,7 @@ fn escape_like(s: &str) -> String {
 }
 
 /// A positive comparison of one value expression, false (not NULL) when it is missing.
-fn predicate(q: &mut SqlBuilder, expr: &str, kind: Kind, op: Op, values: &[Value]) -> String {
+fn predicate(q: &mut SqlBuilder, dialect: Dialect, expr: &str, kind: Kind, op: Op, values: &[Value]) -> String {
     let lhs = if kind == Kind::Text { format!("lower({expr})") } else { expr.to_owned() };
     let mut bind = |v: &Value| q.bind(filter_value(kind, v));
     let cmp = match op {
@@ -609,7 +729,12 @@ fn predicate(q: &mut SqlBuilder, expr: &str, kind: Kind, op: Op, values: &[Value
                 _ => format!("%{}", escape_like(text)),
             };
             let p = q.bind(SqlValue::Text(pattern));
-            format!("{lhs} LIKE {p} ESCAPE '\\'")
+            // Backslash is PostgreSQL's default escape; an explicit ESCAPE clause would turn the
+            // pattern into an expression the pg_trgm indexes cannot serve.
+            match dialect {
+                Dialect::Sqlite => format!("{lhs} LIKE {p} ESCAPE '\\'"),
+                Dialect::Postgres => format!("{lhs} LIKE {p}"),
+            }
         }
         Op::Ne | Op::NotIn | Op::NotExists => unreachable!("negations compile as NOT of their positive form"),
     };
