@@ -14,8 +14,7 @@ const SQLITE: &[Migration] = &[
     (4, "query_indexes", include_str!("../migrations/sqlite/0004_query_indexes.sql")),
     (5, "change_events", include_str!("../migrations/sqlite/0005_change_events.sql")),
     (6, "key_lookup_indexes", include_str!("../migrations/sqlite/0006_key_lookup_indexes.sql")),
-    // 7 is reserved for webhooks (landing separately).
-    (8, "search_index", include_str!("../migrations/sqlite/0008_search_index.sql")),
+    (7, "search_index", include_str!("../migrations/sqlite/0007_search_index.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -24,8 +23,7 @@ const POSTGRES: &[Migration] = &[
     (4, "query_indexes", include_str!("../migrations/postgres/0004_query_indexes.sql")),
     (5, "change_events", include_str!("../migrations/postgres/0005_change_events.sql")),
     (6, "key_lookup_indexes", include_str!("../migrations/postgres/0006_key_lookup_indexes.sql")),
-    // 7 is reserved for webhooks (landing separately).
-    (8, "search_index", include_str!("../migrations/postgres/0008_search_index.sql")),
+    (7, "search_index", include_str!("../migrations/postgres/0007_search_index.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer
