@@ -49,13 +49,13 @@ async fn a_transaction_that_commits_late_is_served_after_it_commits_never_skippe
     early.batch_execute("COMMIT").await.unwrap();
     // Served once every transaction older than them has ended; other tests' transactions on
     // the same server can hold the feed back for a moment (docs/API.md, "Change feed").
-    let mut page = store.changes(&actor, &[RecordType::Account], Some(resume.clone()), 100).await.unwrap();
+    let mut page = store.changes(&actor, &[RecordType::Account], Some(resume), 100).await.unwrap();
     for _ in 0..200 {
         if page.events.len() >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        page = store.changes(&actor, &[RecordType::Account], Some(resume.clone()), 100).await.unwrap();
+        page = store.changes(&actor, &[RecordType::Account], Some(resume), 100).await.unwrap();
     }
     let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
