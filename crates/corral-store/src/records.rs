@@ -645,12 +645,7 @@ fn compile_cmp(
         }
         Target::List(column) => {
             let (from, value) = dialect.json_array_elements(column);
-            let pred = if positive == Op::Exists {
-                "1 = 1".to_owned()
-            } else {
-                predicate(q, dialect, &value, kind, positive, values)
-            };
-            format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+            any_element(q, dialect, &from, &value, kind, positive, values)
         }
         Target::Custom { name, is_array: false } => {
             let expr = dialect.custom_value(name, kind);
@@ -658,12 +653,7 @@ fn compile_cmp(
         }
         Target::Custom { name, is_array: true } => {
             let (from, value) = dialect.custom_elements(name);
-            let pred = if positive == Op::Exists {
-                "1 = 1".to_owned()
-            } else {
-                predicate(q, dialect, &value, kind, positive, values)
-            };
-            format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
+            any_element(q, dialect, &from, &value, kind, positive, values)
         }
         // Driven from the key index, so a lookup by domain or email reads no other rows.
         Target::Domains | Target::Emails => {
@@ -699,6 +689,22 @@ fn compile_cmp(
         }
     };
     if negate { format!("(NOT {sql})") } else { sql }
+}
+
+/// `EXISTS` over the elements of an array value (`from` yields them as `value`): some element
+/// matches, or for `exists` there is any element at all.
+fn any_element(
+    q: &mut SqlBuilder,
+    dialect: Dialect,
+    from: &str,
+    value: &str,
+    kind: Kind,
+    positive: Op,
+    values: &[Value],
+) -> String {
+    let pred =
+        if positive == Op::Exists { "1 = 1".to_owned() } else { predicate(q, dialect, value, kind, positive, values) };
+    format!("EXISTS (SELECT 1 FROM {from} WHERE {pred})")
 }
 
 fn escape_like(s: &str) -> String {
