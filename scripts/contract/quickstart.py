@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import enum
 import importlib
+import io
 import json
 import pkgutil
 import re
@@ -328,6 +329,7 @@ V2_QUERY = "/api/v2/account/_query"
 V2_ASSERT = "/api/v2/account/_assert"
 V2_DOMAINS = "/api/v2/account/{id}/attribute/domains"
 V2_RESTORE = "/api/v2/account/{id}/_restore"
+V2_BULK = "/api/v2/account/_bulk"
 
 
 class Quickstart:
@@ -512,6 +514,28 @@ class Quickstart:
         check("_assert (existing): industry", field(r.parsed, "data", "attributes", "industry", "value"), "retail")
         check(f"_assert (existing): {self.custom}", field(r.parsed, "data", "attributes", self.custom, "value"), 3)
 
+    # --- _bulk (NDJSON: a byte body and a byte response to the generated client) ---
+
+    def bulk_ndjson(self):
+        domain = f"bulk-{self.tag}.example"
+        lines = [
+            {"op": "create", "attributes": {"display_name": f"Bulk {self.tag}"}},
+            {"op": "create", "attributes": {}},
+            {"op": "assert", "match": {"domain_name": domain}, "attributes": {"display_name": f"Bulk {self.tag} 2"}},
+            {"op": "assert", "match": {"domain_name": domain}, "attributes": {"industry": "retail"}},
+        ]
+        payload = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        mod = self.api.module("post", V2_BULK)
+        resp = mod.sync_detailed(client=self.api.client, body=self.api.types.File(payload=io.BytesIO(payload)))
+        check("_bulk: status", int(resp.status_code), 200)
+        check("_bulk: content type", resp.headers.get("content-type", "").split(";")[0], "application/x-ndjson")
+        results = [json.loads(line) for line in resp.parsed.payload.read().decode().splitlines() if line]
+        check("_bulk: one result per line", [r["line"] for r in results], [1, 2, 3, 4])
+        check("_bulk: statuses", [r["status"] for r in results], [201, 422, 201, 200])
+        check("_bulk: actions", [r.get("action") for r in results], ["created", None, "created", "updated"])
+        check("_bulk: bad line's error code", results[1]["error"]["code"], "field_required_missing")
+        check("_bulk: the second assert found the first's record", results[3].get("id"), results[2].get("id"))
+
     STEPS = [
         ("v1 create account", "v1_create"),
         ("v1 filtered list", "v1_list_filtered"),
@@ -524,6 +548,7 @@ class Quickstart:
         ("custom field write and read (v2 and v1)", "custom_field"),
         ("v2 archive and _restore", "v2_archive_restore"),
         ("v2 _assert by domain_name", "assert_by_domain"),
+        ("v2 _bulk NDJSON (byte body)", "bulk_ndjson"),
     ]
 
 

@@ -145,9 +145,20 @@ fn bulk_op(base: &str, t: &str, p: &str) -> Op {
     let mut operation = op("post", format!("{base}/_bulk"), format!("v2_bulk_{t}"), "v2", format!("Create or assert many {t}s (NDJSON)"))
         .describe("One operation per line; one result per line, in order, streamed back as each batch commits. A bad line never fails its neighbours. See docs/API.md, Bulk import.")
         .reply(200, "One NDJSON result per input line", None, &[]);
-    operation.body["requestBody"] = json!({"required": true, "content": {"application/x-ndjson": {"schema": line}}});
-    operation.body["responses"]["200"]["content"] = json!({"application/x-ndjson": {"schema": result}});
+    operation.body["requestBody"] = json!({"required": true, "content": {"application/x-ndjson": ndjson_media(line)}});
+    operation.body["responses"]["200"]["content"] = json!({"application/x-ndjson": ndjson_media(result)});
     operation
+}
+
+/// An NDJSON media type. OpenAPI 3.1 has no way to give the schema of one line (3.2 adds
+/// `itemSchema`), and a `schema` describes the whole body, so the body is a byte stream and the
+/// line's shape sits in `x-item-schema`. Generated clients then see a byte body they can
+/// stream (openapi-python-client with `content_type_overrides: {application/x-ndjson:
+/// application/octet-stream}`) instead of leaving the operation out.
+fn ndjson_media(item: Json) -> Json {
+    json!({"schema": {"type": "string", "format": "binary",
+                      "description": "NDJSON: one JSON object per line, each as `x-item-schema` describes"},
+           "x-item-schema": item})
 }
 
 /// The headers every response to an authenticated caller may carry.
