@@ -1379,6 +1379,59 @@ pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: Record
             .await?;
         }
     }
+    clear_custom_references(c, &tenant_wide, rt, id, now).await?;
     commit(c, actor, Action::Purged, Some(&before), None, Map::new()).await?;
+    Ok(())
+}
+
+/// Custom `record_reference` attributes (of any record type) that name a purged record lose
+/// it: a single value is unset, an array drops the id (docs/API.md, "Custom attributes").
+/// The referrers are found with the filter compiler, so arrays and both dialects are covered
+/// by the same SQL a `_query` on the attribute runs.
+async fn clear_custom_references<C: Conn>(
+    c: &mut C,
+    tenant_wide: &Actor,
+    rt: RecordType,
+    id: RecordId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let gone = id.canonical();
+    for owner in [RecordType::Account, RecordType::Contact] {
+        let schema = crate::schemas::load(c, &tenant_wide.tenant, owner).await?;
+        for attr in schema.custom.iter().filter(|a| a.value_type == ValueType::Reference(rt)) {
+            let cond = Cond::Cmp {
+                target: Target::Custom { name: attr.api_name.clone(), is_array: attr.is_array },
+                kind: Kind::Exact,
+                op: Op::Eq,
+                values: vec![Value::Text(gone.clone())],
+            };
+            let t = table(owner);
+            let mut q = SqlBuilder::new(format!("SELECT id FROM {}", t.name));
+            scope_clause(&mut q, tenant_wide);
+            let pred = compile(&mut q, c.dialect(), t.name, &tenant_wide.tenant, &cond);
+            q.push(&format!(" AND {pred}"));
+            let referrers: Vec<RecordId> = c
+                .query(&q.sql, &q.params)
+                .await?
+                .into_iter()
+                .filter_map(|mut r| r.text(0))
+                .filter_map(|s| RecordId::parse(owner, &s))
+                .collect();
+            for referrer in referrers {
+                let options = ModifyOptions { include_archived: true, ..Default::default() };
+                modify_with(c, tenant_wide, owner, referrer, Preconditions::default(), None, now, options, |r| {
+                    let kept = match r.custom.remove(&attr.api_name) {
+                        Some(Json::Array(ids)) => ids.into_iter().filter(|v| v.as_str() != Some(&gone)).collect(),
+                        _ => Vec::new(),
+                    };
+                    if !kept.is_empty() {
+                        r.custom.insert(attr.api_name.clone(), Json::Array(kept));
+                    }
+                    Ok(true)
+                })
+                .await?;
+            }
+        }
+    }
     Ok(())
 }

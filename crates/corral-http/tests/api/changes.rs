@@ -290,6 +290,155 @@ async fn every_mutating_route_emits_one_event_per_changed_record() {
     assert_eq!(acme_events[0]["action"], "purged");
 }
 
+/// The mutation paths the walk above does not take: v1 archive and restore, sub-resource
+/// update and removal (domains, emails, phones), a role-only relationship update, an
+/// idempotent replay (emits nothing), and a purge clearing custom references to the record.
+#[tokio::test]
+async fn the_other_mutation_paths_emit_one_event_per_changed_record() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let mut w = Watcher { app: &app, token: admin.clone(), cursor: None };
+    let r = app
+        .post("/api/v2/_schema/contact/attributes")
+        .bearer(&admin)
+        .json(json!({"api_name": "referrer", "value_type": "record_reference", "target": "account"}))
+        .send()
+        .await;
+    r.assert_status(201);
+
+    let acme = app.create_account(json!({"name": "Acme", "domain": "acme.com"})).await;
+    let acme_v1 = acme["id"].as_str().unwrap().to_owned();
+    let acme_id = acme_v1.strip_prefix("acc-").unwrap().to_owned();
+    let acme_id = acme_id.as_str();
+    w.take().await;
+
+    // v1 archive and restore.
+    app.delete(&format!("/api/v1/crm/accounts/{acme_v1}")).bearer(&admin).send().await.assert_status(200);
+    Watcher::check(&w.take().await, &[(acme_id, "archived", &["archived_at"])]);
+    app.post(&format!("/api/v1/crm/accounts/{acme_v1}/restore")).bearer(&admin).send().await.assert_status(200);
+    Watcher::check(&w.take().await, &[(acme_id, "restored", &["archived_at"])]);
+
+    // Domains: add one, make it primary, remove the old one.
+    app.post(&format!("/api/v2/account/{acme_id}/attribute/domains"))
+        .bearer(&admin)
+        .json(json!({"domain_name": "acme.io"}))
+        .send()
+        .await
+        .assert_status(201);
+    Watcher::check(&w.take().await, &[(acme_id, "updated", &["domains"])]);
+    app.patch(&format!("/api/v2/account/{acme_id}/attribute/domains/acme.io"))
+        .bearer(&admin)
+        .json(json!({"is_primary": true}))
+        .send()
+        .await
+        .assert_status(200);
+    Watcher::check(&w.take().await, &[(acme_id, "updated", &["domains"])]);
+    app.delete(&format!("/api/v2/account/{acme_id}/attribute/domains/acme.com"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_status(204);
+    let events = w.take().await;
+    Watcher::check(&events, &[(acme_id, "updated", &["domains"])]);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().map(|d| d["domain_name"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    let mut old = names(&change(&events, acme_id, "domains")["old"]);
+    old.sort();
+    assert_eq!(old, ["acme.com", "acme.io"]);
+    assert_eq!(names(&change(&events, acme_id, "domains")["new"]), vec!["acme.io".to_owned()]);
+
+    // A contact with a custom reference to acme; its phones and emails.
+    let r = app
+        .post("/api/v2/contact")
+        .bearer(&admin)
+        .json(json!({"attributes": {"first_name": "Jo", "primary_email": "jo@example.org", "referrer": acme_id}}))
+        .send()
+        .await;
+    r.assert_status(201);
+    let jo = r.body["data"]["id"].as_str().unwrap().to_owned();
+    w.take().await;
+    let r = app
+        .post(&format!("/api/v2/contact/{jo}/attribute/contact_phone_numbers"))
+        .bearer(&admin)
+        .json(json!({"phone_number": "+1 555 0100"}))
+        .send()
+        .await;
+    r.assert_status(201);
+    Watcher::check(&w.take().await, &[(&jo, "updated", &["contact_phone_numbers"])]);
+    let phone_item = r.body["data"]["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v2/contact/{jo}/attribute/contact_phone_numbers/{phone_item}"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_status(204);
+    Watcher::check(&w.take().await, &[(&jo, "updated", &["contact_phone_numbers"])]);
+    let r = app
+        .post(&format!("/api/v2/contact/{jo}/attribute/contact_emails"))
+        .bearer(&admin)
+        .json(json!({"email": "jo@home.example"}))
+        .send()
+        .await;
+    r.assert_status(201);
+    let email_item = r.body["data"]["id"].as_str().unwrap().to_owned();
+    w.take().await;
+    app.patch(&format!("/api/v2/contact/{jo}/attribute/contact_emails/{email_item}"))
+        .bearer(&admin)
+        .json(json!({"is_primary": true}))
+        .send()
+        .await
+        .assert_status(200);
+    Watcher::check(&w.take().await, &[(&jo, "updated", &["contact_emails"])]);
+    app.delete(&format!("/api/v2/contact/{jo}/attribute/contact_emails/{email_item}"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_status(204);
+    Watcher::check(&w.take().await, &[(&jo, "updated", &["contact_emails"])]);
+
+    // A role-only relationship update changes the edge at both ends.
+    let edge_to_acme = format!("accounts.{acme_id}");
+    let edge_to_jo = format!("contacts.{jo}");
+    app.post(&format!("/api/v2/contact/{jo}/relationship/accounts"))
+        .bearer(&admin)
+        .json(json!({"related_record_id": acme_id, "role": "CTO"}))
+        .send()
+        .await
+        .assert_status(201);
+    w.take().await;
+    app.patch(&format!("/api/v2/contact/{jo}/relationship/accounts/{acme_id}"))
+        .bearer(&admin)
+        .json(json!({"role": "CEO"}))
+        .send()
+        .await
+        .assert_status(200);
+    let events = w.take().await;
+    Watcher::check(&events, &[(&jo, "updated", &[&edge_to_acme]), (acme_id, "updated", &[&edge_to_jo])]);
+    assert_eq!(change(&events, &jo, &edge_to_acme)["old"]["role"], "CTO");
+    assert_eq!(change(&events, &jo, &edge_to_acme)["new"]["role"], "CEO");
+
+    // An idempotent replay answers the first response again and writes nothing.
+    for round in 0..2 {
+        app.post("/api/v2/account")
+            .bearer(&admin)
+            .header("idempotency-key", "once")
+            .json(json!({"attributes": {"display_name": "Once"}}))
+            .send()
+            .await
+            .assert_status(201);
+        let events = if round == 0 { w.take().await } else { w.take_now().await };
+        assert_eq!(events.len(), 1 - round, "round {round}: {events:?}");
+    }
+
+    // Purging acme clears jo's custom reference to it (and the edge), in one event for jo.
+    app.delete(&format!("/api/v2/account/{acme_id}?purge=true")).bearer(&admin).send().await.assert_status(204);
+    let events = w.take().await;
+    Watcher::check(&events, &[(acme_id, "purged", &[]), (&jo, "updated", &[&edge_to_acme, "referrer"])]);
+    assert_eq!(change(&events, &jo, "referrer"), &json!({"old": acme_id, "new": null}));
+    let r = app.get(&format!("/api/v2/contact/{jo}")).bearer(&admin).send().await;
+    assert_eq!(r.body["data"]["attributes"]["referrer"]["value"], Value::Null);
+}
+
 #[tokio::test]
 async fn the_feed_resumes_filters_scopes_and_expires() {
     let app = TestApp::spawn().await;
