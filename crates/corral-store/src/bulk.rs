@@ -9,6 +9,7 @@ use crate::StoreResult;
 use crate::db::Conn;
 use crate::records::{self, MatchKey};
 use corral_core::{Actor, Record, RecordType, RecordWrite, Timestamp};
+use std::time::{Duration, Instant};
 
 /// One line of a bulk request, parsed and validated.
 #[derive(Debug, Clone)]
@@ -22,13 +23,26 @@ pub enum BulkOp {
 /// What one line did: the record and whether it was created (`false`: an assert updated it).
 pub type BulkOutcome = StoreResult<(Record, bool)>;
 
-/// Runs `ops` in order on `c` (an open write transaction). The outer error is the batch
-/// failing as a whole (the connection broke, a savepoint could not be taken): the caller's
-/// transaction then rolls back and no line of the batch is written.
-pub async fn run<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, ops: &[BulkOp]) -> StoreResult<Vec<BulkOutcome>> {
+/// Runs `ops` in order on `c` (an open write transaction), stopping early once `budget` has
+/// passed (after at least one line): the outcomes are for a prefix of `ops`, and the caller
+/// writes the rest in its next transaction. The time bound keeps each transaction short on a
+/// slow or loaded database, so results (and with them, progress on the connection) keep
+/// flowing. The outer error is the batch failing as a whole (the connection broke, a savepoint
+/// could not be taken): the caller's transaction then rolls back and no line of it is written.
+pub async fn run<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    ops: &[BulkOp],
+    budget: Duration,
+) -> StoreResult<Vec<BulkOutcome>> {
+    let started = Instant::now();
     let mut out = Vec::with_capacity(ops.len());
     let mut open = false;
     for op in ops {
+        if open && started.elapsed() >= budget {
+            break;
+        }
         // One savepoint name, released before the next is taken (never nested: PostgreSQL
         // slows down past 64 open subtransactions). Release and take in one round trip.
         let begin = if open { "RELEASE SAVEPOINT bulk_line; SAVEPOINT bulk_line" } else { "SAVEPOINT bulk_line" };

@@ -417,10 +417,17 @@ impl Store {
         in_write!(self, |c| records::assert(c, actor, rt, keys, write, Timestamp::now()))
     }
 
-    /// Runs a batch of bulk lines in one write transaction, each in its own savepoint; see
-    /// [`bulk::run`]. `Ok` means the batch committed (with each line's own outcome).
-    pub async fn bulk_write(&self, actor: &Actor, rt: RecordType, ops: &[BulkOp]) -> StoreResult<Vec<BulkOutcome>> {
-        in_write!(self, |c| bulk::run(c, actor, rt, ops))
+    /// Runs bulk lines in one write transaction, each in its own savepoint, for at most
+    /// `budget` (at least one line); see [`bulk::run`]. `Ok` means the lines it returns
+    /// outcomes for (a prefix of `ops`) committed, each with its own outcome.
+    pub async fn bulk_write(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        ops: &[BulkOp],
+        budget: std::time::Duration,
+    ) -> StoreResult<Vec<BulkOutcome>> {
+        in_write!(self, |c| bulk::run(c, actor, rt, ops, budget))
     }
 
     pub async fn update_record(

@@ -122,3 +122,26 @@ async fn users_keep_booleans_and_unique_emails() {
     }
     store.add_user(&"t2".into(), "ann@example.com", None, "tester").await.unwrap();
 }
+
+/// A bulk transaction stops at its time budget (after at least one line) and commits what it
+/// wrote; the caller goes on with the rest. With no budget, each transaction writes one line.
+#[tokio::test]
+async fn bulk_writes_stop_at_their_time_budget_and_commit_the_prefix() {
+    let (store, _dir) = store().await;
+    let schema = TenantSchema::builtin("t1", RT);
+    let ops: Vec<corral_store::BulkOp> = (0..3)
+        .map(|i| {
+            let body = json!({"name": format!("Bulk {i}")});
+            corral_store::BulkOp::Create(parse_write(RT, &body, WriteMode::Create, &schema).unwrap())
+        })
+        .collect();
+    let first = store.bulk_write(&actor(), RT, &ops, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(first.len(), 1, "one line, then the budget is spent");
+    assert!(first[0].is_ok());
+    assert_eq!(names(&store, ListQuery::default()).await, ["Bulk 0"], "the prefix committed");
+    let rest = store.bulk_write(&actor(), RT, &ops[1..], std::time::Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let mut all = names(&store, ListQuery::default()).await;
+    all.sort();
+    assert_eq!(all, ["Bulk 0", "Bulk 1", "Bulk 2"]);
+}

@@ -6,7 +6,8 @@
 //! transaction per batch with a savepoint per line ([`corral_store::bulk`]), and a batch's
 //! results are sent only after it commits: every result line the client has read is durable.
 //! A batch is the complete lines at hand (at most [`BATCH_LINES`] / [`BATCH_BYTES`]), so a
-//! client that sends one line and waits for its answer gets it at once.
+//! client that sends one line and waits for its answer gets it at once; a batch whose
+//! transaction runs past [`BATCH_TIME`] commits what it wrote and goes on in a new one.
 //!
 //! Memory is bounded by one batch of input plus [`RESULT_BUFFER`] batches of results: a client
 //! that stops reading results stops the server reading its input (TCP back-pressure).
@@ -24,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use corral_core::v2::{self, WriteMode};
 use corral_core::{CoreError, ErrorCode, RecordType};
-use corral_store::{BulkOp, BulkOutcome};
+use corral_store::BulkOp;
 use http_body::Body as _;
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
@@ -38,6 +39,10 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// for milliseconds and PostgreSQL's per-transaction lock table (asserts take an advisory
 /// lock per key) is never near full; large enough that commits are a small share of the work.
 pub const BATCH_LINES: usize = 500;
+/// Longest a batch's transaction runs before it commits and answers the lines it wrote (the
+/// rest of the batch follows in the next one): on a slow or loaded database results keep
+/// flowing, and the connection's inactivity limit only ever meets a client that stalls.
+pub const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most input bytes in one batch (at least one line is always taken).
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Batches of results queued for a client that reads slowly.
@@ -173,8 +178,7 @@ async fn run(state: AppState, principal: Principal, rt: RecordType, mut body: Bo
                 break;
             }
         }
-        let results = write_batch(&state, &principal, rt, batch).await;
-        if tx.send(results).await.is_err() {
+        if write_batch(&state, &principal, rt, batch, &tx).await.is_err() {
             tracing::info!(request_id = %request_id::current(), "bulk client went away; stopping");
             return;
         }
@@ -218,8 +222,16 @@ async fn read_frame(body: &mut Body, lines: &mut Lines, out: &mut VecDeque<Item>
     }
 }
 
-/// Parses, writes (one transaction) and renders the results of one batch.
-async fn write_batch(state: &AppState, principal: &Principal, rt: RecordType, batch: Vec<Item>) -> Bytes {
+/// Parses, writes and answers one batch: its lines go to the database in transactions of at
+/// most [`BATCH_TIME`] each, and each transaction's results are sent once it commits. `Err`:
+/// the client went away.
+async fn write_batch(
+    state: &AppState,
+    principal: &Principal,
+    rt: RecordType,
+    batch: Vec<Item>,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ClientGone> {
     // Each line's number and its parse error; the lines that parsed go to `ops`, in order.
     let mut parsed: Vec<(u64, ApiResult<BulkOp>)> = Vec::with_capacity(batch.len());
     match state.schema(&principal.actor.tenant, rt).await {
@@ -261,31 +273,60 @@ async fn write_batch(state: &AppState, principal: &Principal, rt: RecordType, ba
             Err(e) => (n, Some(e)),
         })
         .collect();
-    let written: Result<Vec<BulkOutcome>, ApiError> = if ops.is_empty() {
-        Ok(Vec::new())
-    } else {
-        state.store().bulk_write(&principal.actor, rt, &ops).await.map_err(ApiError::from)
-    };
-    let mut outcomes = written.map(Vec::into_iter);
-    let mut out = Vec::with_capacity(parsed.len() * 96);
-    for (n, p) in parsed {
-        let result = match (p, &mut outcomes) {
-            (Some(e), _) => error_line(n, &e),
-            (None, Err(e)) => error_line(n, e),
-            (None, Ok(outcomes)) => match outcomes.next() {
-                Some(Ok((record, created))) => {
-                    let (status, action) = if created { (201, "created") } else { (200, "updated") };
-                    json!({"line": n, "status": status, "id": record.meta.id.canonical(), "action": action})
+    let mut lines = parsed.into_iter().peekable();
+    let mut written_ops = 0;
+    while lines.peek().is_some() {
+        // One transaction over the next ops (a failure fails every op left in the batch).
+        let (outcomes, covered) = if written_ops == ops.len() {
+            (Ok(Vec::new()), 0)
+        } else {
+            match state.store().bulk_write(&principal.actor, rt, &ops[written_ops..], BATCH_TIME).await {
+                Ok(outcomes) => {
+                    let n = outcomes.len();
+                    (Ok(outcomes), n)
                 }
-                Some(Err(e)) => error_line(n, &named_for_v2(rt, e.into())),
-                None => error_line(n, &ApiError::internal()),
-            },
+                Err(e) => (Err(ApiError::from(e)), ops.len() - written_ops),
+            }
         };
-        serde_json::to_writer(&mut out, &result).expect("a JSON value serialises");
-        out.push(b'\n');
+        written_ops += covered;
+        let mut outcomes = outcomes.map(Vec::into_iter);
+        // Answer the lines up to the last op this transaction covered (and the refused lines
+        // between them), in order.
+        let mut out = Vec::new();
+        let mut answered_ops = 0;
+        while let Some((_, p)) = lines.peek() {
+            if p.is_none() && answered_ops == covered {
+                break;
+            }
+            let (n, p) = lines.next().expect("peeked");
+            let result = match (p, &mut outcomes) {
+                (Some(e), _) => error_line(n, &e),
+                (None, Err(e)) => {
+                    answered_ops += 1;
+                    error_line(n, e)
+                }
+                (None, Ok(outcomes)) => {
+                    answered_ops += 1;
+                    match outcomes.next() {
+                        Some(Ok((record, created))) => {
+                            let (status, action) = if created { (201, "created") } else { (200, "updated") };
+                            json!({"line": n, "status": status, "id": record.meta.id.canonical(), "action": action})
+                        }
+                        Some(Err(e)) => error_line(n, &named_for_v2(rt, e.into())),
+                        None => error_line(n, &ApiError::internal()),
+                    }
+                }
+            };
+            serde_json::to_writer(&mut out, &result).expect("a JSON value serialises");
+            out.push(b'\n');
+        }
+        tx.send(Bytes::from(out)).await.map_err(|_| ClientGone)?;
     }
-    Bytes::from(out)
+    Ok(())
 }
+
+/// The response stream's reader is gone: nobody to answer.
+struct ClientGone;
 
 fn error_line(n: u64, e: &ApiError) -> Json {
     let body = error_body(e.code, &e.message, Json::Object(e.details.clone()));
