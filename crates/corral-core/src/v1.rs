@@ -10,6 +10,7 @@ use crate::normalize;
 use crate::record::{Record, RecordWrite};
 use crate::schema::field_by_v1_name;
 use crate::value::{CoerceContext, Value, coerce, to_v1_json};
+use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 /// How a v1 body is applied.
@@ -150,39 +151,55 @@ fn custom_fields(json: &Json, schema: &TenantSchema, write: &mut RecordWrite) ->
     Ok(())
 }
 
-/// Renders a record as its v1 document: every field present, unset ones as `null`, arrays as
-/// `[]`, `custom_fields` as an object.
-pub fn render(record: &Record, schema: &TenantSchema) -> Json {
+/// A record's v1 document, ready to serialise: its fields sorted by name (the order of a JSON
+/// object with sorted keys), written without building a map per record.
+pub struct Document<'a>(Vec<(&'a str, Json)>);
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (*k, v)))
+    }
+}
+
+/// A record as its v1 document: every field present, unset ones as `null`, arrays as `[]`,
+/// `custom_fields` as an object (see [`render`] for a JSON value).
+pub fn rendered<'a>(record: &'a Record, schema: &TenantSchema) -> Document<'a> {
     let m = &record.meta;
     let rt = record.record_type;
-    let mut doc = Map::new();
-    doc.insert("id".into(), json!(m.id.v1(rt)));
-    doc.insert("tenant_id".into(), json!(m.tenant_id));
-    doc.insert("app_id".into(), json!(m.app_id));
-    doc.insert("created_at".into(), json!(m.created_at.to_rfc3339()));
-    doc.insert("updated_at".into(), json!(m.updated_at.to_rfc3339()));
-    doc.insert("created_by".into(), json!(m.created_by));
-    doc.insert("updated_by".into(), json!(m.updated_by));
-    doc.insert("is_deleted".into(), json!(m.deleted_at.is_some()));
-    doc.insert("deleted_at".into(), json!(m.deleted_at.map(|t| t.to_rfc3339())));
-    doc.insert("deleted_by".into(), json!(m.deleted_by));
-    doc.insert("schema_version".into(), json!(m.schema_version));
-    doc.insert("version".into(), json!(m.version));
+    let mut doc: Vec<(&'a str, Json)> = Vec::with_capacity(64);
+    doc.push(("id", json!(m.id.v1(rt))));
+    doc.push(("tenant_id", json!(m.tenant_id)));
+    doc.push(("app_id", json!(m.app_id)));
+    doc.push(("created_at", json!(m.created_at.to_rfc3339())));
+    doc.push(("updated_at", json!(m.updated_at.to_rfc3339())));
+    doc.push(("created_by", json!(m.created_by)));
+    doc.push(("updated_by", json!(m.updated_by)));
+    doc.push(("is_deleted", json!(m.deleted_at.is_some())));
+    doc.push(("deleted_at", json!(m.deleted_at.map(|t| t.to_rfc3339()))));
+    doc.push(("deleted_by", json!(m.deleted_by)));
+    doc.push(("schema_version", json!(m.schema_version)));
+    doc.push(("version", json!(m.version)));
     for (field, value) in record.fields().iter().zip(&record.values) {
-        doc.insert(field.v1_name.into(), to_v1_json(field, value));
+        doc.push((field.v1_name, to_v1_json(field, value)));
     }
     if rt == RecordType::Account {
-        doc.insert("domain".into(), json!(record.primary_domain()));
+        doc.push(("domain", json!(record.primary_domain())));
         let names: Vec<&str> = record.domains.iter().map(|d| d.domain_name.as_str()).collect();
-        doc.insert("domains".into(), json!(names));
+        doc.push(("domains", json!(names)));
     }
     if rt == RecordType::Contact {
-        doc.insert("email".into(), json!(record.primary_email()));
-        doc.insert("phone".into(), json!(record.primary_phone()));
-        doc.insert("account_id".into(), json!(record.primary_account.map(|a| a.v1(RecordType::Account))));
+        doc.push(("email", json!(record.primary_email())));
+        doc.push(("phone", json!(record.primary_phone())));
+        doc.push(("account_id", json!(record.primary_account.map(|a| a.v1(RecordType::Account)))));
     }
-    doc.insert("custom_fields".into(), crate::custom::v1_values(record, schema));
-    Json::Object(doc)
+    doc.push(("custom_fields", crate::custom::v1_values(record, schema)));
+    doc.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Document(doc)
+}
+
+/// Renders a record as its v1 document (as [`rendered`], as a JSON value).
+pub fn render(record: &Record, schema: &TenantSchema) -> Json {
+    serde_json::to_value(rendered(record, schema)).expect("a v1 document serialises")
 }
 
 /// The JSON Schema (2020-12) of a v1 document of `record_type` in a tenant (docs/CONTRACT.md §6):
@@ -332,6 +349,28 @@ mod tests {
         assert_eq!(w.primary_domain, Some(None));
         let w = parse(json!({"domain": "https://www.Acme.com/x"}), WriteMode::Patch).unwrap();
         assert_eq!(w.primary_domain, Some(Some("acme.com".into())));
+    }
+
+    /// The document as written straight to a response is the JSON value [`render`] gives, key
+    /// for key and in the same order (no field named twice), for both record types.
+    #[test]
+    fn direct_serialisation_matches_the_json_value() {
+        let actor = Actor::new("t", "s", None, crate::record::ActorKind::User);
+        for rt in [RecordType::Account, RecordType::Contact] {
+            let schema = TenantSchema::builtin("t", rt);
+            let body = json!({"name": "Acme", "first_name": "Jo", "email": "jo@acme.com", "domain": "acme.com", "tags": ["a"]});
+            let mut body = body.as_object().unwrap().clone();
+            if rt == RecordType::Account {
+                body.retain(|k, _| !matches!(k.as_str(), "first_name" | "email"));
+            } else {
+                body.retain(|k, _| !matches!(k.as_str(), "name" | "domain"));
+            }
+            let write = parse_write(rt, &Json::Object(body), WriteMode::Create, &schema).unwrap();
+            let mut r = Record::new(rt, RecordMeta::new(&actor, Timestamp(0)));
+            r.apply(&write, Timestamp(0)).unwrap();
+            let direct = serde_json::to_string(&rendered(&r, &schema)).unwrap();
+            assert_eq!(direct, render(&r, &schema).to_string(), "{rt:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crate::ids::{RecordType, user_id_for_subject};
 use crate::record::{Record, RecordWrite};
 use crate::schema::{FieldDef, Stage, V2_META_ATTRIBUTES, ValueType, field_by_api_name, fields};
 use crate::value::{CoerceContext, Dialect, Value, coerce};
-use serde_json::{Map, Value as Json, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value as Json, json};
+use std::borrow::Cow;
 
 /// How a v2 body is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,65 +215,121 @@ fn value_json_of(vt: ValueType, v: &Value, stages: &[Stage]) -> Json {
     }
 }
 
-/// The attribute envelopes of a record, every schema attribute present.
-fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
+/// One rendered attribute: an envelope `{"value": V, "value_type": T}`, or a list of them
+/// (array attributes). Serialised straight to the output: a page of records is written
+/// without building a JSON tree per attribute (docs/PERFORMANCE.md, rendering).
+#[derive(Debug)]
+enum Attr {
+    One(&'static str, Json),
+    Many(&'static str, Vec<Json>),
+}
+
+/// `{"value": V, "value_type": T}` with borrowed parts (keys in the order a JSON object
+/// with sorted keys has, as every other object in a response).
+struct Envelope<'a>(&'static str, &'a Json);
+
+impl Serialize for Envelope<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("value", self.1)?;
+        map.serialize_entry("value_type", self.0)?;
+        map.end()
+    }
+}
+
+impl Serialize for Attr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Attr::One(vt, value) => Envelope(vt, value).serialize(s),
+            Attr::Many(vt, values) => s.collect_seq(values.iter().map(|v| Envelope(vt, v))),
+        }
+    }
+}
+
+/// A record in the v2 dialect, ready to serialise: `{"attributes", "created_at", "id",
+/// "record_type", "updated_at"}` with every schema attribute present (or the `only` ones).
+pub struct RenderedRecord<'a> {
+    record: &'a Record,
+    /// Sorted by name.
+    attributes: Vec<(Cow<'a, str>, Attr)>,
+}
+
+impl Serialize for RenderedRecord<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Attributes<'b>(&'b [(Cow<'b, str>, Attr)]);
+        impl Serialize for Attributes<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), v)))
+            }
+        }
+        let m = &self.record.meta;
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("attributes", &Attributes(&self.attributes))?;
+        map.serialize_entry("created_at", &m.created_at.to_rfc3339())?;
+        map.serialize_entry("id", &m.id.canonical())?;
+        map.serialize_entry("record_type", self.record.record_type.api_name())?;
+        map.serialize_entry("updated_at", &m.updated_at.to_rfc3339())?;
+        map.end()
+    }
+}
+
+/// The attributes of a record, every schema attribute present, sorted by name.
+fn attributes<'a>(record: &'a Record, ctx: &RenderContext<'a>) -> Vec<(Cow<'a, str>, Attr)> {
     let rt = record.record_type;
     let m = &record.meta;
     let user = |sub: &str| reference(user_id_for_subject(&m.tenant_id, sub).canonical(), RecordType::User);
-    let mut out = Map::new();
+    let mut out: Vec<(Cow<'a, str>, Attr)> = Vec::with_capacity(64);
+    let mut put = |name: Cow<'a, str>, attr: Attr| {
+        if ctx.only.is_none_or(|only| only.iter().any(|o| *o == name)) {
+            out.push((name, attr));
+        }
+    };
     let organization = if uuid::Uuid::try_parse(&m.tenant_id).is_ok() { "uuid" } else { "string" };
-    out.insert("id".into(), envelope("uuid", json!(m.id.canonical())));
-    out.insert("organization_id".into(), envelope(organization, json!(m.tenant_id)));
-    out.insert("app_id".into(), envelope("string", json!(m.app_id)));
-    out.insert("created_at".into(), envelope("timestamp", json!(m.created_at.to_rfc3339())));
-    out.insert("updated_at".into(), envelope("timestamp", json!(m.updated_at.to_rfc3339())));
-    out.insert("created_by_user_id".into(), envelope("record_reference", user(&m.created_by)));
-    out.insert("updated_by_user_id".into(), envelope("record_reference", user(&m.updated_by)));
-    out.insert("archived_at".into(), envelope("timestamp", json!(m.deleted_at.map(|t| t.to_rfc3339()))));
-    out.insert(
+    put("id".into(), Attr::One("uuid", json!(m.id.canonical())));
+    put("organization_id".into(), Attr::One(organization, json!(m.tenant_id)));
+    put("app_id".into(), Attr::One("string", json!(m.app_id)));
+    put("created_at".into(), Attr::One("timestamp", json!(m.created_at.to_rfc3339())));
+    put("updated_at".into(), Attr::One("timestamp", json!(m.updated_at.to_rfc3339())));
+    put("created_by_user_id".into(), Attr::One("record_reference", user(&m.created_by)));
+    put("updated_by_user_id".into(), Attr::One("record_reference", user(&m.updated_by)));
+    put("archived_at".into(), Attr::One("timestamp", json!(m.deleted_at.map(|t| t.to_rfc3339()))));
+    put(
         "archived_by_user_id".into(),
-        envelope("record_reference", m.deleted_by.as_deref().map(user).unwrap_or(Json::Null)),
+        Attr::One("record_reference", m.deleted_by.as_deref().map(user).unwrap_or(Json::Null)),
     );
-    out.insert("schema_version".into(), envelope("number", json!(m.schema_version)));
-    out.insert("version".into(), envelope("number", json!(m.version)));
+    put("schema_version".into(), Attr::One("number", json!(m.schema_version)));
+    put("version".into(), Attr::One("number", json!(m.version)));
     for (f, v) in record.fields().iter().zip(&record.values) {
         let vt = type_name(rt, f);
         let rendered = match v {
-            _ if is_first_of_list(rt, f) => envelope(vt, value_json(f, v, &ctx.schema.stages)),
-            Value::List(items) => Json::Array(
-                items
-                    .iter()
-                    .map(|i| envelope(vt, value_json(f, &Value::Text(i.clone()), &ctx.schema.stages)))
-                    .collect(),
+            _ if is_first_of_list(rt, f) => Attr::One(vt, value_json(f, v, &ctx.schema.stages)),
+            Value::List(items) => Attr::Many(
+                vt,
+                items.iter().map(|i| value_json(f, &Value::Text(i.clone()), &ctx.schema.stages)).collect(),
             ),
-            Value::Addresses(list) if f.is_array => Json::Array(list.iter().map(|a| envelope(vt, json!(a))).collect()),
-            _ if f.is_array => Json::Array(Vec::new()),
-            _ => envelope(vt, value_json(f, v, &ctx.schema.stages)),
+            Value::Addresses(list) if f.is_array => Attr::Many(vt, list.iter().map(|a| json!(a)).collect()),
+            _ if f.is_array => Attr::Many(vt, Vec::new()),
+            _ => Attr::One(vt, value_json(f, v, &ctx.schema.stages)),
         };
-        out.insert(f.api_name.into(), rendered);
+        put(f.api_name.into(), rendered);
     }
     if rt == RecordType::Account {
-        let domains = record
-            .domains
-            .iter()
-            .map(|d| envelope("account_domain", json!({"domain_name": d.domain_name, "is_primary": d.is_primary})))
-            .collect();
-        out.insert("domains".into(), Json::Array(domains));
+        let domains =
+            record.domains.iter().map(|d| json!({"domain_name": d.domain_name, "is_primary": d.is_primary})).collect();
+        put("domains".into(), Attr::Many("account_domain", domains));
     }
     if rt == RecordType::Contact {
-        let items = |list: &[crate::record::ContactItem], vt: &str, key: &str| {
+        let items = |list: &[crate::record::ContactItem], vt: &'static str, key: &str| {
             let rendered = list
                 .iter()
-                .map(|i| {
-                    envelope(vt, json!({"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels}))
-                })
+                .map(|i| json!({"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels}))
                 .collect();
-            Json::Array(rendered)
+            Attr::Many(vt, rendered)
         };
-        out.insert("primary_email".into(), envelope("email", json!(record.primary_email())));
-        out.insert("contact_emails".into(), items(&record.emails, "contact_email", "email"));
-        out.insert("primary_phone_number".into(), envelope("phone_number", json!(record.primary_phone())));
-        out.insert("contact_phone_numbers".into(), items(&record.phones, "contact_phone_number", "phone_number"));
+        put("primary_email".into(), Attr::One("email", json!(record.primary_email())));
+        put("contact_emails".into(), items(&record.emails, "contact_email", "email"));
+        put("primary_phone_number".into(), Attr::One("phone_number", json!(record.primary_phone())));
+        put("contact_phone_numbers".into(), items(&record.phones, "contact_phone_number", "phone_number"));
     }
     for def in &ctx.schema.custom {
         let vt = def.value_type.api_name(rt);
@@ -284,31 +342,27 @@ fn attributes(record: &Record, ctx: &RenderContext<'_>) -> Map<String, Json> {
                     ),
                     _ => Value::Text(i.clone()),
                 };
-                Json::Array(
-                    items.iter().map(|i| envelope(vt, value_json_of(def.value_type, &item(i), &def.options))).collect(),
-                )
+                Attr::Many(vt, items.iter().map(|i| value_json_of(def.value_type, &item(i), &def.options)).collect())
             }
-            (_, true) => Json::Array(Vec::new()),
-            _ => envelope(vt, value_json_of(def.value_type, &value, &def.options)),
+            (_, true) => Attr::Many(vt, Vec::new()),
+            _ => Attr::One(vt, value_json_of(def.value_type, &value, &def.options)),
         };
-        out.insert(def.api_name.clone(), rendered);
+        put(Cow::Borrowed(def.api_name.as_str()), rendered);
     }
-    if let Some(only) = ctx.only {
-        out.retain(|k, _| only.iter().any(|o| o == k));
-    }
+    // Byte-wise by name, as a JSON object with sorted keys (the order every client has seen).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A record as `{"id", "record_type", "created_at", "updated_at", "attributes"}`, to serialise
+/// into a response (see [`render`] for a JSON value).
+pub fn rendered<'a>(record: &'a Record, ctx: &RenderContext<'a>) -> RenderedRecord<'a> {
+    RenderedRecord { record, attributes: attributes(record, ctx) }
 }
 
 /// A record as `{"id", "record_type", "created_at", "updated_at", "attributes"}`.
 pub fn render(record: &Record, ctx: &RenderContext<'_>) -> Json {
-    let m = &record.meta;
-    json!({
-        "id": m.id.canonical(),
-        "record_type": record.record_type.api_name(),
-        "created_at": m.created_at.to_rfc3339(),
-        "updated_at": m.updated_at.to_rfc3339(),
-        "attributes": attributes(record, ctx),
-    })
+    serde_json::to_value(rendered(record, ctx)).expect("a rendered record serialises")
 }
 
 /// Every attribute name a record type renders in a tenant (for checking `?fields=`).
@@ -524,6 +578,40 @@ mod tests {
 
     fn parse(body: Json, mode: WriteMode) -> CoreResult<RecordWrite> {
         parse_write(RecordType::Account, &body, mode, &TenantSchema::builtin("t", RecordType::Account))
+    }
+
+    /// The record as written straight to a response is the JSON value [`render`] gives, key
+    /// for key and in the same order (sorted keys), for both record types, custom attributes
+    /// (single and array, named to sort among the built-in ones) and `fields`.
+    #[test]
+    fn direct_serialisation_matches_the_json_value() {
+        let actor = Actor::new("t", "s", None, crate::record::ActorKind::User);
+        for rt in [RecordType::Account, RecordType::Contact] {
+            let mut schema = TenantSchema::builtin("t", rt);
+            for def in [
+                json!({"api_name": "zz_regions", "value_type": "string", "is_array": true}),
+                json!({"api_name": "aa_seats", "value_type": "number"}),
+                json!({"api_name": "m_stage", "value_type": "select", "options": [{"api_name": "gold"}]}),
+            ] {
+                schema.custom.push(crate::custom::parse_definition(rt, &def, &[]).unwrap());
+            }
+            let body = if rt == RecordType::Contact {
+                json!({"attributes": {"first_name": "Jo", "primary_email": "jo@acme.com", "aa_seats": 3, "zz_regions": ["x"]}})
+            } else {
+                json!({"attributes": {"display_name": "Acme", "tags": ["a", "b"], "zz_regions": ["emea", "apac"], "aa_seats": 3, "m_stage": "gold"}})
+            };
+            let write = parse_write(rt, &body, WriteMode::Create, &schema).unwrap();
+            let mut record = Record::new(rt, RecordMeta::new(&actor, Timestamp(0)));
+            record.apply(&write, Timestamp(0)).unwrap();
+            let only = vec!["tags".to_owned(), "aa_seats".to_owned(), "id".to_owned()];
+            for only in [None, Some(only.as_slice())] {
+                let ctx = RenderContext { schema: &schema, only };
+                let direct = serde_json::to_string(&rendered(&record, &ctx)).unwrap();
+                let value = render(&record, &ctx);
+                assert_eq!(direct, value.to_string(), "{rt:?}");
+                assert_eq!(value["attributes"]["aa_seats"]["value"], 3, "{value}");
+            }
+        }
     }
 
     #[test]

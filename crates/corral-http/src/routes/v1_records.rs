@@ -28,7 +28,8 @@ fn collection(name: &str) -> ApiResult<RecordType> {
 
 /// A JSON response with the record's `ETag`.
 fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -> Response {
-    json_response(status, v1::render(record, schema).to_string(), Some(record.meta.version))
+    let body = serde_json::to_string(&v1::rendered(record, schema)).expect("a document serialises");
+    json_response(status, body, Some(record.meta.version))
 }
 
 fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
@@ -49,16 +50,27 @@ pub async fn list(
     let request = ListRequest::from_v1_params(&params)?;
     let page =
         page(&state, &principal.actor, rt, request.query, request.cursor.as_deref(), request.limit, count).await?;
-    let mut body = json!({
-        "data": page.records.iter().map(|r| v1::render(r, &page.schema)).collect::<Vec<_>>(),
-        "has_more": page.next_cursor.is_some(),
-        "next_cursor": page.next_cursor,
-    });
-    if let Some((total, estimate)) = page.total {
-        body["total"] = json!(total);
-        body["total_is_estimate"] = json!(estimate);
-    }
-    Ok(json_response(StatusCode::OK, body.to_string(), None))
+    // Written straight to the body, document by document (no JSON tree of the page).
+    let body = ListPage {
+        data: page.records.iter().map(|r| v1::rendered(r, &page.schema)).collect(),
+        has_more: page.next_cursor.is_some(),
+        next_cursor: page.next_cursor,
+        total: page.total.map(|(total, _)| total),
+        total_is_estimate: page.total.map(|(_, estimate)| estimate),
+    };
+    Ok(json_response(StatusCode::OK, serde_json::to_string(&body).expect("a page serialises"), None))
+}
+
+/// The v1 list answer (keys sorted, as every object).
+#[derive(serde::Serialize)]
+struct ListPage<'a> {
+    data: Vec<v1::Document<'a>>,
+    has_more: bool,
+    next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_is_estimate: Option<bool>,
 }
 
 /// `GET /api/v1/crm/accounts/{id}` (`?include_deleted=true` also finds archived ones).

@@ -74,8 +74,18 @@ fn render(record: &Record, schema: &TenantSchema, only: Option<&[String]>) -> Js
     v2::render(record, &RenderContext { schema, only })
 }
 
+/// `{"data": record}`, written straight to the body.
+fn record_body(record: &Record, schema: &TenantSchema, only: Option<&[String]>) -> String {
+    #[derive(serde::Serialize)]
+    struct One<'a> {
+        data: v2::RenderedRecord<'a>,
+    }
+    let ctx = RenderContext { schema, only };
+    serde_json::to_string(&One { data: v2::rendered(record, &ctx) }).expect("a record serialises")
+}
+
 fn record_response(status: StatusCode, record: &Record, schema: &TenantSchema) -> Response {
-    json_response(status, json!({"data": render(record, schema, None)}).to_string(), Some(record.meta.version))
+    json_response(status, record_body(record, schema, None), Some(record.meta.version))
 }
 
 /// `POST /api/v2/{rt}`: 201 with the record and `Location`.
@@ -131,8 +141,7 @@ pub async fn get(
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
     }
     let record = state.store().get_record(&principal.actor, rt, id, include_archived).await?;
-    let body = json!({"data": render(&record, &schema, only.as_deref())});
-    Ok(json_response(StatusCode::OK, body.to_string(), Some(record.meta.version)))
+    Ok(json_response(StatusCode::OK, record_body(&record, &schema, only.as_deref()), Some(record.meta.version)))
 }
 
 /// `PATCH /api/v2/{rt}/{id}`: omitted = unchanged, null = clear, arrays replace.
@@ -292,14 +301,24 @@ pub async fn query(
         }
     }
     let page = page(&state, &principal.actor, rt, given.then_some(query), cursor, limit, count).await?;
-    let mut body = json!({
-        "data": page.records.iter().map(|r| render(r, &page.schema, fields.as_deref())).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    });
-    if let Some((total, estimate)) = page.total {
-        body["meta"] = json!({"total": total, "total_is_estimate": estimate});
-    }
-    Ok(json_response(StatusCode::OK, body.to_string(), None))
+    // Written straight to the body, record by record (no JSON tree of the page).
+    let ctx = RenderContext { schema: &page.schema, only: fields.as_deref() };
+    let body = QueryPage {
+        data: page.records.iter().map(|r| v2::rendered(r, &ctx)).collect(),
+        meta: page.total.map(|(total, estimate)| json!({"total": total, "total_is_estimate": estimate})),
+        next_cursor: page.next_cursor,
+    };
+    let body = serde_json::to_string(&body).expect("a page serialises");
+    Ok(json_response(StatusCode::OK, body, None))
+}
+
+/// The `_query` answer: `{"data", "meta"?, "next_cursor"}` (keys sorted, as every object).
+#[derive(serde::Serialize)]
+struct QueryPage<'a> {
+    data: Vec<v2::RenderedRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Json>,
+    next_cursor: Option<String>,
 }
 
 /// `POST /api/v2/{rt}/_assert` (docs/CONTRACT.md §7.7): `{"match": {...}, "attributes": {...}}`;
