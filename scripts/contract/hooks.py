@@ -6,6 +6,7 @@ Credentials are not set here: headers from schemathesis's configuration win over
 schemathesis.toml sets them (including the scratch tenant's token for schema changes).
 """
 
+import collections.abc
 import datetime
 import json
 import os
@@ -61,10 +62,12 @@ def _targets():
     return _TARGETS
 
 
-def _point_references(obj, targets):
+def _point_references(obj, targets, own_id=None):
     for name, record_type in _REFERENCES.items():
         if name in obj and obj[name] is not None and record_type in targets:
-            obj[name] = targets[record_type]
+            # A record cannot be its own parent or manager (422, docs/API.md): when the record
+            # written is the target itself, the reference is cleared instead.
+            obj[name] = None if targets[record_type] == own_id else targets[record_type]
 
 
 @schemathesis.hook("map_case")
@@ -85,7 +88,8 @@ def map_case_state(context, case):
     if meta is None or not meta.generation.mode.is_positive:
         return case
     targets = _targets()
-    headers = case.headers if isinstance(case.headers, dict) else None
+    # Headers are a case-insensitive mapping, not a dict.
+    headers = case.headers if isinstance(case.headers, collections.abc.MutableMapping) else None
     if headers is not None:
         for name in list(headers):
             if name.lower() == "idempotency-key":
@@ -97,18 +101,20 @@ def map_case_state(context, case):
     if path == "/api/admin/api-keys" and case.method.upper() == "POST" and body.get("expires_at") is not None:
         tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
-    _point_references(body, targets)
+    own_id = _bare_id(str((case.path_parameters or {}).get("id", "")))
+    _point_references(body, targets, own_id)
     if isinstance(body.get("attributes"), dict):
         attributes = body["attributes"]
         for name, record_type in _REFERENCES.items():
             value = attributes.get(name)
             if value is None or record_type not in targets:
                 continue
+            target = None if targets[record_type] == own_id else targets[record_type]
             if isinstance(value, dict) and "value_type" in value:
                 if value.get("value") is not None:
-                    value["value"] = targets[record_type]
+                    value["value"] = target
             else:
-                attributes[name] = targets[record_type]
+                attributes[name] = target
     if "/relationship/" in path and ("related_record_id" in body or "related_record_match" in body):
         other = "contact" if path.startswith("/api/v2/account/") else "account"
         body.pop("related_record_match", None)
@@ -177,7 +183,7 @@ def before_call(context, case, kwargs):
         return
     headers = kwargs.get("headers")
     for container in (headers, case.headers):
-        if isinstance(container, dict):
+        if isinstance(container, collections.abc.MutableMapping):
             for name in list(container):
                 if name.lower() == "idempotency-key":
                     container[name] = str(uuid.uuid4())

@@ -841,11 +841,15 @@ fn change_feeds(out: &mut Vec<Op>) {
         ("/api/v2/_changes", "v2_changes", "v2", "ChangeFeed", "account,contact"),
         ("/api/v1/crm/changes", "v1_changes", "v1", "ChangeFeedV1", "accounts,contacts (or account,contact)"),
     ] {
+        // Only the names the feed knows (an unknown one is 400 invalid_query_parameter), either
+        // spelling in both dialects, spaces and empty items ignored, at least one name.
+        let name = "(accounts?|contacts?)";
+        let pattern = format!("^( *,)* *{name} *(,( *| *{name} *))*$");
         out.push(
             op("get", path, id, tag, "The change feed: every change of the tenant's records, oldest first")
                 .describe("Ordered, resumable and gap-free (docs/API.md, Change feed). Resume from `next_cursor`, which is always present; a cursor past the retention period is 410 cursor_expired. Reading a type needs its read scope.")
                 .query("after", json!({"type": "string", "minLength": 1}), "a next_cursor; without it the feed starts at the oldest retained event")
-                .query("types", json!({"type": "string", "pattern": "^[a-z, ]+$"}), &format!("record types, comma separated: {types}; default every type the caller may read"))
+                .query("types", json!({"type": "string", "pattern": pattern}), &format!("record types, comma separated: {types}; default every type the caller may read"))
                 .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
                 .reply(200, "One page of events", Some(schema), &[]),
         );
