@@ -6,12 +6,20 @@ Credentials are not set here: headers from schemathesis's configuration win over
 schemathesis.toml sets them (including the scratch tenant's token for schema changes).
 """
 
+import collections.abc
 import datetime
 import json
 import os
+import urllib.request
 import uuid
 
 import schemathesis
+
+# The `_bulk` bodies are NDJSON byte streams: the document types them as binary strings
+# (`format: binary`, the line schema in `x-item-schema`; docs/API.md, "The OpenAPI document"),
+# and a byte stream is sent as is, like any `application/octet-stream` body. Schemathesis has no
+# serializer of its own for the media type and would otherwise send no request at all.
+schemathesis.serializer.alias("application/x-ndjson", "application/octet-stream")
 
 
 @schemathesis.hook
@@ -31,8 +39,9 @@ def map_case(context, case):
     if meta is None or not meta.generation.mode.is_positive:
         return case
     for container in (case.query, case.body):  # GET lists: query; POST …/_query: body
-        if isinstance(container, dict) and isinstance(container.get("cursor"), str) and container["cursor"]:
-            del container["cursor"]
+        for name in ("cursor", "after"):  # the change feeds' cursor is `after`
+            if isinstance(container, dict) and isinstance(container.get(name), str) and container[name]:
+                del container[name]
     return case
 
 
@@ -53,10 +62,12 @@ def _targets():
     return _TARGETS
 
 
-def _point_references(obj, targets):
+def _point_references(obj, targets, own_id=None):
     for name, record_type in _REFERENCES.items():
         if name in obj and obj[name] is not None and record_type in targets:
-            obj[name] = targets[record_type]
+            # A record cannot be its own parent or manager (422, docs/API.md): when the record
+            # written is the target itself, the reference is cleared instead.
+            obj[name] = None if targets[record_type] == own_id else targets[record_type]
 
 
 @schemathesis.hook("map_case")
@@ -77,7 +88,8 @@ def map_case_state(context, case):
     if meta is None or not meta.generation.mode.is_positive:
         return case
     targets = _targets()
-    headers = case.headers if isinstance(case.headers, dict) else None
+    # Headers are a case-insensitive mapping, not a dict.
+    headers = case.headers if isinstance(case.headers, collections.abc.MutableMapping) else None
     if headers is not None:
         for name in list(headers):
             if name.lower() == "idempotency-key":
@@ -89,20 +101,89 @@ def map_case_state(context, case):
     if path == "/api/admin/api-keys" and case.method.upper() == "POST" and body.get("expires_at") is not None:
         tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
-    _point_references(body, targets)
+    own_id = _bare_id(str((case.path_parameters or {}).get("id", "")))
+    _point_references(body, targets, own_id)
     if isinstance(body.get("attributes"), dict):
         attributes = body["attributes"]
         for name, record_type in _REFERENCES.items():
             value = attributes.get(name)
             if value is None or record_type not in targets:
                 continue
+            target = None if targets[record_type] == own_id else targets[record_type]
             if isinstance(value, dict) and "value_type" in value:
                 if value.get("value") is not None:
-                    value["value"] = targets[record_type]
+                    value["value"] = target
             else:
-                attributes[name] = targets[record_type]
+                attributes[name] = target
     if "/relationship/" in path and ("related_record_id" in body or "related_record_match" in body):
         other = "contact" if path.startswith("/api/v2/account/") else "account"
         body.pop("related_record_match", None)
         body["related_record_id"] = targets.get(other, body.get("related_record_id"))
     return case
+
+
+# Record deletions, by operation path: the record type each removes.
+_RECORD_DELETES = {
+    "/api/v1/crm/accounts/{id}": "account", "/api/v2/account/{id}": "account",
+    "/api/v1/crm/contacts/{id}": "contact", "/api/v2/contact/{id}": "contact",
+}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """A reference target that a generated DELETE removed is replaced by a new record.
+
+    The stateful phase follows ids from list and query responses into DELETE (archive, or purge
+    with `?purge=true`), so it can archive the records `map_case_state` points references at;
+    every later valid write naming one would then meet `422 target_record_not_found`, which is
+    right for the server and wrong for the run. The DELETE and its response are checked as sent
+    (nothing is restored: a later read of the deleted record must still be 404); only the
+    targets later cases are pointed at move to a fresh record, made the way scripts/contract-check
+    made the first (v1 POST with the run's token).
+    """
+    record_type = _RECORD_DELETES.get(case.operation.path)
+    if case.method.upper() != "DELETE" or record_type is None or not 200 <= response.status_code < 300:
+        return
+    targets = _targets()
+    deleted = _bare_id(str((case.path_parameters or {}).get("id", "")))
+    if targets.get(record_type) != deleted:
+        return
+    base = response.request.url.split("/api/", 1)[0]
+    token = os.environ["CORRAL_CONTRACT_TOKEN"]
+    collection, body = {
+        "account": ("accounts", {"name": "Reference Target"}),
+        "contact": ("contacts", {"first_name": "Ref", "last_name": "Target"}),
+    }[record_type]
+    request = urllib.request.Request(
+        f"{base}/api/v1/crm/{collection}", method="POST", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as created:
+        targets[record_type] = _bare_id(json.load(created)["id"])
+
+
+def _bare_id(record_id):
+    """A record id without its v1 prefix (`acc-…`, `con-…`, `usr-…`), as the targets hold it."""
+    prefix, _, rest = record_id.partition("-")
+    return rest if prefix in ("acc", "con", "usr") else record_id
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Every valid request with an `Idempotency-Key` sends a key of its own.
+
+    `map_case_state` gives each generated create its own key, but phases also send variants of
+    one case (the coverage phase's, and a check's re-sends), which would reuse it with another
+    body: `422 idempotency_key_reused` (docs/API.md), right for the server and not a finding.
+    A fresh key right before each call keeps every request a first one. Requests generated to
+    be invalid keep the key they were generated with.
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    headers = kwargs.get("headers")
+    for container in (headers, case.headers):
+        if isinstance(container, collections.abc.MutableMapping):
+            for name in list(container):
+                if name.lower() == "idempotency-key":
+                    container[name] = str(uuid.uuid4())

@@ -133,9 +133,11 @@ fn display_name_field(obj: &Map<String, Json>, key: &str) -> CoreResult<Option<S
     }
 }
 
+/// A flag: absent is `false`; sent, it must be `true` or `false` (`null` too is refused, as the
+/// OpenAPI document says; found by schemathesis).
 fn flag(obj: &Map<String, Json>, key: &str) -> CoreResult<bool> {
     match obj.get(key) {
-        None | Some(Json::Null) => Ok(false),
+        None => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
         Some(_) => Err(CoreError::invalid_value(key, "expected true or false")),
     }
@@ -167,7 +169,14 @@ pub fn parse_definition(rt: RecordType, body: &Json, reserved: &[&str]) -> CoreR
         return Err(CoreError::invalid_value("api_name", format!("`{api_name}` is a built-in attribute of {rt}")));
     }
     let type_name = string_field(obj, "value_type")?.ok_or_else(|| CoreError::required_missing("value_type"))?;
-    let value_type = value_type(&type_name, obj.get("target").and_then(Json::as_str), rt)?;
+    // `target` names a record type whenever it is sent (the document's enum), not only on a
+    // record_reference, where it is required (docs/API.md, custom attributes).
+    let target = match obj.get("target") {
+        None => None,
+        Some(Json::String(t)) if RecordType::from_api_name(t).is_some() => Some(t.as_str()),
+        Some(_) => return Err(CoreError::invalid_value("target", "must be account, contact or user")),
+    };
+    let value_type = value_type(&type_name, target, rt)?;
     let is_array = flag(obj, "is_array")?;
     if is_array && !arrays_allowed(value_type) {
         return Err(CoreError::invalid_value("is_array", format!("arrays of {type_name} are not supported")));
@@ -419,6 +428,10 @@ mod tests {
             (json!({"api_name": "x", "value_type": "select"}), "options"),
             (json!({"api_name": "x", "value_type": "string", "options": [{"api_name": "a"}]}), "options"),
             (json!({"api_name": "x", "value_type": "record_reference"}), "target"),
+            (json!({"api_name": "x", "value_type": "record_reference", "target": "deal"}), "target"),
+            (json!({"api_name": "x", "value_type": "string", "target": "deal"}), "target"),
+            (json!({"api_name": "x", "value_type": "string", "target": null}), "target"),
+            (json!({"api_name": "x", "value_type": "string", "target": 5}), "target"),
             (json!({"api_name": "x", "value_type": "number", "is_array": true}), "is_array"),
             (json!({"api_name": "x", "value_type": "string", "is_unique": true}), "is_unique"),
         ] {

@@ -388,9 +388,10 @@ fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema:
             (_, ValueType::Stage) => {
                 Value::Text(resolve_stage(&schema.stages, s).ok_or_else(|| bad("unknown stage"))?.api_name.clone())
             }
-            (_, ValueType::Reference(_)) => {
-                let id = s.split_once('-').filter(|(p, _)| p.len() == 3).map(|(_, rest)| rest).unwrap_or(s);
-                Value::Text(uuid::Uuid::try_parse(id).map_err(|_| bad("expected an id"))?.hyphenated().to_string())
+            // Parsed like every id (trimmed; the target type's v1 prefix or none), so a filter
+            // takes what the OpenAPI document's id pattern describes (found by schemathesis).
+            (_, ValueType::Reference(target)) => {
+                Value::Text(crate::RecordId::parse(target, s).ok_or_else(|| bad("expected an id"))?.canonical())
             }
             _ => Value::Text(s.clone()),
         },

@@ -81,6 +81,18 @@ pub fn email(input: &str) -> Result<String, &'static str> {
     if !host.contains('.') || host.starts_with('.') || host.ends_with('.') {
         return Err("not a valid email domain");
     }
+    // Host names only (letters, digits, inner hyphens; Unicode arrives here as `xn--`): IDNA
+    // lets through symbols such as `*` (found by schemathesis).
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !host.split('.').all(label_ok) {
+        return Err("not a valid email domain");
+    }
     Ok(format!("{local}@{host}"))
 }
 
@@ -94,8 +106,15 @@ pub fn email_domain(normalised: &str) -> &str {
     normalised.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
-/// Validates an absolute http(s) URL; the value is kept as given after trimming.
+/// Longest URL, in characters as sent.
+pub const MAX_URL_CHARS: usize = 2_048;
+
+/// Validates an absolute http(s) URL of at most [`MAX_URL_CHARS`]; the value is kept as given
+/// after trimming.
 pub fn url(input: &str) -> Result<String, &'static str> {
+    if input.chars().count() > MAX_URL_CHARS {
+        return Err("a URL is at most 2048 characters");
+    }
     let s = input.trim();
     if !storable(s) {
         return Err("NUL characters are not allowed");
@@ -142,11 +161,20 @@ pub fn bounded(input: &str, max_chars: usize) -> Result<String, String> {
 }
 
 /// Tags: each trimmed, empty ones refused, duplicates (case-insensitive) dropped keeping the
-/// first spelling and the order; at most [`MAX_TAGS`] of at most [`MAX_TAG_CHARS`] each.
+/// first spelling and the order; at most [`MAX_TAGS`] sent, each at most [`MAX_TAG_CHARS`] as
+/// sent. The limits count what the client sent, not what is left after trimming and dropping
+/// duplicates, so the OpenAPI document's `maxItems` and `maxLength` state them exactly
+/// (docs/API.md, "Tags").
 pub fn tags<'a>(input: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for raw in input {
+    for (i, raw) in input.into_iter().enumerate() {
+        if i >= MAX_TAGS {
+            return Err(format!("at most {MAX_TAGS} tags"));
+        }
+        if raw.chars().count() > MAX_TAG_CHARS {
+            return Err(format!("a tag is at most {MAX_TAG_CHARS} characters"));
+        }
         let t = raw.trim();
         if !storable(t) {
             return Err("NUL characters are not allowed".into());
@@ -154,15 +182,9 @@ pub fn tags<'a>(input: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>,
         if t.is_empty() {
             return Err("tags cannot be empty".into());
         }
-        if t.chars().count() > MAX_TAG_CHARS {
-            return Err(format!("a tag is at most {MAX_TAG_CHARS} characters"));
-        }
         if seen.insert(t.to_lowercase()) {
             out.push(t.to_owned());
         }
-    }
-    if out.len() > MAX_TAGS {
-        return Err(format!("at most {MAX_TAGS} tags"));
     }
     Ok(out)
 }
@@ -235,7 +257,17 @@ mod tests {
         assert_eq!(email(" Jane.Doe@ACME.com ").unwrap(), "Jane.Doe@acme.com");
         assert_eq!(email_key("Jane.Doe@acme.com"), "jane.doe@acme.com");
         assert_eq!(email_domain("Jane.Doe@acme.com"), "acme.com");
-        for bad in ["", "jane", "@acme.com", "jane@", "jane@localhost", "ja ne@acme.com"] {
+        for bad in [
+            "",
+            "jane",
+            "@acme.com",
+            "jane@",
+            "jane@localhost",
+            "ja ne@acme.com",
+            "jane@acme.com*",
+            "jane@a_b.com",
+            "jane@-a.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }
@@ -246,6 +278,16 @@ mod tests {
         for bad in ["acme.com", "ftp://acme.com", "javascript:alert(1)", "https://"] {
             assert!(url(bad).is_err(), "{bad}");
         }
+        // What the OpenAPI document's URL pattern rules out, the parser refuses too.
+        for bad in ["http://a:65536", "http://a.1", "http://999999999999"] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        for good in ["http://a:65535", "http://1.a", "HTTP://A.B:0/x/"] {
+            assert!(url(good).is_ok(), "{good}");
+        }
+        let long = format!("https://acme.com/{}", "x".repeat(MAX_URL_CHARS));
+        assert!(url(&long).is_err());
+        assert!(url(&long[..MAX_URL_CHARS]).is_ok());
     }
 
     #[test]
@@ -258,6 +300,10 @@ mod tests {
         assert!(tags(std::iter::repeat_n("x".repeat(101).as_str(), 1)).is_err());
         let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
         assert!(tags(many.iter().map(String::as_str)).is_err());
+        // The limits count what was sent: padding counts, duplicates count.
+        assert!(tags([format!(" {} ", "x".repeat(99)).as_str()]).is_err());
+        assert!(tags(std::iter::repeat_n("x", 101)).is_err());
+        assert_eq!(tags(std::iter::repeat_n("x", 100)).unwrap(), ["x"]);
     }
 
     proptest! {

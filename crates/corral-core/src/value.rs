@@ -184,6 +184,11 @@ pub fn coerce_spec(field: &Spec<'_>, json: &Json) -> CoreResult<Value> {
 }
 
 fn address(name: &str, json: &Json) -> CoreResult<Address> {
+    // Only an object: serde would also fill the struct from an array, position by position
+    // (found by schemathesis: `"address": []` was accepted).
+    if !json.is_object() {
+        return Err(CoreError::invalid_value(name, "expected an address object"));
+    }
     let a: Address = serde_json::from_value(json.clone())
         .map_err(|e| CoreError::invalid_value(name, format!("not an address object ({e})")))?;
     for part in
@@ -318,7 +323,15 @@ fn currency(name: &str, json: &Json) -> CoreResult<Decimal> {
 }
 
 fn parse_decimal(s: &str) -> Option<Decimal> {
-    if s.contains(['e', 'E']) { Decimal::from_scientific(s).ok() } else { Decimal::from_str(s).ok() }
+    if s.contains(['e', 'E']) {
+        // A number smaller than the 28 decimal places a decimal keeps (`2.2e-311`, which JSON
+        // allows) rounds to zero instead of being refused (found by schemathesis).
+        Decimal::from_scientific(s)
+            .ok()
+            .or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite() && f.abs() < 1e-28).map(|_| Decimal::ZERO))
+    } else {
+        Decimal::from_str(s).ok()
+    }
 }
 
 /// The v1 JSON spelling of a value of `field`.
@@ -409,7 +422,12 @@ mod tests {
         assert_eq!(c("tags", json!([" a", "A", "b"])), Ok(Value::List(vec!["a".into(), "b".into()])));
         assert_eq!(c("tags", Json::Null), Ok(Value::List(vec![])));
         assert!(c("name", json!("x".repeat(1001))).is_err());
+        assert_eq!(parse_decimal("2.225073858507e-311"), Some(Decimal::ZERO));
+        assert_eq!(parse_decimal("1e-320"), Some(Decimal::ZERO));
+        assert!(parse_decimal("1e400").is_none());
         assert!(c("addresses", json!([{"city": "Oslo", "planet": "Earth"}])).is_err());
+        assert!(c("addresses", json!([[]])).is_err());
+        assert!(c("addresses", json!([["Home", "1 Main St"]])).is_err());
         let err = c("owner_id", json!("acc-0193")).unwrap_err();
         assert_eq!(err.details["field"], "owner_id");
         assert_eq!(ACCOUNT_FIELDS.len(), 25);

@@ -70,6 +70,9 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v2/{rt}/_assert", post(v2_records::assert))
         // Bodies of any size stream through (see routes::bulk); no 1 MiB body cap here.
         .route("/api/v2/{rt}/_bulk", post(bulk::bulk).layer(DefaultBodyLimit::disable()))
+        // Users are read-only here: their own routes, so a 405 lists only what they take.
+        .route("/api/v2/user/_query", post(v2_records::query_user))
+        .route("/api/v2/user/{id}", get(v2_records::get_user))
         .route("/api/v2/{rt}/{id}", get(v2_records::get).patch(v2_records::patch).delete(v2_records::delete))
         .route("/api/v2/{rt}/{id}/_restore", post(v2_records::restore))
         .route("/api/v2/{rt}/{id}/_history", get(changes::v2_history))

@@ -487,7 +487,8 @@ fn fixed(out: &mut Map<String, Json>) {
         (
             "CustomAttributeCreate",
             object(
-                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_name": string(1000),
+                // A null display name, like none, is the api_name.
+                json!({"api_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}, "display_name": {"anyOf": [string(1000), {"type": "null"}]},
                    "description": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT},
                    "value_type": {"type": "string", "enum": ["string", "long_text", "number", "percent", "currency", "boolean", "timestamp",
                        "date", "email", "url", "phone_number", "select", "record_reference"]},

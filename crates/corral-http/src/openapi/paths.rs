@@ -22,6 +22,19 @@ struct Op {
 const ID_PATTERN: &str =
     "^\\s*([A-Za-z]{3}-)?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\\s*$";
 
+/// The id of a `record_type` record exactly as a filter takes it (`RecordId::parse`): a uuid,
+/// hyphenated or not, optionally with the type's v1 prefix (any case), white space around
+/// (Unicode's White_Space, what the server trims). A path id may be looser (ID_PATTERN): a
+/// malformed one names no record (404).
+fn filter_id_pattern(record_type: RecordType) -> String {
+    const WS: &str = "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
+    let prefix: String =
+        record_type.v1_prefix().chars().map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c)).collect();
+    format!(
+        "^{WS}({prefix}-)?([0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|[0-9a-fA-F]{{32}}){WS}$"
+    )
+}
+
 fn op(
     method: &'static str,
     path: impl Into<String>,
@@ -210,14 +223,18 @@ fn count_param() -> Json {
 }
 
 /// The value schema of a v1 filter parameter on `attr` with operator group `op`.
-fn v1_filter_schema(attr: &Attribute<'_>, op: &str) -> Json {
+fn v1_filter_schema(rt: RecordType, attr: &Attribute<'_>, op: &str) -> Json {
     let scalar = match attr.value_type() {
         "number" => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
         "currency" | "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
         "boolean" => json!({"type": "boolean"}),
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": values::TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
-        "uuid" | "record_reference" => json!({"type": "string", "pattern": ID_PATTERN}),
+        "uuid" => json!({"type": "string", "pattern": filter_id_pattern(rt)}),
+        "record_reference" => {
+            let target = RecordType::from_api_name(attr.target()).unwrap_or(RecordType::Account);
+            json!({"type": "string", "pattern": filter_id_pattern(target)})
+        }
         "account_domain" if matches!(op, "eq" | "ne" | "in" | "not_in") => values::text(values::DOMAIN, 253),
         "email" | "contact_email" if matches!(op, "eq" | "ne" | "in" | "not_in") => values::text(values::EMAIL, 320),
         "enum" | "account_stage" | "contact_stage" | "select" => {
@@ -291,7 +308,7 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
         let Some(name) = v1_filter_name(rt, attr.name(), custom.contains(&attr.name())) else { continue };
         for operator in attr.operators() {
             let param = if operator == "eq" { name.clone() } else { format!("{name}[{operator}]") };
-            let mut schema = v1_filter_schema(&attr, operator);
+            let mut schema = v1_filter_schema(rt, &attr, operator);
             let mut p = json!({"name": param, "in": "query", "schema": schema.take()});
             if matches!(operator, "in" | "not_in" | "between") {
                 p["style"] = json!("form");
@@ -306,7 +323,7 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
     }
     for (name, kind) in v1_only {
         let scalar = if kind == "id" {
-            json!({"type": "string", "pattern": ID_PATTERN})
+            json!({"type": "string", "pattern": filter_id_pattern(RecordType::Account)})
         } else {
             json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"})
         };
@@ -451,8 +468,8 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
             .id(t)
             .query(
                 "fields",
-                json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "enum": attribute_names}}),
-                "attributes to return (a comma list)",
+                json!({"type": "array", "minItems": 1, "items": {"type": "string", "enum": attribute_names}}),
+                "attributes to return (a comma list; a name given twice is returned once)",
             )
             .query("include_archived", json!({"type": "boolean"}), "also when archived")
             .shared("IfNoneMatch")
@@ -813,7 +830,7 @@ fn history_op(path: String, id: String, tag: &str, what: &str, schema: &str) -> 
     op("get", path, id, tag, format!("The change history of a {what}, newest first"))
         .describe("Every change event of the record (docs/API.md, Field history): per field old → new, actor, request id, time. Archived records included; a purged record has none.")
         .id(what)
-        .query("cursor", json!({"type": "string"}), "the next_cursor of the previous page")
+        .query("cursor", json!({"type": "string", "minLength": 1}), "the next_cursor of the previous page")
         .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
         .reply(200, "One page of events", Some(schema), &[])
 }
@@ -824,11 +841,15 @@ fn change_feeds(out: &mut Vec<Op>) {
         ("/api/v2/_changes", "v2_changes", "v2", "ChangeFeed", "account,contact"),
         ("/api/v1/crm/changes", "v1_changes", "v1", "ChangeFeedV1", "accounts,contacts (or account,contact)"),
     ] {
+        // Only the names the feed knows (an unknown one is 400 invalid_query_parameter), either
+        // spelling in both dialects, spaces and empty items ignored, at least one name.
+        let name = "(accounts?|contacts?)";
+        let pattern = format!("^( *,)* *{name} *(,( *| *{name} *))*$");
         out.push(
             op("get", path, id, tag, "The change feed: every change of the tenant's records, oldest first")
                 .describe("Ordered, resumable and gap-free (docs/API.md, Change feed). Resume from `next_cursor`, which is always present; a cursor past the retention period is 410 cursor_expired. Reading a type needs its read scope.")
-                .query("after", json!({"type": "string"}), "a next_cursor; without it the feed starts at the oldest retained event")
-                .query("types", json!({"type": "string", "pattern": "^[a-z, ]+$"}), &format!("record types, comma separated: {types}; default every type the caller may read"))
+                .query("after", json!({"type": "string", "minLength": 1}), "a next_cursor; without it the feed starts at the oldest retained event")
+                .query("types", json!({"type": "string", "pattern": pattern}), &format!("record types, comma separated: {types}; default every type the caller may read"))
                 .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
                 .reply(200, "One page of events", Some(schema), &[]),
         );

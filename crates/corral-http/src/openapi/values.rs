@@ -16,8 +16,11 @@ pub const TEXT: &str = "^[^\\u0000]*$";
 pub const EMAIL: &str = "^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}$";
 /// A domain, or a URL naming one (normalised to the bare domain; `www.` dropped).
 pub const DOMAIN: &str = "^(https?://)?(?!www\\.[^.]+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}/?$";
-/// An absolute http(s) URL.
-pub const URL: &str = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@-]*)*$";
+/// An absolute http(s) URL that the server's URL parser (WHATWG rules) takes: a host whose
+/// last label starts with a letter (one that ends in a number is read as an IPv4 address, and
+/// refused unless it is one), no `xn--` label (it would have to be valid Punycode), and a port
+/// of at most 65535.
+pub const URL: &str = "^[Hh][Tt][Tt][Pp][Ss]?://((?![Xx][Nn]--)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*(?![Xx][Nn]--)[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(/[A-Za-z0-9._~%!$&'()*+,;=:@-]*)*$";
 /// A phone number: any text with a digit.
 pub const PHONE: &str = "^[^\\u0000]*[0-9][^\\u0000]*$";
 /// An RFC 3339 timestamp within the years 1000-8999 (the range stored is years 1-9999 in UTC).
@@ -54,7 +57,7 @@ impl Attribute<'_> {
     pub fn operators(&self) -> Vec<&str> {
         self.0["filter_operators"].as_array().map(|a| a.iter().filter_map(Json::as_str).collect()).unwrap_or_default()
     }
-    fn target(&self) -> &str {
+    pub fn target(&self) -> &str {
         self.0["type_info"]["target"].as_str().unwrap_or("account")
     }
     /// Option api_names (stages, selects, enums).
@@ -83,7 +86,7 @@ fn option_object() -> Json {
 
 /// An address: every part optional text.
 pub fn address() -> Json {
-    let part = json!({"type": ["string", "null"], "maxLength": MAX_STRING_CHARS});
+    let part = json!({"type": ["string", "null"], "maxLength": MAX_STRING_CHARS, "pattern": TEXT});
     json!({"type": "object", "additionalProperties": false, "properties": {
         "label": part, "street_one": part, "street_two": part, "city": part,
         "state": part, "country": part, "zip_code": part}})
@@ -147,7 +150,7 @@ fn write_scalar(attr: &Attribute<'_>) -> Json {
         "string" => text(TEXT, MAX_STRING_CHARS),
         "phone_number" => text(PHONE, 64),
         "long_text" => text(TEXT, MAX_LONG_TEXT_CHARS),
-        "url" => text(URL, 2048),
+        "url" => text(URL, corral_core::normalize::MAX_URL_CHARS),
         "email" => text(EMAIL, 320),
         "enum" => json!({"type": "string", "enum": attr.option_names()}),
         "number" => json!({"anyOf": [
@@ -185,14 +188,27 @@ fn write_scalar(attr: &Attribute<'_>) -> Json {
     }
 }
 
+/// One item of a string array (`tags`, custom string arrays) as the normaliser takes it
+/// (docs/API.md, "Tags"): at most 100 characters as sent, no NUL, and something left after
+/// trimming white space (the class is Unicode's White_Space, what the server trims).
+pub const TAG: &str =
+    "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
+
+/// The schema of one item of an array attribute: string arrays are tags, the rest take what
+/// one value takes.
+fn item_shared(attr: &Attribute<'_>) -> Json {
+    if attr.value_type() == "string" { component("TagValue".to_owned()) } else { write_scalar_shared(attr) }
+}
+
 /// What a write may send for an attribute: the raw value or its envelope; `null` clears.
 fn write_value_inline(attr: &Attribute<'_>) -> Json {
     let scalar = write_scalar_shared(attr);
     let raw = if attr.is_array() {
-        let items = scalar.clone();
+        let items = item_shared(attr);
         json!({"type": ["array", "null"], "maxItems": MAX_ARRAY_ITEMS, "items": {"anyOf": [
             items.clone(),
-            {"type": "object", "additionalProperties": false, "required": ["value_type"],
+            // An item's envelope carries its value: an array item cannot be "no value".
+            {"type": "object", "additionalProperties": false, "required": ["value_type", "value"],
              "properties": {"value_type": {"type": "string", "enum": [attr.value_type()]}, "value": items}}
         ]}})
     } else {
@@ -344,7 +360,7 @@ pub fn write_value(attr: &Attribute<'_>) -> Json {
 pub fn raw_write_value(attr: &Attribute<'_>) -> Json {
     let scalar = write_scalar_shared(attr);
     if attr.is_array() {
-        json!({"type": ["array", "null"], "maxItems": MAX_ARRAY_ITEMS, "items": scalar})
+        json!({"type": ["array", "null"], "maxItems": MAX_ARRAY_ITEMS, "items": item_shared(attr)})
     } else {
         nullable(scalar)
     }
@@ -364,5 +380,6 @@ pub fn shared_components() -> serde_json::Map<String, Json> {
         let entry = json!({"api_name": "", "type_info": {"value_type": vt, "is_array": false}});
         out.insert(format!("{stem}Value"), write_scalar(&Attribute(&entry)));
     }
+    out.insert("TagValue".to_owned(), text(TAG, corral_core::normalize::MAX_TAG_CHARS));
     out
 }

@@ -120,6 +120,18 @@ pub async fn create(
     Ok(created_response(status, body, version, id, replayed))
 }
 
+/// `GET /api/v2/user/{id}`: a route of its own, so that every other method on a user is a
+/// `405` whose `Allow` lists only `GET` (users are read-only in the data API, docs/API.md);
+/// under `/api/v2/{rt}/{id}` it would list the methods accounts and contacts take.
+pub async fn get_user(
+    state: State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    get(state, principal, Path((RecordType::User.api_name().to_owned(), id)), query).await
+}
+
 /// `GET /api/v2/{rt}/{id}` (`?fields=`, `?include_archived=true`).
 pub async fn get(
     State(state): State<AppState>,
@@ -197,6 +209,12 @@ pub async fn restore(
     let record = state.store().restore_record(&principal.actor, rt, parse_id(rt, &id)?).await?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     Ok(record_response(StatusCode::OK, &record, &schema))
+}
+
+/// `POST /api/v2/user/_query`: routed by name, since `/api/v2/user/{id}` (see [`get_user`])
+/// would otherwise take `_query` for an id.
+pub async fn query_user(state: State<AppState>, principal: Principal, body: JsonBody) -> ApiResult<Response> {
+    query(state, principal, Path(RecordType::User.api_name().to_owned()), body).await
 }
 
 /// `POST /api/v2/{rt}/_query` (docs/CONTRACT.md §7.4): filters, sort, limit, cursor, include_archived,
