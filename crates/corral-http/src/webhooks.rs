@@ -193,7 +193,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             // The port is replaced by the URL's.
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for a in &addrs {
-                check_ip(a.ip(), allow_private).map_err(|e| Box::new(std::io::Error::other(e.to_string())))?;
+                check_ip(a.ip(), allow_private).map_err(|e| std::io::Error::other(e.to_string()))?;
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
