@@ -104,7 +104,7 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// Why a target URL is refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetError {
-    /// Not an `http(s)://` URL with a host, or the host does not resolve.
+    /// Not an `http://` URL with a host, or the host does not resolve.
     Invalid(String),
     /// A private, loopback or link-local address while those are not allowed.
     NotAllowed(String),
@@ -138,15 +138,22 @@ fn refuse(ip: IpAddr) -> TargetError {
     ))
 }
 
-/// Checks a target URL: `http://` or `https://` with a host, resolving only to public
+/// Checks a target URL: `http://` with a host, resolving only to public
 /// addresses unless `allow_private`. Run at create and update, for a clear answer to the
 /// admin; at send time the client's resolver ([`GuardedResolver`]) checks again the very
 /// addresses it connects to, so a name that later resolves elsewhere (DNS rebinding) is
 /// still refused.
 pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| TargetError::Invalid(format!("not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(TargetError::Invalid(format!("unsupported scheme `{}`: use http or https", parsed.scheme())));
+    match parsed.scheme() {
+        "http" => {}
+        // No TLS client in this build (see crates/corral-http/Cargo.toml).
+        "https" => {
+            return Err(TargetError::Invalid(
+                "https targets are not supported by this build yet; use http (e.g. to a TLS-terminating relay)".into(),
+            ));
+        }
+        other => return Err(TargetError::Invalid(format!("unsupported scheme `{other}`: use http"))),
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // They would be sent as Basic credentials and shown in every listing.
@@ -202,9 +209,6 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 /// The HTTP client deliveries go out with.
 pub fn client(options: &WebhookOptions) -> reqwest::Client {
-    // reqwest is built without a default crypto provider (its default would build aws-lc):
-    // ring is installed once per process. An error only means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(options.timeout)
         .timeout(options.timeout)
@@ -212,7 +216,7 @@ pub fn client(options: &WebhookOptions) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(GuardedResolver { allow_private: options.allow_private_targets }))
         .build()
-        .expect("the delivery client's settings are valid")
+        .expect("a client without TLS always builds")
 }
 
 /// Deliveries claimed per pass; they are sent concurrently.
