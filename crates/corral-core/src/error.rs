@@ -64,6 +64,7 @@ error_codes! {
     InvalidFilterField => ("invalid_filter_field", 422),
     InvalidFilterOperator => ("invalid_filter_operator", 422),
     IdempotencyKeyReused => ("idempotency_key_reused", 422),
+    WebhookTargetNotAllowed => ("webhook_target_not_allowed", 422),
     RateLimited => ("rate_limited", 429),
     HeadersTooLarge => ("headers_too_large", 431),
     Internal => ("internal", 500),
@@ -195,6 +196,6 @@ mod tests {
             assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.status()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 37);
+        assert_eq!(ErrorCode::ALL.len(), 38);
     }
 }

@@ -15,9 +15,11 @@ pub mod router;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod webhooks;
 
 pub use auth::{AuthConfig, Claims};
 pub use edge::EdgeOptions;
 pub use router::{MetricsEndpoint, metrics_router, openapi, router, router_with};
 pub use serve::{ServeOptions, serve};
 pub use state::AppState;
+pub use webhooks::WebhookOptions;

@@ -9,7 +9,9 @@ use crate::edge::{Edge, EdgeOptions, compression_layer, cors_layer};
 use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{admin, bulk, changes, health, relationships, schema_admin, token, v1_records, v2_records};
+use crate::routes::{
+    admin, bulk, changes, health, relationships, schema_admin, token, v1_records, v2_records, webhooks,
+};
 use crate::state::AppState;
 use axum::Extension;
 use axum::Router;
@@ -92,6 +94,10 @@ fn api_routes() -> Router<AppState> {
         .route("/api/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/api/admin/users/{id}", axum::routing::patch(admin::update_user))
         .route("/api/admin/settings", get(admin::get_settings).patch(admin::update_settings))
+        .route("/api/admin/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/api/admin/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/api/admin/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/api/admin/webhooks/{id}/replay", axum::routing::post(webhooks::replay))
 }
 
 /// The base OpenAPI document (no tenant's custom attributes): what `corral openapi` prints

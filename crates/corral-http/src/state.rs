@@ -63,6 +63,8 @@ struct Inner {
     key_liveness: KeyLivenessCache,
     /// The per-credential and per-tenant limiters (docs/CONTRACT.md §2).
     rate_limits: RateLimits,
+    /// Webhook delivery settings (docs/OPERATIONS.md).
+    webhooks: crate::webhooks::WebhookOptions,
 }
 
 impl AppState {
@@ -87,7 +89,18 @@ impl AppState {
             rate_settings: RwLock::new(HashMap::new()),
             key_liveness: RwLock::new(HashMap::new()),
             rate_limits: RateLimits::new(default_per_second),
+            webhooks: crate::webhooks::WebhookOptions::default(),
         }))
+    }
+
+    /// Sets the webhook delivery settings; call before the state is cloned.
+    pub fn with_webhook_options(mut self, options: crate::webhooks::WebhookOptions) -> Self {
+        Arc::get_mut(&mut self.0).expect("configure the state before sharing it").webhooks = options;
+        self
+    }
+
+    pub fn webhook_options(&self) -> &crate::webhooks::WebhookOptions {
+        &self.0.webhooks
     }
 
     pub fn rate_limits(&self) -> &RateLimits {

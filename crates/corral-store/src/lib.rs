@@ -21,6 +21,7 @@ pub mod settings;
 pub mod sqlite;
 pub mod testing;
 pub mod users;
+pub mod webhooks;
 
 use corral_core::TenantId;
 use corral_core::list::Plan;
@@ -713,5 +714,74 @@ impl Store {
             settings::put(c, tenant, &s, Timestamp::now()).await?;
             Ok(s)
         })
+    }
+
+    // ----- webhooks -----
+
+    /// Creates a webhook subscription; see [`webhooks`].
+    pub async fn insert_webhook(&self, sub: &webhooks::Subscription) -> StoreResult<()> {
+        in_write!(self, |c| webhooks::insert(c, sub))
+    }
+
+    pub async fn get_webhook(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<webhooks::Subscription>> {
+        in_read!(self, |c| webhooks::get(c, tenant, id))
+    }
+
+    pub async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<webhooks::Subscription>> {
+        in_read!(self, |c| webhooks::list(c, tenant))
+    }
+
+    pub async fn update_webhook(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        patch: &webhooks::SubscriptionPatch,
+    ) -> StoreResult<Option<webhooks::Subscription>> {
+        in_write!(self, |c| webhooks::update(c, tenant, id, patch))
+    }
+
+    pub async fn delete_webhook(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        in_write!(self, |c| webhooks::delete(c, tenant, id))
+    }
+
+    pub async fn replay_webhook(&self, tenant: &TenantId, id: &str, event_id: &str) -> StoreResult<bool> {
+        in_write!(self, |c| webhooks::replay(c, tenant, id, event_id))
+    }
+
+    pub async fn webhook_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<webhooks::Delivery>> {
+        in_read!(self, |c| webhooks::deliveries(c, tenant, id, limit))
+    }
+
+    /// Whether any webhook subscription is enabled (all tenants; background work).
+    pub async fn any_webhook_enabled(&self) -> StoreResult<bool> {
+        in_read!(self, |c| webhooks::any_enabled(c))
+    }
+
+    /// Fans new change events out into webhook deliveries (all tenants; background work).
+    pub async fn webhook_fan_out(&self, render: &(dyn Fn(&changes::ChangeEvent) -> String + Sync)) -> StoreResult<u64> {
+        in_write!(self, |c| webhooks::fan_out(c, render))
+    }
+
+    /// Claims due webhook deliveries (all tenants; background work).
+    pub async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<webhooks::Claimed>> {
+        in_write!(self, |c| webhooks::claim(c, now, lease_ms, limit))
+    }
+
+    pub async fn settle_webhook_delivery(
+        &self,
+        claimed: &webhooks::Claimed,
+        attempt: &webhooks::Attempt,
+    ) -> StoreResult<()> {
+        in_write!(self, |c| webhooks::settle(c, claimed, attempt))
     }
 }

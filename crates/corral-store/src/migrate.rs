@@ -15,6 +15,7 @@ const SQLITE: &[Migration] = &[
     (5, "change_events", include_str!("../migrations/sqlite/0005_change_events.sql")),
     (6, "key_lookup_indexes", include_str!("../migrations/sqlite/0006_key_lookup_indexes.sql")),
     (7, "search_index", include_str!("../migrations/sqlite/0007_search_index.sql")),
+    (8, "webhooks", include_str!("../migrations/sqlite/0008_webhooks.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -24,6 +25,7 @@ const POSTGRES: &[Migration] = &[
     (5, "change_events", include_str!("../migrations/postgres/0005_change_events.sql")),
     (6, "key_lookup_indexes", include_str!("../migrations/postgres/0006_key_lookup_indexes.sql")),
     (7, "search_index", include_str!("../migrations/postgres/0007_search_index.sql")),
+    (8, "webhooks", include_str!("../migrations/postgres/0008_webhooks.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

@@ -53,11 +53,24 @@ pub struct Config {
     /// How long change events (feed and history) are kept; older ones are deleted.
     #[serde(with = "duration")]
     pub change_retention: Duration,
+    /// Let webhooks target private, loopback and link-local addresses (docs/OPERATIONS.md,
+    /// "Webhooks"); off, such targets are refused.
+    pub webhooks_allow_private_targets: bool,
+    /// Connect-plus-answer time of one webhook delivery attempt.
+    #[serde(with = "duration")]
+    pub webhooks_timeout: Duration,
+    /// How often the webhook dispatcher looks for new events and due retries.
+    #[serde(with = "duration")]
+    pub webhooks_poll_interval: Duration,
+    /// Multiplies every webhook retry delay (1 = the ~27 h schedule; tests and staging
+    /// shrink it).
+    pub webhooks_backoff_scale: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let (serve, edge) = (corral_http::ServeOptions::default(), corral_http::EdgeOptions::default());
+        let webhooks = corral_http::WebhookOptions::default();
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: None,
@@ -80,6 +93,10 @@ impl Default for Config {
             metrics_listen: None,
             metrics_token: None,
             change_retention: DEFAULT_CHANGE_RETENTION,
+            webhooks_allow_private_targets: webhooks.allow_private_targets,
+            webhooks_timeout: webhooks.timeout,
+            webhooks_poll_interval: webhooks.poll,
+            webhooks_backoff_scale: webhooks.backoff_scale,
         }
     }
 }
@@ -135,6 +152,15 @@ impl Config {
         if config.change_retention < Duration::from_secs(60) {
             bail!("change_retention must be at least one minute");
         }
+        if config.webhooks_timeout < Duration::from_millis(100) || config.webhooks_timeout > Duration::from_secs(300) {
+            bail!("webhooks_timeout must be between 100ms and 5m");
+        }
+        if config.webhooks_poll_interval < Duration::from_millis(10) {
+            bail!("webhooks_poll_interval must be at least 10ms");
+        }
+        if !(0.0..=1000.0).contains(&config.webhooks_backoff_scale) {
+            bail!("webhooks_backoff_scale must be between 0 and 1000");
+        }
         if !(1..=1_000_000).contains(&config.max_concurrent_requests) {
             bail!("max_concurrent_requests must be between 1 and 1000000");
         }
@@ -168,6 +194,16 @@ impl Config {
                 token: self.metrics_token.clone(),
             },
         })
+    }
+
+    /// The webhook dispatcher's settings.
+    pub fn webhook_options(&self) -> corral_http::WebhookOptions {
+        corral_http::WebhookOptions {
+            allow_private_targets: self.webhooks_allow_private_targets,
+            timeout: self.webhooks_timeout,
+            backoff_scale: self.webhooks_backoff_scale,
+            poll: self.webhooks_poll_interval,
+        }
     }
 
     /// The connection limits.
@@ -237,7 +273,7 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 21] = [
+const ENV_KEYS: [&str; 25] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -259,6 +295,10 @@ const ENV_KEYS: [&str; 21] = [
     "metrics_listen",
     "metrics_token",
     "change_retention",
+    "webhooks_allow_private_targets",
+    "webhooks_timeout",
+    "webhooks_poll_interval",
+    "webhooks_backoff_scale",
 ];
 
 /// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.

@@ -421,7 +421,8 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
 
 async fn serve(config: Config, demo: bool) -> Result<()> {
     let store = open_store(&config).await?;
-    let state = AppState::with_rate_limit(store, config.auth()?, config.rate_limit());
+    let state = AppState::with_rate_limit(store, config.auth()?, config.rate_limit())
+        .with_webhook_options(config.webhook_options());
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -455,9 +456,24 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         });
     }
     let pruner = tokio::spawn(prune_changes(state.clone(), config.change_retention));
+    // Webhook delivery (docs/API.md "Webhooks") runs in every instance; claims keep two
+    // instances from sending the same delivery. It stops with the server.
+    let (stop_webhooks, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = tokio::spawn(corral_http::webhooks::run(state.clone(), async move {
+        let _ = stopped.await;
+    }));
     let router = corral_http::router_with(state, config.edge_options()?);
     let served = corral_http::serve(listener, router, config.serve_options(), shutdown_signal()).await;
     pruner.abort();
+    let _ = stop_webhooks.send(());
+    // A pass under way finishes its sends (each bounded by the timeout); what it leaves
+    // leased is retried later by any instance, so giving up after that is safe.
+    let grace = config.webhooks_timeout + Duration::from_secs(2);
+    let dispatcher_abort = dispatcher.abort_handle();
+    if tokio::time::timeout(grace, dispatcher).await.is_err() {
+        dispatcher_abort.abort();
+        tracing::warn!("the webhook dispatcher did not stop in time; its leased deliveries will be retried");
+    }
     served?;
     tracing::info!("shut down");
     Ok(())

@@ -22,6 +22,41 @@ pub fn object(properties: Json, required: &[&str]) -> Json {
     json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required})
 }
 
+/// The body of a webhook create (or, with `patch`, update) request.
+fn webhook_input(patch: bool) -> Json {
+    let mut p = json!({
+        "url": {"type": "string", "maxLength": 2000, "description": "http:// target (https is not supported yet); private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
+        "types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["account", "contact"]}},
+        "actions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]}},
+        "fields": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}, "description": "change keys whose change triggers an `updated` delivery; null: any"},
+    });
+    if patch {
+        p["enabled"] = json!({"type": "boolean"});
+    }
+    p
+}
+
+/// A webhook subscription; `with_secret` only in the create response.
+fn webhook(with_secret: bool) -> Json {
+    let mut p = webhook_input(false);
+    for (k, v) in [
+        ("id", json!({"type": "string"})),
+        ("enabled", json!({"type": "boolean"})),
+        ("disabled_reason", json!({"type": ["string", "null"]})),
+        ("created_at", json!({"type": "string", "format": "date-time"})),
+        ("updated_at", json!({"type": "string", "format": "date-time"})),
+    ] {
+        p[k] = v;
+    }
+    let mut required =
+        vec!["id", "url", "types", "actions", "fields", "enabled", "disabled_reason", "created_at", "updated_at"];
+    if with_secret {
+        p["secret"] = json!({"type": "string", "pattern": "^whsec_"});
+        required.push("secret");
+    }
+    object(p, &required)
+}
+
 fn data(inner: Json) -> Json {
     object(json!({"data": inner}), &["data"])
 }
@@ -558,6 +593,26 @@ fn fixed(out: &mut Map<String, Json>) {
                 &["scopes"],
             ),
         ),
+        ("WebhookCreate", object(webhook_input(false), &["url"])),
+        ("WebhookPatch", object(webhook_input(true), &[])),
+        ("Webhook", data(webhook(false))),
+        ("WebhookCreated", data(webhook(true))),
+        ("WebhookList", object(json!({"data": {"type": "array", "items": webhook(false)}}), &["data"])),
+        (
+            "WebhookDeliveryList",
+            object(
+                json!({"data": {"type": "array", "items": object(json!({
+                    "id": {"type": "string"}, "event_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    "attempts": {"type": "integer", "minimum": 0},
+                    "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}),
+                    &["id", "event_id", "status", "attempts", "next_attempt_at", "last_status", "last_error", "created_at", "updated_at"])}}),
+                &["data"],
+            ),
+        ),
+        ("WebhookReplay", object(json!({"from_event_id": {"type": "string", "minLength": 1}}), &["from_event_id"])),
         ("ApiKey", data(api_key.clone())),
         ("ApiKeyList", object(json!({"data": {"type": "array", "items": api_key}}), &["data"])),
         (

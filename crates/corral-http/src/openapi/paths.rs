@@ -794,6 +794,74 @@ fn fixed(out: &mut Vec<Op>) {
             .param("id", "path", json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}), "the key id")
             .reply(204, "Revoked", None, &[]),
     );
+    let wh_id = |o: Op| o.param("id", "path", json!({"type": "string"}), "the subscription id");
+    out.push(op("get", "/api/admin/webhooks", "admin_list_webhooks", "admin", "List webhook subscriptions").reply(
+        200,
+        "Subscriptions, without secrets",
+        Some("WebhookList"),
+        &[],
+    ));
+    out.push(
+        op(
+            "post",
+            "/api/admin/webhooks",
+            "admin_create_webhook",
+            "admin",
+            "Create a webhook subscription (the secret is shown once)",
+        )
+        .body("WebhookCreate")
+        .reply(201, "Created", Some("WebhookCreated"), &[]),
+    );
+    out.push(
+        wh_id(op("get", "/api/admin/webhooks/{id}", "admin_get_webhook", "admin", "A webhook subscription")).reply(
+            200,
+            "The subscription",
+            Some("Webhook"),
+            &[],
+        ),
+    );
+    out.push(
+        wh_id(op(
+            "patch",
+            "/api/admin/webhooks/{id}",
+            "admin_update_webhook",
+            "admin",
+            "Change, enable or disable a webhook subscription",
+        ))
+        .body("WebhookPatch")
+        .reply(200, "Changed", Some("Webhook"), &[]),
+    );
+    out.push(
+        wh_id(op(
+            "delete",
+            "/api/admin/webhooks/{id}",
+            "admin_delete_webhook",
+            "admin",
+            "Delete a webhook subscription and its delivery log",
+        ))
+        .reply(204, "Deleted", None, &[]),
+    );
+    out.push(
+        wh_id(op(
+            "get",
+            "/api/admin/webhooks/{id}/deliveries",
+            "admin_webhook_deliveries",
+            "admin",
+            "The newest 100 deliveries, newest first",
+        ))
+        .reply(200, "Delivery log", Some("WebhookDeliveryList"), &[]),
+    );
+    out.push(
+        wh_id(op(
+            "post",
+            "/api/admin/webhooks/{id}/replay",
+            "admin_replay_webhook",
+            "admin",
+            "Deliver again from an event on",
+        ))
+        .body("WebhookReplay")
+        .reply(202, "Replay scheduled", None, &[]),
+    );
     out.push(op("get", "/api/admin/users", "admin_list_users", "admin", "List users").reply(
         200,
         "Users",

@@ -142,6 +142,11 @@ async fn feed(state: AppState, principal: Principal, query: QueryPairs, dialect:
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 
+/// An event exactly as `GET /api/v2/_changes` shows it (also the body of a webhook delivery).
+pub fn render_v2(e: &ChangeEvent) -> Json {
+    render(e, Dialect::V2)
+}
+
 /// `GET /api/v2/_changes?after=&types=&limit=`: the tenant's change events, oldest first.
 pub async fn v2_feed(State(state): State<AppState>, principal: Principal, query: QueryPairs) -> ApiResult<Response> {
     feed(state, principal, query, Dialect::V2).await

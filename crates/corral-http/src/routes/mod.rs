@@ -12,3 +12,4 @@ pub mod shared;
 pub mod token;
 pub mod v1_records;
 pub mod v2_records;
+pub mod webhooks;

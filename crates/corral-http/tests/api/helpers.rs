@@ -122,6 +122,16 @@ impl Req<'_> {
     }
 }
 
+/// Webhooks of test apps: receivers on 127.0.0.1, short timeouts, retries due at once.
+pub fn test_webhook_options() -> corral_http::WebhookOptions {
+    corral_http::WebhookOptions {
+        allow_private_targets: true,
+        timeout: std::time::Duration::from_secs(2),
+        backoff_scale: 0.0,
+        poll: std::time::Duration::from_millis(50),
+    }
+}
+
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl TestApp {
@@ -145,9 +155,24 @@ impl TestApp {
     }
 
     async fn spawn_full(auth: AuthConfig, per_second: u32, edge: corral_http::EdgeOptions) -> TestApp {
+        Self::spawn_webhooks_full(auth, per_second, edge, test_webhook_options()).await
+    }
+
+    /// A fresh app with these webhook settings.
+    pub async fn spawn_with_webhooks(webhooks: corral_http::WebhookOptions) -> TestApp {
+        let auth = AuthConfig::new(SECRET.to_vec(), None, None);
+        Self::spawn_webhooks_full(auth, TEST_RATE_LIMIT, corral_http::EdgeOptions::default(), webhooks).await
+    }
+
+    async fn spawn_webhooks_full(
+        auth: AuthConfig,
+        per_second: u32,
+        edge: corral_http::EdgeOptions,
+        webhooks: corral_http::WebhookOptions,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
-        Self::spawn_on(auth, per_second, edge, url, dir).await
+        Self::spawn_on(auth, per_second, edge, webhooks, url, dir).await
     }
 
     /// Two apps (two servers) over one database, for the same tenant.
@@ -156,9 +181,10 @@ impl TestApp {
         let url = corral_store::testing::fresh_database_url(dir.path()).await.expect("test database");
         let auth = || AuthConfig::new(SECRET.to_vec(), None, None);
         let edge = corral_http::EdgeOptions::default;
-        let first = Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), url.clone(), dir).await;
+        let hooks = test_webhook_options;
+        let first = Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), hooks(), url.clone(), dir).await;
         let mut second =
-            Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), url, tempfile::tempdir().expect("temp dir")).await;
+            Self::spawn_on(auth(), TEST_RATE_LIMIT, edge(), hooks(), url, tempfile::tempdir().expect("temp dir")).await;
         second.tenant = first.tenant.clone();
         (first, second)
     }
@@ -167,6 +193,7 @@ impl TestApp {
         auth: AuthConfig,
         per_second: u32,
         edge: corral_http::EdgeOptions,
+        webhooks: corral_http::WebhookOptions,
         url: corral_store::DatabaseUrl,
         dir: tempfile::TempDir,
     ) -> TestApp {
@@ -177,7 +204,8 @@ impl TestApp {
         // A server default far above what a test sends: every authenticated response carries
         // the rate-limit headers (checked against the document), and no test is limited
         // unless it sets a tenant limit.
-        let state = AppState::with_rate_limit(store, auth, std::num::NonZeroU32::new(per_second));
+        let state = AppState::with_rate_limit(store, auth, std::num::NonZeroU32::new(per_second))
+            .with_webhook_options(webhooks);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         TestApp {
             router: corral_http::router_with(state.clone(), edge),

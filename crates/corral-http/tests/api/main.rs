@@ -22,3 +22,4 @@ mod query;
 mod ratelimit;
 mod relationships;
 mod v2;
+mod webhooks;
