@@ -20,5 +20,6 @@ mod metrics;
 mod openapi;
 mod query;
 mod ratelimit;
+mod related_filters;
 mod relationships;
 mod v2;
