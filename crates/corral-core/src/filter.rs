@@ -705,6 +705,41 @@ mod tests {
     }
 
     #[test]
+    fn relationship_fields_resolve_against_the_related_schema_one_hop() {
+        let accounts = schema();
+        let contacts = TenantSchema::builtin("t", RecordType::Contact);
+        let on = |rt: RecordType, j: Json| {
+            let (own, other) = if rt == RecordType::Account { (&accounts, &contacts) } else { (&contacts, &accounts) };
+            resolve(rt, &Filter::parse(&j).unwrap(), Schemas::new(own, other))
+        };
+        let leaf = |field: &str, op: &str| json!({"field": field, "operator": op, "value": "x"});
+        let c = on(RecordType::Contact, leaf("accounts.industry", "eq")).unwrap();
+        assert!(matches!(c, Cond::Related { relation: Relation::Accounts, ref cond }
+            if matches!(**cond, Cond::Cmp { target: Target::Column("industry"), .. })));
+        assert!(matches!(
+            on(RecordType::Account, leaf("contacts.title", "contains")).unwrap(),
+            Cond::Related { relation: Relation::Contacts, .. }
+        ));
+        assert!(matches!(
+            on(RecordType::Account, leaf("parent_account.industry", "eq")).unwrap(),
+            Cond::Related { relation: Relation::ParentAccount, .. }
+        ));
+        let code = |rt, j| on(rt, j).unwrap_err().code;
+        for (rt, field) in [
+            (RecordType::Contact, "accounts.contacts.title"),
+            (RecordType::Contact, "accounts.nope"),
+            (RecordType::Contact, "contacts.title"),
+            (RecordType::Account, "parent_account.parent_account.industry"),
+        ] {
+            assert_eq!(code(rt, leaf(field, "eq")), ErrorCode::InvalidFilterField, "{field}");
+        }
+        assert_eq!(code(RecordType::Contact, leaf("accounts.industry", "gt")), ErrorCode::InvalidFilterOperator);
+        // Without the other type's schema, its fields cannot be resolved.
+        let alone = resolve(RecordType::Contact, &Filter::parse(&leaf("accounts.industry", "eq")).unwrap(), &contacts);
+        assert_eq!(alone.unwrap_err().code, ErrorCode::InvalidFilterField);
+    }
+
+    #[test]
     fn limits_are_enforced() {
         let mut deep = json!({"field": "industry", "operator": "eq", "value": "x"});
         for _ in 0..8 {
