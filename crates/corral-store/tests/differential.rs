@@ -442,7 +442,7 @@ proptest! {
                 let actor = &actor;
                 async move {
                     match store.create_record(actor, rt, &write, None, |_| String::new()).await.unwrap() {
-                        Created::New(record, _) => record,
+                        Created::New(record, _) => *record,
                         _ => unreachable!("no idempotency key"),
                     }
                 }

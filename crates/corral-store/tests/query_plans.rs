@@ -19,7 +19,9 @@ async fn plan_lines(store: &Store, rt: RecordType, filter: Json, sort: &[(&str, 
         sort: sort.iter().map(|(f, d)| ((*f).to_owned(), *d)).collect(),
         ..Default::default()
     };
-    let plan = query.resolve(rt, &TenantSchema::builtin("t", rt)).unwrap();
+    let other = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
+    let (own, other) = (TenantSchema::builtin("t", rt), TenantSchema::builtin("t", other));
+    let plan = query.resolve(rt, corral_core::filter::Schemas::new(&own, &other)).unwrap();
     store.explain_list(&actor, rt, &plan, 50).await.unwrap()
 }
 

@@ -140,7 +140,9 @@ async fn contacts_filter_by_their_accounts_and_primary_account() {
         (json!([leaf("accounts.id", "eq", w.acme["id"].clone())]), vec!["Jo"]),
         // `not` of any: no active linked account is software.
         (json!([{"not": leaf("accounts.industry", "eq", json!("software"))}]), vec!["Bob", "Cy"]),
-        (json!([leaf("accounts.id", "not_exists", Value::Null)]), vec!["Bob", "Cy"]),
+        // "No active linked account" is `not` of any; `not_exists` is per related record.
+        (json!([{"not": leaf("accounts.id", "exists", Value::Null)}]), vec!["Bob", "Cy"]),
+        (json!([leaf("accounts.id", "not_exists", Value::Null)]), vec![]),
         (json!([leaf("primary_account.id", "exists", Value::Null)]), vec!["Ann", "Jo"]),
         // Combined with the contact's own attributes.
         (json!([leaf("accounts.industry", "eq", json!("software")), leaf("title", "eq", json!("cto"))]), vec!["Jo"]),
@@ -158,7 +160,7 @@ async fn contacts_filter_by_their_accounts_and_primary_account() {
         ("account.industry=software", vec!["Jo"]),
         ("accounts.name[starts_with]=glob", vec!["Ann"]),
         ("accounts.custom_fields.seats[gte]=10", vec!["Jo"]),
-        ("accounts.industry[exists]=false", vec!["Bob", "Cy"]),
+        ("accounts.industry[ne]=software", vec!["Ann"]),
     ] {
         let r = app.get(&format!("/api/v1/crm/contacts?{params}")).bearer(&admin).send().await;
         r.assert_status(200);
@@ -180,7 +182,7 @@ async fn accounts_filter_by_their_contacts_and_parent_account() {
         (json!([leaf("contacts.title", "contains", json!("cto"))]), vec!["Acme", "Archived Co"], true),
         (json!([leaf("contacts.primary_email", "ends_with", json!("@YAHOO.com"))]), vec!["Globex", "Initech"], false),
         (json!([leaf("contacts.contact_emails", "eq", json!("Jo@Gmail.com"))]), vec!["Acme"], false),
-        (json!([leaf("contacts.id", "not_exists", Value::Null)]), vec!["Archived Co", "Orphan", "Umbrella"], true),
+        (json!([{"not": leaf("contacts.id", "exists", Value::Null)}]), vec!["Orphan", "Umbrella"], true),
         // The parent account; Orphan's parent is archived, so it never matches.
         (json!([leaf("parent_account.industry", "eq", json!("software"))]), vec!["Initech"], false),
         (json!([leaf("parent_account.display_name", "eq", json!("globex"))]), vec!["Umbrella"], false),
