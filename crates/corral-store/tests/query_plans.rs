@@ -198,9 +198,16 @@ async fn check(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
     failures
 }
 
+/// The edge table's indexes: either end (PostgreSQL may drive a semi-join from the related side).
+const EDGE_INDEXES: &[&str] =
+    &["account_contacts_by_contact", "sqlite_autoindex_account_contacts_1", "account_contacts_pkey"];
+/// The related account read by primary key, or (PostgreSQL hashing the matches) by the
+/// index of the related condition.
+const RELATED_ACCOUNT_INDEXES: &[&str] = &["sqlite_autoindex_accounts_1", "accounts_pkey", "accounts_industry"];
+
 /// Relationship filters (docs/API.md "Filters across relationships"): the EXISTS reads the
-/// edge table by its index on the outer record's end and the related record by its primary
-/// key, never scanning either. (The outer record table is walked in the page's order, each
+/// edge table by one of its indexes and the related record by an index, never scanning
+/// either. (The outer record table is walked in the page's order, each
 /// row probed: the relation's selectivity is unknown, and the LIMIT stops the walk.)
 async fn related(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
     if keys_only {
@@ -211,25 +218,25 @@ async fn related(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
             "contacts by accounts.industry",
             RecordType::Contact,
             json!({"field": "accounts.industry", "operator": "eq", "value": "software"}),
-            &["account_contacts_by_contact", "account_contacts edge"],
+            EDGE_INDEXES,
         ),
         (
             "accounts by contacts.title",
             RecordType::Account,
             json!({"field": "contacts.title", "operator": "contains", "value": "cto"}),
-            &["sqlite_autoindex_account_contacts_1", "account_contacts_pkey"],
+            EDGE_INDEXES,
         ),
         (
             "accounts by parent_account.industry",
             RecordType::Account,
             json!({"field": "parent_account.industry", "operator": "eq", "value": "software"}),
-            &["sqlite_autoindex_accounts_1", "accounts_pkey"],
+            RELATED_ACCOUNT_INDEXES,
         ),
         (
             "contacts by primary_account.industry",
             RecordType::Contact,
             json!({"field": "primary_account.industry", "operator": "eq", "value": "software"}),
-            &["sqlite_autoindex_accounts_1", "accounts_pkey"],
+            RELATED_ACCOUNT_INDEXES,
         ),
     ];
     let mut failures = Vec::new();
