@@ -7,7 +7,11 @@
 //! - text compares case-insensitively; `contains` / `starts_with` / `ends_with` are
 //!   substring tests on the lower-cased text;
 //! - on array attributes a condition holds when any element satisfies it, and `ne` /
-//!   `not_in` hold when no element equals the value(s).
+//!   `not_in` hold when no element equals the value(s);
+//! - a relationship field (`accounts.industry`, `contacts.primary_email`,
+//!   `parent_account.industry`, `primary_account.industry`; docs/API.md "Filters across
+//!   relationships") holds when ANY related record that is active and visible to the caller
+//!   satisfies the condition on the related record's attribute; one hop only.
 
 use crate::custom::TenantSchema;
 use crate::error::{CoreError, CoreResult, ErrorCode};
@@ -220,7 +224,124 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Cmp { target: Target, kind: Kind, op: Op, values: Vec<Value> },
+    Cmp {
+        target: Target,
+        kind: Kind,
+        op: Op,
+        values: Vec<Value>,
+    },
+    /// Some related record (active, in the caller's tenant and app scope) satisfies `cond`,
+    /// which is resolved against the related record type and never holds a `Related` itself.
+    Related {
+        relation: Relation,
+        cond: Box<Cond>,
+    },
+}
+
+/// A relationship a filter can follow, one hop (docs/API.md "Filters across relationships").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// A contact's linked accounts (any edge of `account_contacts`, primary or not).
+    Accounts,
+    /// A contact's primary account (`contacts.primary_account_id`, v1 `account_id`).
+    PrimaryAccount,
+    /// An account's linked contacts (any edge of `account_contacts`).
+    Contacts,
+    /// An account's parent account (`parent_account_id`).
+    ParentAccount,
+}
+
+impl Relation {
+    pub const ALL: [Relation; 4] =
+        [Relation::Accounts, Relation::PrimaryAccount, Relation::Contacts, Relation::ParentAccount];
+
+    /// The field prefix in v2 (`accounts.industry`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Relation::Accounts => "accounts",
+            Relation::PrimaryAccount => "primary_account",
+            Relation::Contacts => "contacts",
+            Relation::ParentAccount => "parent_account",
+        }
+    }
+
+    /// The field prefix in v1: the v1 reference field without `_id` for the to-one
+    /// relations (`account_id` → `account.`), the relationship name for the to-many ones.
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            Relation::PrimaryAccount => "account",
+            other => other.name(),
+        }
+    }
+
+    /// The record type the relation starts from.
+    pub fn source(self) -> RecordType {
+        match self {
+            Relation::Accounts | Relation::PrimaryAccount => RecordType::Contact,
+            Relation::Contacts | Relation::ParentAccount => RecordType::Account,
+        }
+    }
+
+    /// The record type the relation leads to.
+    pub fn target(self) -> RecordType {
+        match self {
+            Relation::Accounts | Relation::PrimaryAccount | Relation::ParentAccount => RecordType::Account,
+            Relation::Contacts => RecordType::Contact,
+        }
+    }
+
+    /// The relations of `rt`.
+    pub fn of(rt: RecordType) -> impl Iterator<Item = Relation> {
+        Relation::ALL.into_iter().filter(move |r| r.source() == rt)
+    }
+
+    /// The relation of `rt` a field prefix names in `dialect`.
+    pub fn parse(rt: RecordType, prefix: &str, v1: bool) -> Option<Relation> {
+        Relation::of(rt).find(|r| if v1 { r.v1_name() == prefix } else { r.name() == prefix })
+    }
+}
+
+/// The schemas a filter resolves against: its own record type's, and the other record
+/// type's for relationship fields (accounts ↔ contacts). Without the other one, relationship
+/// fields to it are unknown fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Schemas<'a> {
+    pub own: &'a TenantSchema,
+    pub other: Option<&'a TenantSchema>,
+}
+
+impl<'a> Schemas<'a> {
+    pub fn new(own: &'a TenantSchema, other: &'a TenantSchema) -> Self {
+        Schemas { own, other: Some(other) }
+    }
+
+    /// The schema of record type `rt`, if known.
+    pub fn of(&self, rt: RecordType) -> Option<&'a TenantSchema> {
+        if self.own.record_type == rt { Some(self.own) } else { self.other.filter(|s| s.record_type == rt) }
+    }
+}
+
+impl<'a> From<&'a TenantSchema> for Schemas<'a> {
+    fn from(own: &'a TenantSchema) -> Self {
+        Schemas { own, other: None }
+    }
+}
+
+/// Splits a relationship field (`accounts.industry`) into its relation and the related
+/// record's attribute; `None` when the field names no relation of `rt`. Two hops
+/// (`accounts.contacts.title`) are `invalid_filter_field`: filters follow one relationship.
+pub fn split_relation(rt: RecordType, field: &str, v1: bool) -> CoreResult<Option<(Relation, &str)>> {
+    let Some((prefix, rest)) = field.split_once('.') else { return Ok(None) };
+    let Some(relation) = Relation::parse(rt, prefix, v1) else { return Ok(None) };
+    let hops = rest.split_once('.').map(|(p, _)| p);
+    if hops.is_some_and(|p| Relation::parse(relation.target(), p, v1).is_some()) {
+        return Err(CoreError::new(
+            ErrorCode::InvalidFilterField,
+            format!("`{field}` follows two relationships; filters follow one"),
+        )
+        .with("field", field));
+    }
+    Ok(Some((relation, rest)))
 }
 
 /// What a filterable attribute is: where its values live and how they compare.
@@ -360,9 +481,9 @@ fn allowed(a: &Attribute) -> &'static [&'static str] {
 }
 
 /// One value of a condition, typed for comparison.
-fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema: &TenantSchema) -> CoreResult<Value> {
+fn typed(name: &str, label: &str, a: &Attribute, op: Op, json: &Json, schema: &TenantSchema) -> CoreResult<Value> {
     let substring = matches!(op, Op::Contains | Op::StartsWith | Op::EndsWith);
-    let bad = |r: &str| CoreError::invalid_value(name, r);
+    let bad = |r: &str| CoreError::invalid_value(label, r);
     let value = match (a.kind, json) {
         (_, Json::Null) => return Err(bad("a value is required")),
         (Kind::Text, Json::String(s)) => {
@@ -408,7 +529,7 @@ fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema:
         (Kind::Int, Json::String(s)) => Value::Int(s.trim().parse().map_err(|_| bad("expected a whole number"))?),
         (Kind::Int, _) => return Err(bad("expected a number")),
         (Kind::Real, _) => {
-            let spec = Spec { name, value_type: ValueType::Percent, is_array: false, options: &[] };
+            let spec = Spec { name: label, value_type: ValueType::Percent, is_array: false, options: &[] };
             match coerce_spec(
                 &spec,
                 match json {
@@ -423,61 +544,85 @@ fn typed(rt: RecordType, name: &str, a: &Attribute, op: Op, json: &Json, schema:
         (Kind::Bool, Json::Bool(b)) => Value::Bool(*b),
         (Kind::Bool, _) => return Err(bad("expected true or false")),
     };
-    let _ = rt;
     Ok(value)
 }
 
 /// Resolves a filter tree against the record type's schema: unknown fields are
 /// `invalid_filter_field`, operators the attribute does not take `invalid_filter_operator`,
-/// bad values `field_value_invalid`.
-pub fn resolve(rt: RecordType, filter: &Filter, schema: &TenantSchema) -> CoreResult<Cond> {
+/// bad values `field_value_invalid`. Relationship fields resolve against the related record
+/// type's schema (`schemas.other` for accounts ↔ contacts).
+pub fn resolve<'a>(rt: RecordType, filter: &Filter, schemas: impl Into<Schemas<'a>>) -> CoreResult<Cond> {
+    resolve_in(rt, filter, schemas.into())
+}
+
+fn resolve_in(rt: RecordType, filter: &Filter, schemas: Schemas<'_>) -> CoreResult<Cond> {
+    let all = |nodes: &[Filter]| nodes.iter().map(|f| resolve_in(rt, f, schemas)).collect::<CoreResult<Vec<_>>>();
     Ok(match filter {
-        Filter::And { and } => Cond::And(and.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?),
-        Filter::Or { or } => Cond::Or(or.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?),
-        Filter::Not { not } => {
-            Cond::Not(Box::new(Cond::And(not.iter().map(|f| resolve(rt, f, schema)).collect::<CoreResult<_>>()?)))
-        }
-        Filter::Leaf { field, operator, value } => {
-            let a = attribute(rt, field, schema).ok_or_else(|| {
-                CoreError::new(ErrorCode::InvalidFilterField, format!("`{field}` cannot be filtered on {rt}"))
-                    .with("field", field.as_str())
-            })?;
-            let op = Op::parse(operator).filter(|op| allowed(&a).contains(&op.name())).ok_or_else(|| {
-                CoreError::new(
-                    ErrorCode::InvalidFilterOperator,
-                    format!("operator `{operator}` does not apply to `{field}`"),
-                )
-                .with("field", field.as_str())
-                .with("operator", operator.as_str())
-                .with("allowed", allowed(&a).to_vec())
-            })?;
-            let values = match op {
-                Op::Exists | Op::NotExists => {
-                    if !value.is_null() {
-                        return Err(CoreError::invalid_value(field, "exists and not_exists take no value"));
-                    }
-                    Vec::new()
-                }
-                Op::In | Op::NotIn => {
-                    let items = value
-                        .as_array()
-                        .filter(|i| !i.is_empty())
-                        .ok_or_else(|| CoreError::invalid_value(field, "expected a non-empty array"))?;
-                    items.iter().map(|v| typed(rt, field, &a, op, v, schema)).collect::<CoreResult<_>>()?
-                }
-                Op::Between => {
-                    let pair = value
-                        .as_array()
-                        .filter(|i| i.len() == 2)
-                        .ok_or_else(|| CoreError::invalid_value(field, "between takes [low, high]"))?;
-                    pair.iter().map(|v| typed(rt, field, &a, op, v, schema)).collect::<CoreResult<_>>()?
-                }
-                _ => vec![typed(rt, field, &a, op, value, schema)?],
-            };
-            let _ = a.is_array;
-            Cond::Cmp { target: a.target, kind: a.kind, op, values }
-        }
+        Filter::And { and } => Cond::And(all(and)?),
+        Filter::Or { or } => Cond::Or(all(or)?),
+        Filter::Not { not } => Cond::Not(Box::new(Cond::And(all(not)?))),
+        Filter::Leaf { field, operator, value } => match split_relation(rt, field, false)? {
+            Some((relation, name)) => {
+                let schema = related_schema(relation, field, schemas)?;
+                let cond = resolve_leaf(relation.target(), name, field, operator, value, schema)?;
+                Cond::Related { relation, cond: Box::new(cond) }
+            }
+            None => resolve_leaf(rt, field, field, operator, value, schemas.own)?,
+        },
     })
+}
+
+/// The schema a relationship field resolves against.
+pub fn related_schema<'a>(relation: Relation, field: &str, schemas: Schemas<'a>) -> CoreResult<&'a TenantSchema> {
+    schemas.of(relation.target()).ok_or_else(|| unknown_field(field, relation.source()))
+}
+
+fn unknown_field(field: &str, rt: RecordType) -> CoreError {
+    CoreError::new(ErrorCode::InvalidFilterField, format!("`{field}` cannot be filtered on {rt}")).with("field", field)
+}
+
+/// One condition on attribute `name` of `rt`; errors name the field as the client wrote it
+/// (`label`, e.g. `accounts.industry`).
+pub fn resolve_leaf(
+    rt: RecordType,
+    name: &str,
+    label: &str,
+    operator: &str,
+    value: &Json,
+    schema: &TenantSchema,
+) -> CoreResult<Cond> {
+    let a = attribute(rt, name, schema).ok_or_else(|| unknown_field(label, rt))?;
+    let op = Op::parse(operator).filter(|op| allowed(&a).contains(&op.name())).ok_or_else(|| {
+        CoreError::new(ErrorCode::InvalidFilterOperator, format!("operator `{operator}` does not apply to `{label}`"))
+            .with("field", label)
+            .with("operator", operator)
+            .with("allowed", allowed(&a).to_vec())
+    })?;
+    let one = |v: &Json| typed(name, label, &a, op, v, schema);
+    let values = match op {
+        Op::Exists | Op::NotExists => {
+            if !value.is_null() {
+                return Err(CoreError::invalid_value(label, "exists and not_exists take no value"));
+            }
+            Vec::new()
+        }
+        Op::In | Op::NotIn => {
+            let items = value
+                .as_array()
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| CoreError::invalid_value(label, "expected a non-empty array"))?;
+            items.iter().map(one).collect::<CoreResult<_>>()?
+        }
+        Op::Between => {
+            let pair = value
+                .as_array()
+                .filter(|i| i.len() == 2)
+                .ok_or_else(|| CoreError::invalid_value(label, "between takes [low, high]"))?;
+            pair.iter().map(one).collect::<CoreResult<_>>()?
+        }
+        _ => vec![one(value)?],
+    };
+    Ok(Cond::Cmp { target: a.target, kind: a.kind, op, values })
 }
 
 /// What a v2 attribute sorts by, if it is sortable.
@@ -558,6 +703,41 @@ mod tests {
             code(json!({"field": "current_stage_id", "operator": "eq", "value": "married"})),
             ErrorCode::FieldValueInvalid
         );
+    }
+
+    #[test]
+    fn relationship_fields_resolve_against_the_related_schema_one_hop() {
+        let accounts = schema();
+        let contacts = TenantSchema::builtin("t", RecordType::Contact);
+        let on = |rt: RecordType, j: Json| {
+            let (own, other) = if rt == RecordType::Account { (&accounts, &contacts) } else { (&contacts, &accounts) };
+            resolve(rt, &Filter::parse(&j).unwrap(), Schemas::new(own, other))
+        };
+        let leaf = |field: &str, op: &str| json!({"field": field, "operator": op, "value": "x"});
+        let c = on(RecordType::Contact, leaf("accounts.industry", "eq")).unwrap();
+        assert!(matches!(c, Cond::Related { relation: Relation::Accounts, ref cond }
+            if matches!(**cond, Cond::Cmp { target: Target::Column("industry"), .. })));
+        assert!(matches!(
+            on(RecordType::Account, leaf("contacts.title", "contains")).unwrap(),
+            Cond::Related { relation: Relation::Contacts, .. }
+        ));
+        assert!(matches!(
+            on(RecordType::Account, leaf("parent_account.industry", "eq")).unwrap(),
+            Cond::Related { relation: Relation::ParentAccount, .. }
+        ));
+        let code = |rt, j| on(rt, j).unwrap_err().code;
+        for (rt, field) in [
+            (RecordType::Contact, "accounts.contacts.title"),
+            (RecordType::Contact, "accounts.nope"),
+            (RecordType::Contact, "contacts.title"),
+            (RecordType::Account, "parent_account.parent_account.industry"),
+        ] {
+            assert_eq!(code(rt, leaf(field, "eq")), ErrorCode::InvalidFilterField, "{field}");
+        }
+        assert_eq!(code(RecordType::Contact, leaf("accounts.industry", "gt")), ErrorCode::InvalidFilterOperator);
+        // Without the other type's schema, its fields cannot be resolved.
+        let alone = resolve(RecordType::Contact, &Filter::parse(&leaf("accounts.industry", "eq")).unwrap(), &contacts);
+        assert_eq!(alone.unwrap_err().code, ErrorCode::InvalidFilterField);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::custom::TenantSchema;
 use crate::error::{CoreError, CoreResult, ErrorCode};
-use crate::filter::{self, Cond, Filter, Kind, Op, SortKey, Target};
+use crate::filter::{self, Cond, Filter, Kind, Op, Schemas, SortKey, Target};
 use crate::ids::RecordType;
 use crate::schema::{META_COLUMNS, field_by_v1_name};
 use crate::value::Value;
@@ -205,7 +205,7 @@ fn v2_name(rt: RecordType, v1: &str) -> Option<&'static str> {
 }
 
 /// v1-only filters on server-stamped text and the primary account.
-fn v1_only(rt: RecordType, field: &str, operator: &str, value: &Json) -> Option<CoreResult<Cond>> {
+fn v1_only(rt: RecordType, field: &str, label: &str, operator: &str, value: &Json) -> Option<CoreResult<Cond>> {
     let column = match (rt, field) {
         (_, "created_by") => "created_by",
         (_, "updated_by") => "updated_by",
@@ -218,15 +218,15 @@ fn v1_only(rt: RecordType, field: &str, operator: &str, value: &Json) -> Option<
             .ok_or_else(|| {
                 CoreError::new(
                     ErrorCode::InvalidFilterOperator,
-                    format!("operator `{operator}` does not apply to `{field}`"),
+                    format!("operator `{operator}` does not apply to `{label}`"),
                 )
-                .with("field", field)
+                .with("field", label)
             })?;
         let text = |j: &Json| -> CoreResult<Value> {
             let s = j.as_str().unwrap_or_default();
             if column == "primary_account_id" {
                 let id = crate::ids::RecordId::parse(RecordType::Account, s)
-                    .ok_or_else(|| CoreError::invalid_query_parameter(field, "expected an account id"))?;
+                    .ok_or_else(|| CoreError::invalid_query_parameter(label, "expected an account id"))?;
                 return Ok(Value::Text(id.canonical()));
             }
             Ok(Value::Text(s.to_owned()))
@@ -261,45 +261,61 @@ fn as_parameter_error(e: CoreError, field: &str) -> CoreError {
     }
 }
 
+/// One v1 filter on field `field` of `rt` (errors name the parameter as given, `label`).
+fn v1_cond(
+    rt: RecordType,
+    field: &str,
+    label: &str,
+    operator: &str,
+    value: &Json,
+    schema: &TenantSchema,
+) -> CoreResult<Cond> {
+    if let Some(cond) = v1_only(rt, field, label, operator, value) {
+        return cond;
+    }
+    // Custom attributes are `custom_fields.<api_name>` in v1.
+    let custom = field.strip_prefix("custom_fields.").filter(|c| schema.custom(c).is_some());
+    let name = match custom {
+        Some(custom) => custom,
+        None => v2_name(rt, field).ok_or_else(|| {
+            CoreError::invalid_query_parameter(label, "unknown parameter or field that cannot be filtered")
+        })?,
+    };
+    let value_type =
+        field_by_v1_name(rt, field).map(|(_, f)| f.value_type).or_else(|| schema.custom(name).map(|d| d.value_type));
+    let value = match (value, value_type) {
+        // Query strings carry text; booleans arrive as "true" / "false".
+        (Json::String(s), Some(crate::schema::ValueType::Boolean)) => Json::Bool(parse_bool(label, s)?),
+        (v, _) => v.clone(),
+    };
+    filter::resolve_leaf(rt, name, label, operator, &value, schema).map_err(|e| as_parameter_error(e, label))
+}
+
 impl ListQuery {
     /// The default order: newest first.
     pub fn default_sort() -> Vec<(String, bool)> {
         vec![("created_at".to_owned(), true)]
     }
 
-    /// Checks the query against the tenant's schema and resolves names to columns and values.
-    pub fn resolve(&self, rt: RecordType, schema: &TenantSchema) -> CoreResult<Plan> {
+    /// Checks the query against the tenant's schemas (the record type's, and the other
+    /// record type's for relationship filters) and resolves names to columns and values.
+    pub fn resolve<'a>(&self, rt: RecordType, schemas: impl Into<Schemas<'a>>) -> CoreResult<Plan> {
+        let schemas: Schemas<'a> = schemas.into();
+        let schema = schemas.own;
         let mut conds = Vec::with_capacity(self.filters.len() + 1);
         for f in &self.filters {
             conds.push(match (self.dialect, f) {
-                (Dialect::V2, f) => filter::resolve(rt, f, schema)?,
+                (Dialect::V2, f) => filter::resolve(rt, f, schemas)?,
                 (Dialect::V1, Filter::Leaf { field, operator, value }) => {
-                    if let Some(cond) = v1_only(rt, field, operator, value) {
-                        cond?
-                    } else {
-                        // Custom attributes are `custom_fields.<api_name>` in v1.
-                        let custom = field.strip_prefix("custom_fields.").filter(|c| schema.custom(c).is_some());
-                        let name = match custom {
-                            Some(custom) => custom,
-                            None => v2_name(rt, field).ok_or_else(|| {
-                                CoreError::invalid_query_parameter(
-                                    field,
-                                    "unknown parameter or field that cannot be filtered",
-                                )
-                            })?,
-                        };
-                        let value_type = field_by_v1_name(rt, field)
-                            .map(|(_, f)| f.value_type)
-                            .or_else(|| schema.custom(name).map(|d| d.value_type));
-                        let value = match (value, value_type) {
-                            // Query strings carry text; booleans arrive as "true" / "false".
-                            (Json::String(s), Some(crate::schema::ValueType::Boolean)) => {
-                                Json::Bool(parse_bool(field, s)?)
-                            }
-                            (v, _) => v.clone(),
-                        };
-                        let leaf = Filter::Leaf { field: name.to_owned(), operator: operator.clone(), value };
-                        filter::resolve(rt, &leaf, schema).map_err(|e| as_parameter_error(e, field))?
+                    match filter::split_relation(rt, field, true).map_err(|e| as_parameter_error(e, field))? {
+                        // `account.industry=…`: the v1 field of the related record type.
+                        Some((relation, name)) => {
+                            let related = filter::related_schema(relation, field, schemas)
+                                .map_err(|e| as_parameter_error(e, field))?;
+                            let cond = v1_cond(relation.target(), name, field, operator, value, related)?;
+                            Cond::Related { relation, cond: Box::new(cond) }
+                        }
+                        None => v1_cond(rt, field, field, operator, value, schema)?,
                     }
                 }
                 (Dialect::V1, _) => return Err(CoreError::invalid_cursor()),

@@ -9,7 +9,7 @@ use crate::db::{Conn, Row, SqlBuilder, SqlValue};
 use crate::{StoreError, StoreResult, edges, keys};
 use corral_core::TenantId;
 use corral_core::change::Action;
-use corral_core::filter::{Cond, Kind, Op, Target};
+use corral_core::filter::{Cond, Kind, Op, Relation, Target};
 use corral_core::items;
 use corral_core::list::Plan;
 use corral_core::record::AccountDomain;
@@ -291,13 +291,12 @@ pub async fn list<C: Conn>(
 pub(crate) fn filter_and_keyset(
     q: &mut SqlBuilder,
     dialect: Dialect,
-    table: &str,
-    tenant: &TenantId,
+    at: At<'_>,
     plan: &Plan,
     after: Option<&[Json]>,
 ) -> StoreResult<()> {
     if let Some(filter) = &plan.filter {
-        let sql = compile(q, dialect, table, tenant, filter);
+        let sql = compile(q, dialect, at, filter);
         q.push(" AND ").push(&sql);
     }
     let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sort_key(&s.column)).collect();
@@ -357,7 +356,7 @@ fn list_sql(
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
     }
-    filter_and_keyset(&mut q, dialect, t.name, &actor.tenant, plan, after)?;
+    filter_and_keyset(&mut q, dialect, At::outer(t.name, actor), plan, after)?;
     q.push(&format!(" LIMIT {}", limit + 1));
     Ok(q)
 }
@@ -420,7 +419,7 @@ fn where_clause(q: &mut SqlBuilder, dialect: Dialect, actor: &Actor, rt: RecordT
         q.push(" AND deleted_at IS NULL");
     }
     if let Some(filter) = &plan.filter {
-        let sql = compile(q, dialect, table(rt).name, &actor.tenant, filter);
+        let sql = compile(q, dialect, At::outer(table(rt).name, actor), filter);
         q.push(" AND ").push(&sql);
     }
 }
@@ -483,38 +482,98 @@ fn json_to_sql(v: &Json) -> Option<SqlValue> {
     })
 }
 
+/// Where a filter is compiled: the record table, the name its columns are qualified by in
+/// the statement (the table itself, or the alias of a related record), and the caller's
+/// tenant and app scope, which relationship filters apply to the related records too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub table: &'a str,
+    pub qual: &'a str,
+    pub tenant: &'a TenantId,
+    pub app: Option<&'a str>,
+}
+
+impl<'a> At<'a> {
+    /// The statement's own record table, for `actor`.
+    pub fn outer(table: &'a str, actor: &'a Actor) -> Self {
+        At { table, qual: table, tenant: &actor.tenant, app: actor.app.as_deref() }
+    }
+}
+
 /// Compiles a resolved filter to SQL with bound values only: the one recursive function
 /// every filter of every dialect goes through. Every comparison yields true or false, never
 /// NULL, so `NOT` means "does not match" (see `corral_core::filter` for the semantics).
-fn compile(q: &mut SqlBuilder, dialect: Dialect, table: &str, tenant: &TenantId, cond: &Cond) -> String {
+fn compile(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, cond: &Cond) -> String {
     match cond {
         Cond::And(parts) if parts.is_empty() => "1 = 1".to_owned(),
         Cond::Or(parts) if parts.is_empty() => "1 = 0".to_owned(),
         Cond::And(parts) => {
-            format!(
-                "({})",
-                parts.iter().map(|c| compile(q, dialect, table, tenant, c)).collect::<Vec<_>>().join(" AND ")
-            )
+            format!("({})", parts.iter().map(|c| compile(q, dialect, at, c)).collect::<Vec<_>>().join(" AND "))
         }
         Cond::Or(parts) => {
-            let narrow = search_narrowing(q, dialect, table, tenant, cond);
-            let sql = format!(
-                "({})",
-                parts.iter().map(|c| compile(q, dialect, table, tenant, c)).collect::<Vec<_>>().join(" OR ")
-            );
+            let narrow = search_narrowing(q, dialect, at, cond);
+            let sql =
+                format!("({})", parts.iter().map(|c| compile(q, dialect, at, c)).collect::<Vec<_>>().join(" OR "));
             match narrow {
                 Some(n) => format!("({n} AND {sql})"),
                 None => sql,
             }
         }
-        Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, table, tenant, inner)),
-        Cond::Cmp { .. } if search_needle(table, cond).is_some() => {
-            let narrow = search_narrowing(q, dialect, table, tenant, cond).unwrap_or_else(|| "1 = 1".to_owned());
+        Cond::Not(inner) => format!("(NOT {})", compile(q, dialect, at, inner)),
+        Cond::Related { relation, cond } => compile_related(q, dialect, at, *relation, cond),
+        Cond::Cmp { .. } if search_needle(at.table, cond).is_some() => {
+            let narrow = search_narrowing(q, dialect, at, cond).unwrap_or_else(|| "1 = 1".to_owned());
             let Cond::Cmp { target, kind, op, values } = cond else { unreachable!("matched above") };
-            let sql = compile_cmp(q, dialect, table, tenant, target, *kind, *op, values);
+            let sql = compile_cmp(q, dialect, at, target, *kind, *op, values);
             format!("({narrow} AND {sql})")
         }
-        Cond::Cmp { target, kind, op, values } => compile_cmp(q, dialect, table, tenant, target, *kind, *op, values),
+        Cond::Cmp { target, kind, op, values } => compile_cmp(q, dialect, at, target, *kind, *op, values),
+    }
+}
+
+/// The alias of a related record in a relationship filter (never a table name, so the
+/// outer record stays addressable by its table's name inside the subquery).
+const RELATED: &str = "rel";
+
+/// A relationship filter (docs/API.md "Filters across relationships"): some related record
+/// satisfies `inner`. The related record must be active, of the same tenant (the edge's
+/// tenant and the record's: structural, not left to ids being unique) and within the caller's
+/// app scope. To-many relations go through the `account_contacts` edge, read by its index on
+/// the outer record's end (primary key for an account's contacts, `account_contacts_by_contact`
+/// for a contact's accounts); to-one relations read the related record by primary key.
+///
+/// The related record is the only table of the innermost `FROM`, so the columns `inner`
+/// names unqualified are its own (the edge table shares names such as `created_at` with it).
+fn compile_related(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, relation: Relation, inner: &Cond) -> String {
+    let target = table(relation.target()).name;
+    let t = q.bind(SqlValue::text(at.tenant));
+    let mut related = format!("{RELATED}.tenant_id = {t} AND {RELATED}.deleted_at IS NULL");
+    if let Some(app) = at.app {
+        let a = q.bind(SqlValue::text(app));
+        related.push_str(&format!(" AND {RELATED}.app_id = {a}"));
+    }
+    let inner_at = At { table: target, qual: RELATED, ..at };
+    let pred = compile(q, dialect, inner_at, inner);
+    let outer = at.qual;
+    match relation {
+        Relation::Accounts | Relation::Contacts => {
+            let (near, far) = if relation == Relation::Accounts {
+                ("contact_id", "account_id")
+            } else {
+                ("account_id", "contact_id")
+            };
+            format!(
+                "EXISTS (SELECT 1 FROM account_contacts edge WHERE edge.tenant_id = {t} AND edge.{near} = {outer}.id \
+                 AND EXISTS (SELECT 1 FROM {target} {RELATED} WHERE {RELATED}.id = edge.{far} AND {related} AND {pred}))"
+            )
+        }
+        Relation::PrimaryAccount | Relation::ParentAccount => {
+            let reference =
+                if relation == Relation::PrimaryAccount { "primary_account_id" } else { "parent_account_id" };
+            format!(
+                "EXISTS (SELECT 1 FROM {target} {RELATED} WHERE {RELATED}.id = {outer}.{reference} AND {related} AND {pred})"
+            )
+        }
     }
 }
 
@@ -562,13 +621,8 @@ fn search_needle<'a>(table: &str, cond: &'a Cond) -> Option<(&'a str, Vec<&'stat
 
 /// A condition that holds for every row `cond` matches and for few others, served by the
 /// search index; the caller still evaluates `cond` itself, so results never depend on it.
-fn search_narrowing(
-    q: &mut SqlBuilder,
-    dialect: Dialect,
-    table: &str,
-    tenant: &TenantId,
-    cond: &Cond,
-) -> Option<String> {
+fn search_narrowing(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, cond: &Cond) -> Option<String> {
+    let (table, qual, tenant) = (at.table, at.qual, at.tenant);
     let (needle, fields) = search_needle(table, cond)?;
     match dialect {
         // The trigram index folds case (ASCII and beyond) on both sides, so it finds every
@@ -580,7 +634,7 @@ fn search_narrowing(
             let rt = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
             let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
             Some(format!(
-                "{table}.id IN (SELECT s.record_id FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {rt} AND s.field IN ({fields}))"
+                "{qual}.id IN (SELECT s.record_id FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {rt} AND s.field IN ({fields}))"
             ))
         }
         // pg_trgm GIN indexes serve each field's LIKE predicate itself; an `or` over fields in
@@ -603,7 +657,7 @@ fn search_narrowing(
                 })
                 .collect::<Vec<_>>()
                 .join(" UNION ");
-            Some(format!("{table}.id IN ({lookups})"))
+            Some(format!("{qual}.id IN ({lookups})"))
         }
     }
 }
@@ -613,13 +667,13 @@ fn search_narrowing(
 fn compile_cmp(
     q: &mut SqlBuilder,
     dialect: Dialect,
-    table: &str,
-    tenant: &TenantId,
+    at: At<'_>,
     target: &Target,
     kind: Kind,
     op: Op,
     values: &[Value],
 ) -> String {
+    let (table, qual, tenant) = (at.table, at.qual, at.tenant);
     // Negations are the negation of their positive operator, over all elements.
     let (positive, negate) = match op {
         Op::Ne => (Op::Eq, true),
@@ -640,7 +694,7 @@ fn compile_cmp(
             };
             // Not correlated with the outer row: the index on the side table drives.
             format!(
-                "{table}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {t} AND k.record_type = {rt_param} AND {pred})"
+                "{qual}.id IN (SELECT k.record_id FROM record_tags k WHERE k.tenant_id = {t} AND k.record_type = {rt_param} AND {pred})"
             )
         }
         Target::List(column) => {
@@ -680,11 +734,9 @@ fn compile_cmp(
             if matches!(positive, Op::Contains | Op::StartsWith | Op::EndsWith) {
                 // A fragment cannot seek the key index: checked per row (by its primary key)
                 // on the rows the search index narrowed to, not by reading every key.
-                format!(
-                    "EXISTS (SELECT 1 FROM {index} k WHERE k.tenant_id = {t} AND k.{owner} = {table}.id AND {pred})"
-                )
+                format!("EXISTS (SELECT 1 FROM {index} k WHERE k.tenant_id = {t} AND k.{owner} = {qual}.id AND {pred})")
             } else {
-                format!("{table}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})")
+                format!("{qual}.id IN (SELECT k.{owner} FROM {index} k{pinned} WHERE k.tenant_id = {t} AND {pred})")
             }
         }
     };

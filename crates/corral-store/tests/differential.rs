@@ -117,6 +117,8 @@ fn values_of(doc: &Json, field: &str) -> (Vec<Json>, bool) {
         "estimated_annual_revenue" => (one(&doc["annual_revenue"]), false),
         "current_stage_id" => (one(&doc["lifecycle_stage"]), false),
         "domains" => (doc["domains"].as_array().unwrap().clone(), true),
+        // A contact's title (its v1 `job_title`).
+        "title" => (one(&doc["job_title"]), false),
         other => panic!("{other}"),
     }
 }
@@ -147,14 +149,28 @@ fn positive(op: &str, v: &Json, wanted: &[Json]) -> bool {
 }
 
 fn eval(doc: &Json, f: &Json) -> bool {
+    eval_in(doc, f, &|_, rel| panic!("no relation {rel} here"))
+}
+
+/// The related records (active ones) of `doc` along relation `rel`, as v1 documents.
+type Related<'a> = dyn Fn(&Json, &str) -> Vec<Json> + 'a;
+
+/// [`eval`] with relationship fields: `rel.field` holds when any related record satisfies
+/// the leaf on `field` (docs/API.md "Filters across relationships").
+fn eval_in(doc: &Json, f: &Json, related: &Related<'_>) -> bool {
     if let Some(c) = f.get("and") {
-        return c.as_array().unwrap().iter().all(|x| eval(doc, x));
+        return c.as_array().unwrap().iter().all(|x| eval_in(doc, x, related));
     }
     if let Some(c) = f.get("or") {
-        return c.as_array().unwrap().iter().any(|x| eval(doc, x));
+        return c.as_array().unwrap().iter().any(|x| eval_in(doc, x, related));
     }
     if let Some(c) = f.get("not") {
-        return !eval(doc, c);
+        return !eval_in(doc, c, related);
+    }
+    if let Some((rel, field)) = f["field"].as_str().unwrap().split_once('.') {
+        let mut inner = f.clone();
+        inner["field"] = json!(field);
+        return related(doc, rel).iter().any(|r| eval(r, &inner));
     }
     let (values, _) = values_of(doc, f["field"].as_str().unwrap());
     let op = f["operator"].as_str().unwrap();
@@ -342,6 +358,180 @@ proptest! {
             prop_assert_eq!(&got, &expected, "filter {} on {:?}", reference, records);
             let total = store.count_records(&actor, RT, &plan).await.unwrap();
             prop_assert_eq!(total as usize, expected.len());
+            Ok(())
+        })?;
+    }
+}
+
+// ----- filters across relationships (docs/API.md "Filters across relationships") -----
+
+const TITLES: &[&str] = &["CTO", "cto", "VP Sales", "Engineer", "x_y"];
+
+/// A leaf on a contact's own attributes.
+fn contact_leaf() -> impl Strategy<Value = Json> {
+    let op = prop::sample::select(
+        &["eq", "ne", "contains", "starts_with", "ends_with", "exists", "not_exists", "in", "not_in"][..],
+    );
+    (op, prop::sample::subsequence(&["cto", "VP", "engineer", "sales", "_", "x"][..], 1..3))
+        .prop_map(|(op, vals)| cond("title", op, vals.into_iter().map(Json::from).collect()))
+}
+
+/// `leaf` with its field behind relation `rel`.
+fn behind(rel: &'static str, leaf: impl Strategy<Value = Json>) -> impl Strategy<Value = Json> {
+    leaf.prop_map(move |mut j| {
+        j["field"] = json!(format!("{rel}.{}", j["field"].as_str().unwrap()));
+        j
+    })
+}
+
+fn tree_of(leaf: BoxedStrategy<Json>) -> impl Strategy<Value = Json> {
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|c| json!({"and": c})),
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|c| json!({"or": c})),
+            inner.prop_map(|c| json!({"not": c})),
+        ]
+    })
+}
+
+/// An account of the graph: its values, its parent (an earlier account), archived or not.
+type AccountNode = (Spec, Option<usize>, bool);
+/// A contact of the graph: title, primary account, other linked accounts, archived or not.
+type ContactNode = (Option<&'static str>, Option<usize>, Vec<usize>, bool);
+
+fn graph() -> impl Strategy<Value = (Vec<AccountNode>, Vec<ContactNode>)> {
+    let accounts = prop::collection::vec((spec(), prop::option::of(0usize..5), any::<bool>()), 1..6);
+    let contacts = prop::collection::vec(
+        (
+            prop::option::of(prop::sample::select(TITLES)),
+            prop::option::of(0usize..5),
+            prop::sample::subsequence(&[0usize, 1, 2, 3, 4][..], 0..3),
+            any::<bool>(),
+        ),
+        0..7,
+    );
+    (accounts, contacts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Relationship filters in both directions (contacts by `accounts.*` / `primary_account.*`,
+    /// accounts by `contacts.*` / `parent_account.*`) give what the reference gives: any
+    /// active related record satisfies the leaf; archived related records never count.
+    #[test]
+    fn relationship_filters_agree_with_the_reference(
+        (accounts, contacts) in graph(),
+        account_filter in tree_of(prop_oneof![leaf(), behind("parent_account", leaf()), behind("contacts", contact_leaf())].boxed()),
+        contact_filter in tree_of(prop_oneof![contact_leaf(), behind("accounts", leaf()), behind("primary_account", leaf())].boxed()),
+    ) {
+        use corral_core::RecordType::{Account, Contact};
+        use corral_core::filter::Schemas;
+        let rt = runtime();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
+            let store = Store::open_with(&url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap();
+            store.migrate().await.unwrap();
+            let actor = Actor::new("t", "prop", None, corral_core::ActorKind::User);
+            let (account_schema, contact_schema) = (TenantSchema::builtin("t", Account), TenantSchema::builtin("t", Contact));
+            let create = |rt: RecordType, body: Json| {
+                let schema = if rt == Account { &account_schema } else { &contact_schema };
+                let write = parse_write(rt, &body, WriteMode::Create, schema).unwrap();
+                let store = &store;
+                let actor = &actor;
+                async move {
+                    match store.create_record(actor, rt, &write, None, |_| String::new()).await.unwrap() {
+                        Created::New(record, _) => *record,
+                        _ => unreachable!("no idempotency key"),
+                    }
+                }
+            };
+            let mut account_records: Vec<Record> = Vec::new();
+            for (i, (s, parent, _)) in accounts.iter().enumerate() {
+                let mut body = json!({"name": s.name, "industry": s.industry, "employee_count": s.employees,
+                                      "annual_revenue": s.revenue, "tags": s.tags, "lifecycle_stage": s.stage});
+                if s.has_domain {
+                    body["domain"] = json!(format!("d{i}.example.com"));
+                }
+                if let Some(p) = parent.filter(|p| *p < i) {
+                    body["parent_account_id"] = json!(account_records[p].meta.id.v1(Account));
+                }
+                account_records.push(create(Account, body).await);
+            }
+            let n = account_records.len();
+            let mut contact_records: Vec<Record> = Vec::new();
+            // Per contact: its primary account and every linked account (indices).
+            let mut links: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+            for (j, (title, primary, others, _)) in contacts.iter().enumerate() {
+                let primary = primary.filter(|p| *p < n);
+                let mut body = json!({"first_name": format!("c{j}"), "job_title": title});
+                if let Some(p) = primary {
+                    body["account_id"] = json!(account_records[p].meta.id.v1(Account));
+                }
+                let record = create(Contact, body).await;
+                let mut linked: Vec<usize> = primary.into_iter().collect();
+                for &o in others.iter().filter(|o| **o < n && Some(**o) != primary) {
+                    let change = corral_store::edges::EdgeChange { role: None, is_primary: None };
+                    let target = corral_store::EdgeTarget::Id(account_records[o].meta.id);
+                    store.add_edge(&actor, Contact, record.meta.id, target, &change).await.unwrap();
+                    linked.push(o);
+                }
+                links.push((primary, linked));
+                contact_records.push(record);
+            }
+            for (i, (_, _, archived)) in accounts.iter().enumerate() {
+                if *archived {
+                    store.archive_record(&actor, Account, account_records[i].meta.id, Default::default()).await.unwrap();
+                }
+            }
+            for (j, (_, _, _, archived)) in contacts.iter().enumerate() {
+                if *archived {
+                    store.archive_record(&actor, Contact, contact_records[j].meta.id, Default::default()).await.unwrap();
+                }
+            }
+            let account_docs: Vec<Json> = account_records.iter().map(|r| render(r, &account_schema)).collect();
+            let contact_docs: Vec<Json> = contact_records.iter().map(|r| render(r, &contact_schema)).collect();
+            let account_active = |i: usize| !accounts[i].2;
+            let contact_active = |j: usize| !contacts[j].3;
+            let index_of = |docs: &[Json], doc: &Json| docs.iter().position(|d| d["id"] == doc["id"]).unwrap();
+            let related = |doc: &Json, rel: &str| -> Vec<Json> {
+                match rel {
+                    "parent_account" => {
+                        let i = index_of(&account_docs, doc);
+                        accounts[i].1.filter(|p| *p < i && account_active(*p)).map(|p| account_docs[p].clone()).into_iter().collect()
+                    }
+                    "contacts" => {
+                        let i = index_of(&account_docs, doc);
+                        (0..contact_docs.len()).filter(|j| contact_active(*j) && links[*j].1.contains(&i)).map(|j| contact_docs[j].clone()).collect()
+                    }
+                    "accounts" => {
+                        let j = index_of(&contact_docs, doc);
+                        links[j].1.iter().filter(|i| account_active(**i)).map(|i| account_docs[*i].clone()).collect()
+                    }
+                    "primary_account" => {
+                        let j = index_of(&contact_docs, doc);
+                        links[j].0.filter(|i| account_active(*i)).map(|i| account_docs[i].clone()).into_iter().collect()
+                    }
+                    other => panic!("{other}"),
+                }
+            };
+            for (rt, filter, docs, active) in [
+                (Account, &account_filter, &account_docs, (0..account_docs.len()).map(account_active).collect::<Vec<_>>()),
+                (Contact, &contact_filter, &contact_docs, (0..contact_docs.len()).map(contact_active).collect::<Vec<_>>()),
+            ] {
+                let (own, other) = if rt == Account { (&account_schema, &contact_schema) } else { (&contact_schema, &account_schema) };
+                let query = ListQuery { dialect: Dialect::V2, filters: vec![Filter::parse(filter).unwrap()], ..Default::default() };
+                let plan = query.resolve(rt, Schemas::new(own, other)).unwrap();
+                let mut expected: Vec<Json> = docs.iter().zip(&active).filter(|(d, a)| **a && eval_in(d, filter, &related)).map(|(d, _)| d.clone()).collect();
+                order(&mut expected, &[("created_at", true)]);
+                let expected: Vec<String> = expected.iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+                let (page, _): (Vec<Record>, _) = store.list_records(&actor, rt, &plan, None, 100).await.unwrap();
+                let got: Vec<String> = page.iter().map(|r| r.meta.id.v1(rt)).collect();
+                prop_assert_eq!(&got, &expected, "{} filter {}", rt, filter);
+                let total = store.count_records(&actor, rt, &plan).await.unwrap();
+                prop_assert_eq!(total as usize, expected.len());
+            }
             Ok(())
         })?;
     }

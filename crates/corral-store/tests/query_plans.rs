@@ -19,7 +19,9 @@ async fn plan_lines(store: &Store, rt: RecordType, filter: Json, sort: &[(&str, 
         sort: sort.iter().map(|(f, d)| ((*f).to_owned(), *d)).collect(),
         ..Default::default()
     };
-    let plan = query.resolve(rt, &TenantSchema::builtin("t", rt)).unwrap();
+    let other = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
+    let (own, other) = (TenantSchema::builtin("t", rt), TenantSchema::builtin("t", other));
+    let plan = query.resolve(rt, corral_core::filter::Schemas::new(&own, &other)).unwrap();
     store.explain_list(&actor, rt, &plan, 50).await.unwrap()
 }
 
@@ -179,7 +181,7 @@ async fn check(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
             vec![],
         ),
     ];
-    let mut failures = Vec::new();
+    let mut failures = related(store, phase, keys_only).await;
     for (name, rt, filter, sort) in shapes {
         if keys_only && !name.contains("lookup") {
             continue;
@@ -190,6 +192,68 @@ async fn check(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
             eprintln!("{phase} / {name}: {lines:#?}");
         }
         if full_scan(&lines, table) || lines.is_empty() {
+            failures.push(format!("{phase} / {name}: {lines:#?}"));
+        }
+    }
+    failures
+}
+
+/// The edge table's indexes: either end (PostgreSQL may drive a semi-join from the related side).
+const EDGE_INDEXES: &[&str] =
+    &["account_contacts_by_contact", "sqlite_autoindex_account_contacts_1", "account_contacts_pkey"];
+/// The related account read by primary key, or (PostgreSQL hashing the matches) by the
+/// index of the related condition.
+const RELATED_ACCOUNT_INDEXES: &[&str] = &["sqlite_autoindex_accounts_1", "accounts_pkey", "accounts_industry"];
+
+/// Relationship filters (docs/API.md "Filters across relationships"): the EXISTS reads the
+/// edge table by one of its indexes and the related record by an index, never scanning
+/// either. (The outer record table is walked in the page's order, each
+/// row probed: the relation's selectivity is unknown, and the LIMIT stops the walk.)
+async fn related(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
+    if keys_only {
+        return Vec::new();
+    }
+    let shapes: Vec<(&str, RecordType, Json, &[&str])> = vec![
+        (
+            "contacts by accounts.industry",
+            RecordType::Contact,
+            json!({"field": "accounts.industry", "operator": "eq", "value": "software"}),
+            EDGE_INDEXES,
+        ),
+        (
+            "accounts by contacts.title",
+            RecordType::Account,
+            json!({"field": "contacts.title", "operator": "contains", "value": "cto"}),
+            EDGE_INDEXES,
+        ),
+        (
+            "accounts by parent_account.industry",
+            RecordType::Account,
+            json!({"field": "parent_account.industry", "operator": "eq", "value": "software"}),
+            RELATED_ACCOUNT_INDEXES,
+        ),
+        (
+            "contacts by primary_account.industry",
+            RecordType::Contact,
+            json!({"field": "primary_account.industry", "operator": "eq", "value": "software"}),
+            RELATED_ACCOUNT_INDEXES,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, rt, filter, indexes) in shapes {
+        let lines = plan_lines(store, rt, filter, &[]).await;
+        if std::env::var("SHOW_PLANS").is_ok() {
+            eprintln!("{phase} / {name}: {lines:#?}");
+        }
+        let uses_index = lines.iter().any(|l| indexes.iter().any(|i| l.contains(i)));
+        let scans = lines.iter().any(|l| {
+            let l = l.trim();
+            l.starts_with("SCAN edge")
+                || l.starts_with("SCAN rel")
+                || l.contains("Seq Scan on account_contacts")
+                || l.contains(" rel ") && l.contains("Seq Scan")
+        });
+        if !uses_index || scans {
             failures.push(format!("{phase} / {name}: {lines:#?}"));
         }
     }

@@ -7,6 +7,7 @@ use super::values::{
     pascal, raw_write_value, read_envelope, shared_components, text, write_value,
 };
 use corral_core::custom::TenantSchema;
+use corral_core::filter::Relation;
 use corral_core::list::{MAX_SORT_KEYS, V2_MAX_LIMIT};
 use corral_core::record::ITEM_LABELS;
 use corral_core::{ErrorCode, RecordType, v1, v2};
@@ -72,11 +73,25 @@ pub fn stem(rt: RecordType) -> &'static str {
 
 /// The v2 components of one record type: the record, its attributes, its writes, `_query`
 /// and (for accounts and contacts) `_assert`.
-fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, Json>) {
+fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSchema>, out: &mut Map<String, Json>) {
     let p = stem(rt);
     let doc = v2::schema_document(rt, schema);
     let entries = doc["attributes"].as_array().cloned().unwrap_or_default();
     let attributes: Vec<Attribute<'_>> = entries.iter().map(Attribute).collect();
+    // Relationship fields (`accounts.industry`, docs/API.md "Filters across relationships"):
+    // every attribute of the related type, with its operators, under the relation's name.
+    let related_entries: Vec<Json> = Relation::of(rt)
+        .flat_map(|relation| {
+            let target = relation.target();
+            let target_schema = if target == rt { Some(schema) } else { other };
+            let doc = target_schema.map(|s| v2::schema_document(target, s)).unwrap_or_default();
+            doc["attributes"].as_array().cloned().unwrap_or_default().into_iter().map(move |mut a| {
+                a["api_name"] = json!(format!("{}.{}", relation.name(), a["api_name"].as_str().unwrap_or_default()));
+                a
+            })
+        })
+        .collect();
+    let filterable: Vec<Attribute<'_>> = entries.iter().chain(&related_entries).map(Attribute).collect();
     let names: Vec<&str> = attributes.iter().map(Attribute::name).collect();
 
     let read: Map<String, Json> = attributes.iter().map(|a| (a.name().to_owned(), read_envelope(a))).collect();
@@ -97,7 +112,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
     // Conditions are grouped by shape (operators and value schema), each shape a named
     // component listing the fields that take it: generators need named union members.
     let mut shapes: Vec<(String, ConditionShape, Vec<String>)> = Vec::new();
-    for attr in &attributes {
+    for attr in &filterable {
         for shape in filter_conditions(attr) {
             let key = format!("{}|{:?}|{}", shape.kind, shape.operators, shape.value.clone().unwrap_or_default());
             match shapes.iter_mut().find(|(k, _, _)| *k == key) {
@@ -321,9 +336,9 @@ pub fn schemas(account: &TenantSchema, contact: &TenantSchema, user: &TenantSche
             &["error"],
         ),
     );
-    v2_record_type(RecordType::Account, account, &mut out);
-    v2_record_type(RecordType::Contact, contact, &mut out);
-    v2_record_type(RecordType::User, user, &mut out);
+    v2_record_type(RecordType::Account, account, Some(contact), &mut out);
+    v2_record_type(RecordType::Contact, contact, Some(account), &mut out);
+    v2_record_type(RecordType::User, user, None, &mut out);
     v1_record_type(RecordType::Account, account, &mut out);
     v1_record_type(RecordType::Contact, contact, &mut out);
     for (rt, schema) in [(RecordType::Account, account), (RecordType::Contact, contact), (RecordType::User, user)] {

@@ -6,7 +6,7 @@
 use super::components::{reference, stem};
 use super::values::{self, Attribute};
 use corral_core::custom::TenantSchema;
-use corral_core::filter::MAX_IN_VALUES;
+use corral_core::filter::{MAX_IN_VALUES, Relation};
 use corral_core::list::{V1_MAX_LIMIT, V2_MAX_LIMIT};
 use corral_core::{RecordType, v2};
 use serde_json::{Map, Value as Json, json};
@@ -291,7 +291,7 @@ fn v1_sort_keys(rt: RecordType, schema: &TenantSchema) -> Vec<String> {
 
 /// `GET /api/v1/crm/{collection}`: paging, sort, search, count and one parameter per
 /// filterable field and operator (`industry=…`, `employee_count[gte]=…`).
-fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
+fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema, other: &TenantSchema) -> Op {
     let p = stem(rt);
     let mut o = op("get", format!("/api/v1/crm/{collection}"), format!("v1_list_{collection}"), "v1", format!("List {collection}"))
         .describe("One page, newest first unless sorted. Filters: `field=value` or `field[op]=value` (v2 operator names; `in`, `not_in` and `between` take comma lists). Unknown parameters are 400 invalid_query_parameter.")
@@ -301,11 +301,26 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
         .query("include_deleted", json!({"type": "boolean"}), "also archived documents")
         .query("q", json!({"type": "string", "maxLength": 1000}), "search text")
         .query("count", count_param(), "add `total` (and `total_is_estimate`)");
+    let params = o.body["parameters"].as_array_mut().expect("an array");
+    v1_filter_params(rt, schema, "", params);
+    // One hop across a relationship (docs/API.md "Filters across relationships"): the
+    // related type's parameters under the relation's v1 name (`accounts.industry`).
+    for relation in Relation::of(rt) {
+        let target = relation.target();
+        let target_schema = if target == rt { schema } else { other };
+        v1_filter_params(target, target_schema, &format!("{}.", relation.v1_name()), params);
+    }
+    o.reply(200, "One page", Some(&format!("{p}V1List")), &[])
+}
+
+/// The filter parameters of the v1 fields of `rt`, each name prefixed by `prefix`.
+fn v1_filter_params(rt: RecordType, schema: &TenantSchema, prefix: &str, out: &mut Vec<Json>) {
     let doc = v2::schema_document(rt, schema);
     let custom: Vec<&str> = schema.custom.iter().map(|c| c.api_name.as_str()).collect();
     for entry in doc["attributes"].as_array().into_iter().flatten() {
         let attr = Attribute(entry);
         let Some(name) = v1_filter_name(rt, attr.name(), custom.contains(&attr.name())) else { continue };
+        let name = format!("{prefix}{name}");
         for operator in attr.operators() {
             let param = if operator == "eq" { name.clone() } else { format!("{name}[{operator}]") };
             let mut schema = v1_filter_schema(rt, &attr, operator);
@@ -314,7 +329,7 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
                 p["style"] = json!("form");
                 p["explode"] = json!(false);
             }
-            o.body["parameters"].as_array_mut().expect("an array").push(p);
+            out.push(p);
         }
     }
     let mut v1_only = vec![("created_by", "text"), ("updated_by", "text")];
@@ -328,20 +343,20 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
             json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"})
         };
         let params = [
-            (name.to_owned(), scalar.clone(), false),
-            (format!("{name}[ne]"), scalar.clone(), false),
+            (format!("{prefix}{name}"), scalar.clone(), false),
+            (format!("{prefix}{name}[ne]"), scalar.clone(), false),
             (
-                format!("{name}[in]"),
+                format!("{prefix}{name}[in]"),
                 json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": scalar.clone()}),
                 true,
             ),
             (
-                format!("{name}[not_in]"),
+                format!("{prefix}{name}[not_in]"),
                 json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": scalar}),
                 true,
             ),
-            (format!("{name}[exists]"), json!({"type": "boolean"}), false),
-            (format!("{name}[not_exists]"), json!({"type": "boolean"}), false),
+            (format!("{prefix}{name}[exists]"), json!({"type": "boolean"}), false),
+            (format!("{prefix}{name}[not_exists]"), json!({"type": "boolean"}), false),
         ];
         for (param, schema, list) in params {
             let mut p = json!({"name": param, "in": "query", "schema": schema});
@@ -349,19 +364,18 @@ fn v1_list(rt: RecordType, collection: &str, schema: &TenantSchema) -> Op {
                 p["style"] = json!("form");
                 p["explode"] = json!(false);
             }
-            o.body["parameters"].as_array_mut().expect("an array").push(p);
+            out.push(p);
         }
     }
-    o.reply(200, "One page", Some(&format!("{p}V1List")), &[])
 }
 
 /// Every operation on one v1 collection.
-fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &mut Vec<Op>) {
+fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, other: &TenantSchema, out: &mut Vec<Op>) {
     let p = stem(rt);
     let doc = format!("{p}V1");
     let one = format!("/api/v1/crm/{collection}/{{id}}");
     let what = &collection[..collection.len() - 1];
-    out.push(v1_list(rt, collection, schema));
+    out.push(v1_list(rt, collection, schema, other));
     out.push(
         op(
             "post",
@@ -929,8 +943,8 @@ pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json
     let mut ops = Vec::new();
     fixed(&mut ops);
     change_feeds(&mut ops);
-    v1_collection(RecordType::Account, "accounts", account, &mut ops);
-    v1_collection(RecordType::Contact, "contacts", contact, &mut ops);
+    v1_collection(RecordType::Account, "accounts", account, contact, &mut ops);
+    v1_collection(RecordType::Contact, "contacts", contact, account, &mut ops);
     v2_record_type(RecordType::Account, account, &mut ops);
     v2_record_type(RecordType::Contact, contact, &mut ops);
     v2_record_type(RecordType::User, &TenantSchema::builtin("tenant", RecordType::User), &mut ops);

@@ -296,9 +296,9 @@ pub fn condition_schema(fields: &[String], shape: &ConditionShape) -> Json {
     json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
 }
 
-/// `PascalCase` of a snake_case name.
+/// `PascalCase` of a snake_case name (dotted relationship fields too: `accounts.industry`).
 pub fn pascal(name: &str) -> String {
-    name.split('_')
+    name.split(['_', '.'])
         .map(|part| {
             let mut chars = part.chars();
             chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()

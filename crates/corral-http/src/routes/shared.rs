@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use corral_core::custom::TenantSchema;
+use corral_core::filter::Schemas;
 use corral_core::list::{CursorState, ListQuery};
 use corral_core::{Actor, CoreError, ErrorCode, Record, RecordType};
 use corral_store::IdempotencyKey;
@@ -149,7 +150,13 @@ pub async fn page(
 ) -> ApiResult<Page> {
     let (query, after) = continue_query(state, actor, rt, given, cursor)?;
     let schema = state.schema(&actor.tenant, rt).await?;
-    let plan = query.resolve(rt, &schema)?;
+    // Relationship filters name the other record type's attributes, custom ones included.
+    let other = match rt {
+        RecordType::Account => Some(state.schema(&actor.tenant, RecordType::Contact).await?),
+        RecordType::Contact => Some(state.schema(&actor.tenant, RecordType::Account).await?),
+        RecordType::User => None,
+    };
+    let plan = query.resolve(rt, Schemas { own: &schema, other: other.as_deref() })?;
     let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
     let total = match count {
         None => None,

@@ -20,6 +20,7 @@ mod metrics;
 mod openapi;
 mod query;
 mod ratelimit;
+mod related_filters;
 mod relationships;
 mod v2;
 mod webhooks;
