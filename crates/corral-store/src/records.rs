@@ -1460,7 +1460,7 @@ async fn clear_custom_references<C: Conn>(
             let t = table(owner);
             let mut q = SqlBuilder::new(format!("SELECT id FROM {}", t.name));
             scope_clause(&mut q, tenant_wide);
-            let pred = compile(&mut q, c.dialect(), t.name, &tenant_wide.tenant, &cond);
+            let pred = compile(&mut q, c.dialect(), At::outer(t.name, tenant_wide), &cond);
             q.push(&format!(" AND {pred}"));
             let referrers: Vec<RecordId> = c
                 .query(&q.sql, &q.params)
