@@ -1415,24 +1415,40 @@ pub async fn purge<C: Conn>(c: &mut C, actor: &Actor, rt: RecordType, id: Record
     let t = table(rt);
     for (index, f) in fields(rt).iter().enumerate().filter(|(_, f)| f.value_type == ValueType::Reference(rt)) {
         let sql = format!("SELECT id FROM {} WHERE tenant_id = $1 AND {} = $2", t.name, f.column);
-        let referrers: Vec<RecordId> = c
-            .query(&sql, &[SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical())])
-            .await?
-            .into_iter()
-            .filter_map(|mut r| r.text(0))
-            .filter_map(|s| RecordId::parse(rt, &s))
-            .collect();
-        for referrer in referrers {
-            let options = ModifyOptions { include_archived: true, ..Default::default() };
-            modify_with(c, &tenant_wide, rt, referrer, Preconditions::default(), None, now, options, |r| {
-                r.values[index] = Value::Null;
-                Ok(true)
-            })
-            .await?;
-        }
+        let params = [SqlValue::text(actor.tenant.clone()), SqlValue::text(id.canonical())];
+        edit_referrers(c, &tenant_wide, rt, &sql, &params, now, |r| r.values[index] = Value::Null).await?;
     }
     clear_custom_references(c, &tenant_wide, rt, id, now).await?;
     commit(c, actor, Action::Purged, Some(&before), None, Map::new()).await?;
+    Ok(())
+}
+
+/// Edits, through the funnel, every `owner` record (archived ones included) whose id the
+/// query `sql` selects: the referrers a purge takes a reference away from.
+async fn edit_referrers<C: Conn>(
+    c: &mut C,
+    tenant_wide: &Actor,
+    owner: RecordType,
+    sql: &str,
+    params: &[SqlValue],
+    now: Timestamp,
+    edit: impl Fn(&mut Record) + Send + Sync,
+) -> StoreResult<()> {
+    let referrers: Vec<RecordId> = c
+        .query(sql, params)
+        .await?
+        .into_iter()
+        .filter_map(|mut r| r.text(0))
+        .filter_map(|s| RecordId::parse(owner, &s))
+        .collect();
+    for referrer in referrers {
+        let options = ModifyOptions { include_archived: true, ..Default::default() };
+        modify_with(c, tenant_wide, owner, referrer, Preconditions::default(), None, now, options, |r| {
+            edit(r);
+            Ok(true)
+        })
+        .await?;
+    }
     Ok(())
 }
 
@@ -1462,27 +1478,16 @@ async fn clear_custom_references<C: Conn>(
             scope_clause(&mut q, tenant_wide);
             let pred = compile(&mut q, c.dialect(), At::outer(t.name, tenant_wide), &cond);
             q.push(&format!(" AND {pred}"));
-            let referrers: Vec<RecordId> = c
-                .query(&q.sql, &q.params)
-                .await?
-                .into_iter()
-                .filter_map(|mut r| r.text(0))
-                .filter_map(|s| RecordId::parse(owner, &s))
-                .collect();
-            for referrer in referrers {
-                let options = ModifyOptions { include_archived: true, ..Default::default() };
-                modify_with(c, tenant_wide, owner, referrer, Preconditions::default(), None, now, options, |r| {
-                    let kept = match r.custom.remove(&attr.api_name) {
-                        Some(Json::Array(ids)) => ids.into_iter().filter(|v| v.as_str() != Some(&gone)).collect(),
-                        _ => Vec::new(),
-                    };
-                    if !kept.is_empty() {
-                        r.custom.insert(attr.api_name.clone(), Json::Array(kept));
-                    }
-                    Ok(true)
-                })
-                .await?;
-            }
+            edit_referrers(c, tenant_wide, owner, &q.sql, &q.params, now, |r| {
+                let kept = match r.custom.remove(&attr.api_name) {
+                    Some(Json::Array(ids)) => ids.into_iter().filter(|v| v.as_str() != Some(&gone)).collect(),
+                    _ => Vec::new(),
+                };
+                if !kept.is_empty() {
+                    r.custom.insert(attr.api_name.clone(), Json::Array(kept));
+                }
+            })
+            .await?;
         }
     }
     Ok(())
