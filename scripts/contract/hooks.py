@@ -82,6 +82,13 @@ def map_case_state(context, case):
       body is `422 idempotency_key_reused` (docs/API.md): each generated create gets its own key.
     - An API key's `expires_at` must be in the future (`422 field_value_invalid`, docs/API.md);
       a schema cannot say "after now", so a generated one is moved a day past the run.
+    - A webhook's target must resolve, to a public address unless the server allows private
+      ones (`422`, docs/API.md, Webhooks): a generated host name resolves nowhere, so valid
+      webhook writes target a closed port on 127.0.0.1 (scripts/contract-check starts the
+      server with `CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true`, so deliveries stay on loopback).
+    - The options of a select attribute have distinct `api_name`s (`422`, docs/API.md, Custom
+      attributes): JSON Schema's `uniqueItems` compares whole items, not one key of them, so
+      a repeated name gets a suffix.
     Only requests generated to be valid are changed; invalid ones are sent as generated.
     """
     meta = case.meta
@@ -101,6 +108,10 @@ def map_case_state(context, case):
     if path == "/api/admin/api-keys" and case.method.upper() == "POST" and body.get("expires_at") is not None:
         tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if path.startswith("/api/admin/webhooks") and isinstance(body.get("url"), str):
+        body["url"] = WEBHOOK_TARGET
+    if path.startswith("/api/v2/_schema/") and isinstance(body.get("options"), list):
+        _distinct_option_names(body["options"])
     own_id = _bare_id(str((case.path_parameters or {}).get("id", "")))
     _point_references(body, targets, own_id)
     if isinstance(body.get("attributes"), dict):
@@ -120,6 +131,21 @@ def map_case_state(context, case):
         body.pop("related_record_match", None)
         body["related_record_id"] = targets.get(other, body.get("related_record_id"))
     return case
+
+
+# Where valid webhook subscriptions point: loopback, a port nothing listens on.
+WEBHOOK_TARGET = "http://127.0.0.1:9/corral-contract-check"
+
+
+def _distinct_option_names(options):
+    seen = set()
+    for option in options:
+        if isinstance(option, dict) and isinstance(option.get("api_name"), str):
+            name, n = option["api_name"], 1
+            while name in seen:  # the suffixed name still matches `^[a-z][a-z0-9_]{0,62}$`
+                name, n = f"{option['api_name'][:55]}_{n}", n + 1
+            option["api_name"] = name
+            seen.add(name)
 
 
 # Record deletions, by operation path: the record type each removes.

@@ -19,8 +19,13 @@ pub type Normaliser = fn(&str) -> Result<String, &'static str>;
 /// fragment, a leading `www.` and a trailing dot, convert Unicode to IDNA ASCII, and require a
 /// hostname with at least one dot that is not an IP literal.
 ///
-/// `https://WWW.Acme.com/about` → `acme.com`.
+/// `https://WWW.Acme.com/about` → `acme.com`. A domain may be given as the URL it is taken
+/// from, so the input is bounded like a URL ([`MAX_DOMAIN_INPUT_CHARS`]), the result like a
+/// hostname (253).
 pub fn domain(input: &str) -> Result<String, &'static str> {
+    if input.chars().count() > MAX_DOMAIN_INPUT_CHARS {
+        return Err("a domain, or the URL it is taken from, is at most 2048 characters");
+    }
     let mut s = input.trim();
     if let Some(i) = s.find("://") {
         s = &s[i + 3..];
@@ -108,6 +113,9 @@ pub fn email_domain(normalised: &str) -> &str {
 
 /// Longest URL, in characters as sent.
 pub const MAX_URL_CHARS: usize = 2_048;
+/// Longest domain input, in characters as sent: a URL's bound, since a domain may be given as
+/// a URL (`https://acme.com/about`).
+pub const MAX_DOMAIN_INPUT_CHARS: usize = MAX_URL_CHARS;
 
 /// Validates an absolute http(s) URL of at most [`MAX_URL_CHARS`]; the value is kept as given
 /// after trimming.
@@ -250,6 +258,10 @@ mod tests {
         for bad in ["", "localhost", "http://", "192.168.0.1", "[::1]", "a..b", "-a.com", "acme .com", "1.2.3.4:80"] {
             assert!(domain(bad).is_err(), "{bad} should be refused");
         }
+        // Given as a URL, the input is bounded like one (the document's `maxLength`).
+        let long = format!("https://acme.com/{}", "x".repeat(MAX_DOMAIN_INPUT_CHARS));
+        assert!(domain(&long).is_err());
+        assert_eq!(domain(&long[..MAX_DOMAIN_INPUT_CHARS]).as_deref(), Ok("acme.com"));
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //!
 //! On shutdown the listener closes, idle connections close at once, busy ones finish their
 //! request, and whatever is still open after `shutdown_timeout` is dropped.
+//!
+//! A request hyper cannot parse (a head over [`HYPER_MAX_HEAD_BYTES`], a malformed request
+//! line or header) never reaches the router: hyper answers it itself with an empty `400`,
+//! `414` or `431` and closes. The stream below recognises those answers and sends the one
+//! JSON error body instead ([`hyper_rejection`]), so every status a client sees has it.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -41,11 +46,12 @@ use tower::Service;
 
 /// Largest request head hyper reads (request line and headers). Between the router's own
 /// limits ([`crate::edge::MAX_HEADER_BYTES`], [`crate::edge::MAX_URI_BYTES`]) and this, the
-/// router answers `431` / `414` in the JSON error body; beyond it hyper answers a bare `431`
-/// and closes the connection.
+/// router answers `431` / `414` on a connection that stays open; beyond it hyper rejects the
+/// head, the answer is rewritten to the JSON `431` ([`hyper_rejection`]) and the connection
+/// closes.
 pub const HYPER_MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Most header fields hyper parses (above the router's [`crate::edge::MAX_HEADER_COUNT`], so
-/// the router answers the JSON `431`); beyond it hyper answers a bare `431`.
+/// the router answers the JSON `431`); beyond it hyper rejects the head as above.
 pub const HYPER_MAX_HEADERS: usize = 128;
 /// hyper's per-connection read buffer limit (it starts at 8 KiB and grows only as needed).
 pub const HYPER_MAX_BUFFER: usize = 64 * 1024;
@@ -149,7 +155,7 @@ async fn connection(
     draining: impl Future<Output = ()>,
 ) {
     let clock = Arc::new(Clock::new());
-    let io = TokioIo::new(TimedStream { inner: stream, clock: clock.clone() });
+    let io = TokioIo::new(TimedStream { inner: stream, clock: clock.clone(), rejection: None });
     let service = ConnectionService { router, clock: clock.clone() };
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut draining = pin!(draining);
@@ -274,10 +280,86 @@ impl Clock {
     }
 }
 
-/// The TCP stream, telling the clock when bytes arrive.
+/// The TCP stream, telling the clock when bytes arrive, and swapping hyper's own bodiless
+/// rejections for the JSON error body.
 struct TimedStream {
     inner: TcpStream,
     clock: Arc<Clock>,
+    /// The JSON answer replacing hyper's rejection, and how much of it is written. Once set,
+    /// everything else hyper writes (the rest of its rejection) is dropped: hyper closes the
+    /// connection after a rejection, so nothing follows it.
+    rejection: Option<(Vec<u8>, usize)>,
+}
+
+impl TimedStream {
+    /// Writes the replacement answer, then reports `claimed` bytes (what hyper asked to
+    /// write) as written.
+    fn poll_write_rejection(&mut self, cx: &mut Context<'_>, claimed: usize) -> Poll<io::Result<usize>> {
+        let Some((answer, written)) = self.rejection.as_mut() else { return Poll::Ready(Ok(claimed)) };
+        while *written < answer.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(claimed))
+    }
+
+    /// Whether this write is (or follows) a hyper rejection; sets up the replacement if it
+    /// starts one. Only hyper answers before a request reached the service.
+    fn intercepts(&mut self, first: &[u8]) -> bool {
+        if self.rejection.is_some() {
+            return true;
+        }
+        if self.clock.in_flight.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        match hyper_rejection(first) {
+            Some(answer) => {
+                self.rejection = Some((answer, 0));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The JSON answer for a response head hyper wrote on its own: a `400`, `414` or `431` with
+/// `content-length: 0`. The router never sends those bodiless (its errors carry the JSON
+/// body), so the match cannot catch a routed response.
+fn hyper_rejection(head: &[u8]) -> Option<Vec<u8>> {
+    use corral_core::error::ErrorCode;
+    let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
+    let (code, message) = match status {
+        b"400" => (ErrorCode::InvalidHeader, "the request line or a header could not be parsed"),
+        b"414" => (ErrorCode::UriTooLong, "the request target is too long"),
+        b"431" => {
+            (ErrorCode::HeadersTooLarge, "the request head is larger than the server reads (32 KiB, 128 header fields)")
+        }
+        _ => return None,
+    };
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let bodiless = head[..end].split(|&b| b == b'\n').any(|line| line.eq_ignore_ascii_case(b"content-length: 0\r"));
+    if !bodiless {
+        return None;
+    }
+    let body = crate::error::error_body(code, message, serde_json::json!({})).to_string();
+    let reason = match status {
+        b"400" => "Bad Request",
+        b"414" => "URI Too Long",
+        _ => "Request Header Fields Too Large",
+    };
+    let status = std::str::from_utf8(status).ok()?;
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             x-content-type-options: nosniff\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 impl AsyncRead for TimedStream {
@@ -293,6 +375,9 @@ impl AsyncRead for TimedStream {
 
 impl AsyncWrite for TimedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.intercepts(buf) {
+            return self.poll_write_rejection(cx, buf.len());
+        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.clock.on_progress();
@@ -305,6 +390,11 @@ impl AsyncWrite for TimedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        if self.intercepts(first) {
+            let claimed = bufs.iter().map(|b| b.len()).sum();
+            return self.poll_write_rejection(cx, claimed);
+        }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.clock.on_progress();

@@ -206,7 +206,7 @@ async fn sigterm_exits_within_the_shutdown_timeout_whatever_clients_do() {
 }
 
 #[tokio::test]
-async fn long_targets_and_large_heads_get_the_error_body_up_to_hypers_own_limit() {
+async fn long_targets_large_heads_and_unparsable_heads_get_the_error_body() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]).await;
     let mut stream = connect(&server);
@@ -232,13 +232,26 @@ async fn long_targets_and_large_heads_get_the_error_body_up_to_hypers_own_limit(
     let answer = exchange(&mut stream, "GET /health HTTP/1.1\r\nHost: corral\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 
-    // Beyond hyper's own limit (a 32 KiB head) hyper answers a bare 431 and closes.
+    // Beyond hyper's own limit (a 32 KiB head) hyper rejects the head before any route sees
+    // it; the answer still carries the error body, and the connection closes.
     let mut stream = connect(&server);
     let huge = format!("GET /health HTTP/1.1\r\nHost: corral\r\nX-Pad: {}\r\n\r\n", "c".repeat(40 * 1024));
     stream.write_all(huge.as_bytes()).unwrap();
     let (answer, _) = read_until_closed(&mut stream);
     assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
-    assert!(answer.ends_with("\r\n\r\n"), "no body: {answer}");
+    assert_eq!(json_body(&answer)["error"]["code"], "headers_too_large");
+    let mut stream = connect(&server);
+    let huge_target = format!("GET /health?pad={} HTTP/1.1\r\nHost: corral\r\n\r\n", "d".repeat(40 * 1024));
+    stream.write_all(huge_target.as_bytes()).unwrap();
+    let (answer, _) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert_eq!(json_body(&answer)["error"]["code"], "headers_too_large");
+    // A head hyper cannot parse at all: 400 in the error body.
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: corral\r\nno colon here\r\n\r\n").unwrap();
+    let (answer, _) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert_eq!(json_body(&answer)["error"]["code"], "invalid_header");
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub fn object(properties: Json, required: &[&str]) -> Json {
 /// The body of a webhook create (or, with `patch`, update) request.
 fn webhook_input(patch: bool) -> Json {
     let mut p = json!({
-        "url": {"type": "string", "maxLength": 2000, "description": "http:// target (https is not supported yet); private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
+        "url": {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2000, "description": "an absolute http:// URL (https is not supported yet); private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
         "types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["account", "contact"]}},
         "actions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]}},
         "fields": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}, "description": "change keys whose change triggers an `updated` delivery; null: any"},
@@ -204,7 +204,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
     out.insert(format!("{p}Patch"), body(patch_attributes.clone(), false));
     let match_keys = match rt {
         RecordType::Account => {
-            json!({"id": {"type": "string", "format": "uuid"}, "domain_name": text(DOMAIN, 253)})
+            json!({"id": {"type": "string", "format": "uuid"}, "domain_name": text(DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS)})
         }
         _ => json!({"id": {"type": "string", "format": "uuid"}, "primary_email": text(EMAIL, 320),
                     "contact_emails": text(EMAIL, 320)}),
@@ -255,7 +255,7 @@ fn v1_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Map<String, J
                 "version" => {
                     json!({"type": ["integer", "null"], "minimum": 1, "description": "precondition: write only at this version"})
                 }
-                "domain" => nullable(text(DOMAIN, 253)),
+                "domain" => nullable(text(DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS)),
                 "email" => nullable(text(EMAIL, 320)),
                 "phone" => nullable(text(PHONE, 64)),
                 "account_id" => {
@@ -495,7 +495,13 @@ fn fixed(out: &mut Map<String, Json>) {
     );
     let entries = [
         ("DomainItem", data(domain)),
-        ("DomainAdd", object(json!({"domain_name": text(DOMAIN, 253)}), &["domain_name"])),
+        (
+            "DomainAdd",
+            object(
+                json!({"domain_name": text(DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS)}),
+                &["domain_name"],
+            ),
+        ),
         ("DomainPatch", object(json!({"is_primary": {"type": "boolean"}}), &["is_primary"])),
         (
             "ContactEmailItem",

@@ -238,7 +238,7 @@ fn filter_value(attr: &Attribute<'_>) -> Option<Json> {
         "boolean" => json!({"type": "boolean"}),
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
-        "account_domain" => text(DOMAIN, 253),
+        "account_domain" => text(DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS),
         "email" | "contact_email" => text(EMAIL, 320),
         "record_reference" | "uuid" => json!({"type": "string", "format": "uuid"}),
         "enum" | "account_stage" | "contact_stage" | "select" => write_scalar(attr),
