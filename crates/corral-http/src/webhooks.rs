@@ -1,17 +1,27 @@
 //! Webhook delivery (docs/API.md "Webhooks"): signing as the Standard Webhooks
-//! specification describes, the retry schedule, the private-target guard, and the
-//! dispatcher `corral serve` runs in the background ([`run`], one pass is [`tick`]).
-//! Subscriptions and the delivery log live in the store (`corral_store::webhooks`).
+//! specification describes, the retry schedule, the private-target guard, the delivery
+//! client (http and https, [`DeliveryClient`]), and the dispatcher `corral serve` runs in the
+//! background ([`run`], one pass is [`tick`]). Subscriptions and the delivery log live in the
+//! store (`corral_store::webhooks`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use corral_core::{CoreError, ErrorCode, Timestamp};
 use corral_store::webhooks::{Attempt, Claimed};
 use hmac::{Hmac, Mac};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 use sha2::Sha256;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Delivery settings (docs/OPERATIONS.md, `CORRAL_WEBHOOKS_*`).
@@ -25,6 +35,9 @@ pub struct WebhookOptions {
     pub backoff_scale: f64,
     /// How often the dispatcher runs.
     pub poll: Duration,
+    /// Certificate authorities trusted for https targets besides the Mozilla roots
+    /// (`CORRAL_WEBHOOKS_CA_FILE`: receivers behind a private CA, tests).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Default for WebhookOptions {
@@ -34,6 +47,7 @@ impl Default for WebhookOptions {
             timeout: Duration::from_secs(10),
             backoff_scale: 1.0,
             poll: Duration::from_secs(1),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -138,22 +152,16 @@ fn refuse(ip: IpAddr) -> TargetError {
     ))
 }
 
-/// Checks a target URL: `http://` with a host, resolving only to public
+/// Checks a target URL: `http://` or `https://` with a host, resolving only to public
 /// addresses unless `allow_private`. Run at create and update, for a clear answer to the
 /// admin; at send time the client's resolver ([`GuardedResolver`]) checks again the very
 /// addresses it connects to, so a name that later resolves elsewhere (DNS rebinding) is
 /// still refused.
-pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| TargetError::Invalid(format!("not a URL: {e}")))?;
+pub async fn check_target(url: &str, allow_private: bool) -> Result<url::Url, TargetError> {
+    let parsed = url::Url::parse(url).map_err(|e| TargetError::Invalid(format!("not a URL: {e}")))?;
     match parsed.scheme() {
-        "http" => {}
-        // No TLS client in this build (see crates/corral-http/Cargo.toml).
-        "https" => {
-            return Err(TargetError::Invalid(
-                "https targets are not supported by this build yet; use http (e.g. to a TLS-terminating relay)".into(),
-            ));
-        }
-        other => return Err(TargetError::Invalid(format!("unsupported scheme `{other}`: use http"))),
+        "http" | "https" => {}
+        other => return Err(TargetError::Invalid(format!("unsupported scheme `{other}`: use http or https"))),
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // They would be sent as Basic credentials and shown in every listing.
@@ -192,31 +200,76 @@ pub struct GuardedResolver {
     pub allow_private: bool,
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+type Resolving = Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
         Box::pin(async move {
             // The port is replaced by the URL's.
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             for a in &addrs {
                 check_ip(a.ip(), allow_private).map_err(|e| std::io::Error::other(e.to_string()))?;
             }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+            Ok(addrs.into_iter())
         })
     }
 }
 
-/// The HTTP client deliveries go out with.
-pub fn client(options: &WebhookOptions) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(options.timeout)
-        .timeout(options.timeout)
-        // A redirect could lead to a private target the guard never saw.
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(Arc::new(GuardedResolver { allow_private: options.allow_private_targets }))
-        .build()
-        .expect("a client without TLS always builds")
+/// The HTTP client deliveries go out with: hyper's, over TCP through [`GuardedResolver`],
+/// with rustls (ring, the Mozilla roots plus [`WebhookOptions::extra_roots`]) for https. It
+/// follows no redirect: one could lead to a private target the guard never saw.
+#[derive(Clone)]
+pub struct DeliveryClient {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// Builds the delivery client. Fails only if a configured extra root is not a usable CA
+/// certificate.
+pub fn client(options: &WebhookOptions) -> Result<DeliveryClient, String> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for cert in &options.extra_roots {
+        roots.add(cert.clone()).map_err(|e| format!("a webhook CA certificate is not usable: {e}"))?;
+    }
+    // The provider goes to this client only: installing it process-wide would change every
+    // other TLS user in the process.
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new_with_resolver(GuardedResolver { allow_private: options.allow_private_targets });
+    tcp.enforce_http(false); // https URLs pass through to the TLS layer
+    tcp.set_connect_timeout(Some(options.timeout));
+    tcp.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    Ok(DeliveryClient { client, timeout: options.timeout })
+}
+
+/// Reads PEM certificates (`CORRAL_WEBHOOKS_CA_FILE`) for [`WebhookOptions::extra_roots`].
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
 }
 
 /// Deliveries claimed per pass; they are sent concurrently.
@@ -224,7 +277,7 @@ const CLAIM_BATCH: usize = 32;
 
 /// One dispatcher pass: fans new change events out into deliveries, then sends the due
 /// ones (concurrently) and records each attempt. Returns how many attempts were made.
-pub async fn tick(state: &crate::AppState, client: &reqwest::Client) -> Result<usize, corral_store::StoreError> {
+pub async fn tick(state: &crate::AppState, client: &DeliveryClient) -> Result<usize, corral_store::StoreError> {
     let options = state.webhook_options().clone();
     let store = state.store();
     if !store.any_webhook_enabled().await? {
@@ -260,7 +313,11 @@ pub async fn tick(state: &crate::AppState, client: &reqwest::Client) -> Result<u
 /// The background dispatcher: a [`tick`] every `poll` until `stop` resolves. A pass under
 /// way when `stop` resolves finishes first (its sends are bounded by the timeout).
 pub async fn run(state: crate::AppState, stop: impl Future<Output = ()>) {
-    let client = client(state.webhook_options());
+    // The options were checked when the server started (a bad CA file stops it there).
+    let client = match client(state.webhook_options()) {
+        Ok(client) => client,
+        Err(e) => return tracing::error!(error = %e, "webhook deliveries are off"),
+    };
     let poll = state.webhook_options().poll;
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -275,7 +332,7 @@ pub async fn run(state: crate::AppState, stop: impl Future<Output = ()>) {
     }
 }
 
-async fn send(client: &reqwest::Client, options: &WebhookOptions, c: &Claimed) -> Attempt {
+async fn send(client: &DeliveryClient, options: &WebhookOptions, c: &Claimed) -> Attempt {
     let d = &c.delivery;
     let failed = |status: Option<i64>, error: String| Attempt {
         status,
@@ -289,26 +346,30 @@ async fn send(client: &reqwest::Client, options: &WebhookOptions, c: &Claimed) -
         Err(e) => return failed(None, e.to_string()),
     };
     let timestamp = Timestamp::now().millis() / 1000;
-    let response = client
-        .post(url)
+    let request = hyper::Request::post(url.as_str())
         .header("content-type", "application/json")
+        .header("user-agent", concat!("corral-webhooks/", env!("CARGO_PKG_VERSION")))
         .header("webhook-id", d.event_id.as_str())
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", sign(&c.secret, &d.event_id, timestamp, &d.body))
-        .body(d.body.clone())
-        .send()
-        .await;
-    match response {
-        Ok(r) if r.status().is_success() => {
+        .body(Full::new(Bytes::from(d.body.clone())));
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return failed(None, format!("request not sent: {e}")),
+    };
+    // The whole attempt (connect, TLS, answer head) within the timeout; the answer's body is
+    // not read, only its status counts.
+    match tokio::time::timeout(client.timeout, client.client.request(request)).await {
+        Ok(Ok(r)) if r.status().is_success() => {
             Attempt { status: Some(i64::from(r.status().as_u16())), error: None, retry_at: None }
         }
-        Ok(r) => failed(Some(i64::from(r.status().as_u16())), format!("receiver answered {}", r.status())),
-        Err(e) if e.is_timeout() => failed(None, format!("no answer within {} ms", options.timeout.as_millis())),
-        Err(e) => failed(None, format!("request failed: {}", error_chain(&e))),
+        Ok(Ok(r)) => failed(Some(i64::from(r.status().as_u16())), format!("receiver answered {}", r.status())),
+        Ok(Err(e)) => failed(None, format!("request failed: {}", error_chain(&e))),
+        Err(_) => failed(None, format!("no answer within {} ms", client.timeout.as_millis())),
     }
 }
 
-/// An error and its causes on one line (reqwest's own message is only "error sending request").
+/// An error and its causes on one line (the client's own message is only "client error (Connect)").
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -334,6 +395,22 @@ mod tests {
             r#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_usable_certificate() {
+        let dir = std::env::temp_dir().join(format!("corral-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(read_ca_file(&dir.join("missing.pem")).is_err());
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        assert!(read_ca_file(&junk).unwrap_err().contains("no PEM certificate"));
+        let bad = dir.join("bad.pem");
+        std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        let certs = read_ca_file(&bad).unwrap();
+        let options = WebhookOptions { extra_roots: certs, ..WebhookOptions::default() };
+        assert!(client(&options).is_err(), "a certificate that does not parse is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

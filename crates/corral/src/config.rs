@@ -65,6 +65,9 @@ pub struct Config {
     /// Multiplies every webhook retry delay (1 = the ~27 h schedule; tests and staging
     /// shrink it).
     pub webhooks_backoff_scale: f64,
+    /// PEM file of certificate authorities trusted for https webhook targets besides the
+    /// Mozilla roots (receivers behind a private CA).
+    pub webhooks_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             webhooks_timeout: webhooks.timeout,
             webhooks_poll_interval: webhooks.poll,
             webhooks_backoff_scale: webhooks.backoff_scale,
+            webhooks_ca_file: None,
         }
     }
 }
@@ -196,14 +200,22 @@ impl Config {
         })
     }
 
-    /// The webhook dispatcher's settings.
-    pub fn webhook_options(&self) -> corral_http::WebhookOptions {
-        corral_http::WebhookOptions {
+    /// The webhook dispatcher's settings; fails if the CA file cannot be read or holds a
+    /// certificate the delivery client cannot trust.
+    pub fn webhook_options(&self) -> Result<corral_http::WebhookOptions> {
+        let extra_roots = match &self.webhooks_ca_file {
+            Some(path) => corral_http::webhooks::read_ca_file(path).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
+        let options = corral_http::WebhookOptions {
             allow_private_targets: self.webhooks_allow_private_targets,
             timeout: self.webhooks_timeout,
             backoff_scale: self.webhooks_backoff_scale,
             poll: self.webhooks_poll_interval,
-        }
+            extra_roots,
+        };
+        corral_http::webhooks::client(&options).map_err(|e| anyhow::anyhow!("webhooks_ca_file: {e}"))?;
+        Ok(options)
     }
 
     /// The connection limits.
@@ -273,7 +285,7 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Environment variables read (as `CORRAL_<KEY>`).
-const ENV_KEYS: [&str; 25] = [
+const ENV_KEYS: [&str; 26] = [
     "listen",
     "database_url",
     "database_pool_size",
@@ -299,6 +311,7 @@ const ENV_KEYS: [&str; 25] = [
     "webhooks_timeout",
     "webhooks_poll_interval",
     "webhooks_backoff_scale",
+    "webhooks_ca_file",
 ];
 
 /// Durations as `10s`, `500ms`, `1m 30s` (humantime), or a whole number of seconds.

@@ -422,7 +422,7 @@ async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<()> {
 async fn serve(config: Config, demo: bool) -> Result<()> {
     let store = open_store(&config).await?;
     let state = AppState::with_rate_limit(store, config.auth()?, config.rate_limit())
-        .with_webhook_options(config.webhook_options());
+        .with_webhook_options(config.webhook_options()?);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

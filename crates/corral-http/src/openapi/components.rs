@@ -26,7 +26,7 @@ pub fn object(properties: Json, required: &[&str]) -> Json {
 /// The body of a webhook create (or, with `patch`, update) request.
 fn webhook_input(patch: bool) -> Json {
     let mut p = json!({
-        "url": {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2000, "description": "an absolute http:// URL (https is not supported yet); private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
+        "url": {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2000, "description": "an absolute http:// or https:// URL; private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
         "types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["account", "contact"]}},
         "actions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]}},
         "fields": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}, "description": "change keys whose change triggers an `updated` delivery; null: any"},

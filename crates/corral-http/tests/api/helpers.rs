@@ -129,6 +129,7 @@ pub fn test_webhook_options() -> corral_http::WebhookOptions {
         timeout: std::time::Duration::from_secs(2),
         backoff_scale: 0.0,
         poll: std::time::Duration::from_millis(50),
+        extra_roots: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Webhooks end to end (docs/API.md "Webhooks"): a receiver in the test verifies Standard
 //! Webhooks signatures, sees retries after 500s and timeouts, and the subscription disables
-//! itself after the schedule; replay, app scope, the private-target guard, the background
-//! dispatcher and two instances on one database. Every wait polls with a deadline: on
+//! itself after the schedule; https targets (a TLS receiver with a certificate from a CA made
+//! on the spot), replay, app scope, the private-target guard, the background dispatcher and
+//! two instances on one database. Every wait polls with a deadline: on
 //! PostgreSQL other tests' transactions may hold the change feed back for a moment.
 
 use crate::helpers::{TestApp, test_webhook_options};
@@ -60,6 +61,57 @@ async fn receiver(script: Script) -> (std::net::SocketAddr, Receiver) {
     (addr, r)
 }
 
+/// A certificate authority and a receiver certificate for `localhost` signed by it.
+fn test_pki() -> (rustls::pki_types::CertificateDer<'static>, rustls::ServerConfig) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let server =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key)
+            .unwrap();
+    (ca.der().clone(), server)
+}
+
+/// A TLS receiver on 127.0.0.1 (reached as `localhost`) that answers 200 and records each
+/// delivery's headers and body.
+async fn tls_receiver(tls: rustls::ServerConfig) -> (u16, Receiver) {
+    let r = Receiver::default();
+    let state = r.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, state) = (acceptor.clone(), state.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let state = state.clone();
+                    async move {
+                        use http_body_util::BodyExt;
+                        let headers = request.headers().clone();
+                        let body = request.into_body().collect().await?.to_bytes();
+                        state.seen.lock().unwrap().push((headers, String::from_utf8_lossy(&body).into_owned()));
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Empty::<hyper::body::Bytes>::new()))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (port, r)
+}
+
 /// Verifies a delivery as a Standard Webhooks receiver would; returns the parsed body.
 fn verify(secret: &str, headers: &HeaderMap, body: &str) -> Value {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("missing {n}")).to_owned();
@@ -79,7 +131,7 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) -> Value {
 }
 
 /// Runs dispatcher passes of `app` with `client` until `done` holds.
-async fn tick_until(app: &TestApp, client: &reqwest::Client, what: &str, done: impl Fn() -> bool) {
+async fn tick_until(app: &TestApp, client: &webhooks::DeliveryClient, what: &str, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
@@ -90,8 +142,8 @@ async fn tick_until(app: &TestApp, client: &reqwest::Client, what: &str, done: i
     }
 }
 
-fn client(app: &TestApp) -> reqwest::Client {
-    webhooks::client(app.state.webhook_options())
+fn client(app: &TestApp) -> webhooks::DeliveryClient {
+    webhooks::client(app.state.webhook_options()).unwrap()
 }
 
 async fn subscribe(app: &TestApp, token: &str, body: Value) -> Value {
@@ -326,7 +378,7 @@ async fn private_targets_are_refused_unless_allowed() {
     let lax = TestApp::spawn().await;
     let sub = subscribe(&lax, &lax.admin(), json!({"url": format!("http://localhost:{}/hook", addr.port())})).await;
     create_account(&lax, &lax.admin(), "Guarded").await;
-    let strict_client = webhooks::client(&strict);
+    let strict_client = webhooks::client(&strict).unwrap();
     let sub_id = sub["id"].as_str().unwrap();
     let start = Instant::now();
     let entry = loop {
@@ -350,7 +402,6 @@ async fn bodies_are_validated() {
     for (body, code) in [
         (json!({}), "field_required_missing"),
         (json!({"url": "ftp://x.example/"}), "field_value_invalid"),
-        (json!({"url": "https://127.0.0.1/"}), "field_value_invalid"),
         (json!({"url": "not a url"}), "field_value_invalid"),
         (json!({"url": "http://user:pw@127.0.0.1/"}), "field_value_invalid"),
         (json!({"url": "http://127.0.0.1/", "types": ["widget"]}), "field_value_invalid"),
@@ -420,4 +471,42 @@ async fn two_instances_deliver_each_event_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 6);
+}
+
+#[tokio::test]
+async fn https_targets_get_signed_deliveries_over_verified_tls() {
+    let (ca, tls) = test_pki();
+    let (port, rx) = tls_receiver(tls).await;
+    let trusting = webhooks::WebhookOptions { extra_roots: vec![ca], ..test_webhook_options() };
+    let app = TestApp::spawn_with_webhooks(trusting.clone()).await;
+    let sub =
+        subscribe(&app, &app.admin(), json!({"url": format!("https://localhost:{port}/hook"), "types": ["account"]}))
+            .await;
+    let (sub_id, secret) = (sub["id"].as_str().unwrap().to_owned(), sub["secret"].as_str().unwrap().to_owned());
+    create_account(&app, &app.admin(), "Over TLS").await;
+
+    // A client that does not trust the receiver's CA fails the handshake: the attempt is
+    // logged as an error with no status, and nothing reaches the receiver.
+    let untrusting = webhooks::client(&test_webhook_options()).unwrap();
+    let start = Instant::now();
+    let entry = loop {
+        webhooks::tick(&app.state, &untrusting).await.unwrap();
+        if let Some(e) = log(&app, &sub_id).await.into_iter().find(|e| e["attempts"].as_i64().unwrap_or(0) >= 1) {
+            break e;
+        }
+        assert!(start.elapsed() < DEADLINE, "no attempt was recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(entry["last_status"], Value::Null);
+    let error = entry["last_error"].as_str().unwrap();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert_eq!(rx.count(), 0);
+
+    // The client that trusts it delivers (the retry was scheduled at once: backoff scale 0).
+    let trusted = webhooks::client(&trusting).unwrap();
+    tick_until(&app, &trusted, "an https delivery", || rx.count() >= 1).await;
+    let (headers, body) = rx.seen().remove(0);
+    let event = verify(&secret, &headers, &body);
+    assert_eq!(event["action"], "created");
+    assert_eq!(event["record_type"], "account");
 }
