@@ -813,7 +813,9 @@ fn fixed(out: &mut Vec<Op>) {
             .param("id", "path", json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}), "the key id")
             .reply(204, "Revoked", None, &[]),
     );
-    let wh_id = |o: Op| o.param("id", "path", json!({"type": "string"}), "the subscription id");
+    // `wh_` and a UUIDv7 in hex (crates/corral-http/src/routes/webhooks.rs); any other id is 404.
+    let wh_id =
+        |o: Op| o.param("id", "path", json!({"type": "string", "pattern": "^wh_[0-9a-f]{32}$"}), "the subscription id");
     out.push(op("get", "/api/admin/webhooks", "admin_list_webhooks", "admin", "List webhook subscriptions").reply(
         200,
         "Subscriptions, without secrets",

@@ -50,7 +50,12 @@ fn parse_id(rt: RecordType, raw: &str) -> ApiResult<RecordId> {
 fn fields_param(rt: RecordType, schema: &TenantSchema, query: &QueryPairs) -> ApiResult<Option<Vec<String>>> {
     let Some((_, raw)) = query.0.iter().rev().find(|(k, _)| k == "fields") else { return Ok(None) };
     let known = v2::attribute_names_in(rt, schema);
-    let wanted: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let wanted: Vec<String> = raw.split(',').map(str::trim).map(str::to_owned).collect();
+    // `fields=` or `fields=a,,b` name no attribute where they are empty: refused, not read as
+    // "every attribute" or "none".
+    if wanted.iter().any(String::is_empty) {
+        return Err(CoreError::invalid_query_parameter("fields", "an empty attribute name").into());
+    }
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         return Err(CoreError::invalid_query_parameter("fields", format!("unknown attribute `{bad}`")).into());
     }

@@ -50,11 +50,13 @@ async fn create_read_patch_with_raw_and_enveloped_values() {
     assert_eq!(got.body, r.body);
     let few = app.get(&format!("{path}?fields=display_name,version")).bearer(&app.admin()).send().await;
     assert_eq!(few.body["data"]["attributes"].as_object().unwrap().len(), 2);
-    app.get(&format!("{path}?fields=nope"))
-        .bearer(&app.admin())
-        .send()
-        .await
-        .assert_error(400, "invalid_query_parameter");
+    for bad in ["nope", "", "display_name,,version"] {
+        app.get(&format!("{path}?fields={bad}"))
+            .bearer(&app.admin())
+            .send()
+            .await
+            .assert_error(400, "invalid_query_parameter");
+    }
 
     // PATCH: omitted = unchanged, null = clear, arrays replace.
     let r = app
