@@ -86,6 +86,14 @@ def map_case_state(context, case):
       ones (`422`, docs/API.md, Webhooks): a generated host name resolves nowhere, so valid
       webhook writes target a closed port on 127.0.0.1 (scripts/contract-check starts the
       server with `CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true`, so deliveries stay on loopback).
+    - A tenant rate limit applies to every later request of the tenant: a generated limit of a
+      few requests per second would turn the rest of the run's scratch-tenant requests into
+      `429`s, so they would test nothing (schemathesis warns "mostly returned 429"). Valid
+      settings changes keep their limit at 1,000 per second or more (the limit itself is tested
+      in crates/corral-http/tests/api/ratelimit.rs).
+    - A webhook replay starts from a change event that exists (`422 field_value_invalid`
+      otherwise, docs/API.md, Webhooks): valid replays name one scratch-tenant event
+      scripts/contract-check made (webhook writes go to that tenant).
     - The options of a select attribute have distinct `api_name`s (`422`, docs/API.md, Custom
       attributes): JSON Schema's `uniqueItems` compares whole items, not one key of them, so
       a repeated name gets a suffix.
@@ -110,6 +118,10 @@ def map_case_state(context, case):
         body["expires_at"] = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
     if path.startswith("/api/admin/webhooks") and isinstance(body.get("url"), str):
         body["url"] = WEBHOOK_TARGET
+    if path == "/api/admin/settings" and isinstance(body.get("rate_limit_per_second"), int):
+        body["rate_limit_per_second"] = max(body["rate_limit_per_second"], RUN_RATE_LIMIT_FLOOR)
+    if path.endswith("/replay") and "from_event_id" in body and "scratch_event" in targets:
+        body["from_event_id"] = targets["scratch_event"]
     if path.startswith("/api/v2/_schema/") and isinstance(body.get("options"), list):
         _distinct_option_names(body["options"])
     own_id = _bare_id(str((case.path_parameters or {}).get("id", "")))
@@ -132,6 +144,9 @@ def map_case_state(context, case):
         body["related_record_id"] = targets.get(other, body.get("related_record_id"))
     return case
 
+
+# The lowest tenant rate limit a valid settings change sets during the run.
+RUN_RATE_LIMIT_FLOOR = 1000
 
 # Where valid webhook subscriptions point: loopback, a port nothing listens on.
 WEBHOOK_TARGET = "http://127.0.0.1:9/corral-contract-check"

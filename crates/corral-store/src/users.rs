@@ -90,7 +90,12 @@ pub async fn list<C: Conn>(c: &mut C, tenant: &TenantId) -> StoreResult<Vec<User
     c.query(&sql, &[SqlValue::text(tenant)]).await?.into_iter().map(decode).collect()
 }
 
+/// A user's email, normalised; blank (or absent) means none. Blank or not, the input is at
+/// most 320 characters, an email's own bound.
 fn normalise_email(email: Option<&str>) -> StoreResult<Option<String>> {
+    if email.is_some_and(|e| e.chars().count() > 320) {
+        return Err(CoreError::invalid_value("email", "an email is at most 320 characters").into());
+    }
     email
         .filter(|e| !e.trim().is_empty())
         .map(|e| normalize::email(e).map_err(|r| StoreError::from(CoreError::invalid_value("email", r))))

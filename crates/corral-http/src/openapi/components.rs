@@ -648,7 +648,7 @@ fn fixed(out: &mut Map<String, Json>) {
             "AdminUserPatch",
             object(
                 // A blank email clears it, like null.
-                json!({"email": {"anyOf": [text(EMAIL, 320), {"type": "string", "pattern": "^\\s*$", "maxLength": 100}, {"type": "null"}]},
+                json!({"email": {"anyOf": [text(EMAIL, 320), {"type": "string", "pattern": "^\\s*$", "maxLength": 320}, {"type": "null"}]},
             "display_name": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT}, "is_active": {"type": "boolean"}}),
                 &[],
             ),
