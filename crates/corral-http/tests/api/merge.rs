@@ -205,6 +205,17 @@ async fn merging_accounts_moves_edges_domains_and_references_and_aliases_the_los
     link(&app, &dee, &loser, json!({})).await;
     assert_eq!(related(&app, "contact", &dee, "accounts").await[0].0, winner);
 
+    // A merged loser comes back only through _unmerge.
+    app.post(&format!("/api/v2/account/{loser}/_restore"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(409, "already_merged");
+    app.post(&format!("/api/v1/crm/accounts/acc-{loser}/restore"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(409, "already_merged");
     // A merged record cannot be merged again, as loser or winner.
     let other = uuid(&app.create_account(json!({"name": "Other"})).await["id"]);
     for body in [json!({"winner": other, "losers": [loser]}), json!({"winner": loser, "losers": [other]})] {
