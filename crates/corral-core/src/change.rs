@@ -20,9 +20,27 @@ pub enum Action {
     Archived,
     Restored,
     Purged,
+    /// Other records were merged into this one (docs/API.md "Merging records").
+    Merged,
+    /// This record was merged into another and archived with a pointer to it.
+    MergedInto,
+    /// A merge was undone: this record, archived by it, is active again.
+    Unmerged,
 }
 
 impl Action {
+    /// Every action, in the order documents list them.
+    pub const ALL: [Action; 8] = [
+        Action::Created,
+        Action::Updated,
+        Action::Archived,
+        Action::Restored,
+        Action::Purged,
+        Action::Merged,
+        Action::MergedInto,
+        Action::Unmerged,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
@@ -30,13 +48,14 @@ impl Action {
             Action::Archived => "archived",
             Action::Restored => "restored",
             Action::Purged => "purged",
+            Action::Merged => "merged",
+            Action::MergedInto => "merged_into",
+            Action::Unmerged => "unmerged",
         }
     }
 
     pub fn parse(s: &str) -> Option<Action> {
-        [Action::Created, Action::Updated, Action::Archived, Action::Restored, Action::Purged]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 

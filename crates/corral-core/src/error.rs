@@ -48,6 +48,7 @@ error_codes! {
     AmbiguousMatch => ("ambiguous_match", 409),
     Conflict => ("conflict", 409),
     DomainAlreadyLinked => ("domain_already_linked", 409),
+    AlreadyMerged => ("already_merged", 409),
     VersionConflict => ("version_conflict", 409),
     RequestTimeout => ("request_timeout", 408),
     PreconditionFailed => ("precondition_failed", 412),

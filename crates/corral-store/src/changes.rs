@@ -94,32 +94,66 @@ fn summarise(actions: &[Action]) -> Action {
     actions.iter().rev().find(|a| **a != Action::Updated).copied().unwrap_or(Action::Updated)
 }
 
+/// One event the open transaction will append: what [`flush`] writes, and what a dry run
+/// (a merge previewed in a transaction that is rolled back) reports instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedEvent {
+    pub record_type: RecordType,
+    pub record_id: RecordId,
+    pub action: Action,
+    /// `{key: {"old", "new"}}`, as the feed shows it.
+    pub changes: Map<String, Json>,
+}
+
+/// The event of one pending record, if it makes one.
+fn plan(p: &Pending) -> Option<(Action, Map<String, Json>)> {
+    let action = summarise(&p.actions);
+    // Created and purged in one transaction: nothing a reader could have seen.
+    if p.before.is_none() && p.after.is_none() {
+        return None;
+    }
+    let mut changes = match action {
+        // A purge erases the record's values; its event carries none of them.
+        Action::Purged => Map::new(),
+        _ => change::diff(p.before.as_ref(), p.after.as_ref()),
+    };
+    if action != Action::Purged {
+        for (key, c) in &p.extra {
+            if c["old"] != c["new"] {
+                changes.insert(key.clone(), c.clone());
+            }
+        }
+    }
+    if action == Action::Updated && changes.is_empty() {
+        return None;
+    }
+    Some((action, changes))
+}
+
+/// The events the open transaction would append if it committed now.
+pub(crate) fn preview<C: Conn>(c: &mut C) -> Vec<PlannedEvent> {
+    let Some(outbox) = c.outbox() else { return Vec::new() };
+    outbox
+        .pending
+        .iter()
+        .filter_map(|p| {
+            plan(p).map(|(action, changes)| PlannedEvent {
+                record_type: p.record_type,
+                record_id: p.id,
+                action,
+                changes,
+            })
+        })
+        .collect()
+}
+
 /// Appends the events of the open transaction; called by the store just before it commits.
 pub(crate) async fn flush<C: Conn>(c: &mut C) -> StoreResult<()> {
     let Some(outbox) = c.outbox() else { return Ok(()) };
     let pending = std::mem::take(&mut outbox.pending);
     let now = Timestamp::now();
     for p in pending {
-        let action = summarise(&p.actions);
-        // Created and purged in one transaction: nothing a reader could have seen.
-        if p.before.is_none() && p.after.is_none() {
-            continue;
-        }
-        let mut changes = match action {
-            // A purge erases the record's values; its event carries none of them.
-            Action::Purged => Map::new(),
-            _ => change::diff(p.before.as_ref(), p.after.as_ref()),
-        };
-        if action != Action::Purged {
-            for (key, c) in p.extra {
-                if c["old"] != c["new"] {
-                    changes.insert(key, c);
-                }
-            }
-        }
-        if action == Action::Updated && changes.is_empty() {
-            continue;
-        }
+        let Some((action, changes)) = plan(&p) else { continue };
         let last = p.after.as_ref().or(p.before.as_ref()).expect("one state is present");
         if action == Action::Purged {
             // A purge erases the record's history too: its values must not outlive it.

@@ -12,6 +12,7 @@ pub mod db;
 pub mod edges;
 pub mod idempotency;
 mod keys;
+pub mod merge;
 mod migrate;
 pub mod postgres;
 pub mod records;
@@ -145,6 +146,26 @@ macro_rules! in_write {
                 Err(e)
             }
         }
+    }};
+}
+
+/// Runs `$body` in a write transaction that is always rolled back: a dry run sees every
+/// change the operation makes, and none of them stays.
+macro_rules! in_rollback {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(db) => in_rollback!(@run db.begin().await?, $c, $body),
+            Backend::Postgres(db) => in_rollback!(@run db.begin().await?, $c, $body),
+        }
+    };
+    (@run $begin:expr, $c:ident, $body:expr) => {{
+        let mut tx = $begin;
+        let result = {
+            let $c = &mut tx;
+            $body.await
+        };
+        tx.rollback().await?;
+        result
     }};
 }
 
@@ -332,8 +353,45 @@ impl Store {
         id: RecordId,
         include_deleted: bool,
     ) -> StoreResult<Record> {
-        in_read!(self, |c| records::get(c, actor, rt, id, include_deleted, false))?
-            .ok_or_else(|| CoreError::record_not_found().into())
+        in_read!(self, |c| async {
+            match records::get(c, actor, rt, id, include_deleted, false).await? {
+                Some(record) => Ok(Some(record)),
+                // A merged-away id reads as the record it was merged into (whose id differs).
+                None if rt != RecordType::User => match merge::alias_target(c, &actor.tenant, rt, id).await? {
+                    Some(winner) => records::get(c, actor, rt, winner, false, false).await,
+                    None => Ok(None),
+                },
+                None => Ok(None),
+            }
+        })?
+        .ok_or_else(|| CoreError::record_not_found().into())
+    }
+
+    /// Undoes a merge; see [`merge::unmerge`].
+    pub async fn unmerge_records(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        merge_id: &str,
+    ) -> StoreResult<merge::UnmergeOutcome> {
+        in_write!(self, |c| merge::unmerge(c, actor, rt, merge_id, Timestamp::now()))
+    }
+
+    /// Merges records (docs/API.md "Merging records"); a dry run reports the same outcome and
+    /// writes nothing. See [`merge::run`].
+    pub async fn merge_records(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        spec: &merge::MergeSpec,
+        dry_run: bool,
+    ) -> StoreResult<merge::MergeOutcome> {
+        let now = Timestamp::now();
+        if dry_run {
+            in_rollback!(self, |c| merge::run(c, actor, rt, spec, true, now))
+        } else {
+            in_write!(self, |c| merge::run(c, actor, rt, spec, false, now))
+        }
     }
 
     /// One page of records; see [`records::list`].
@@ -439,7 +497,10 @@ impl Store {
         write: &RecordWrite,
         pre: Preconditions,
     ) -> StoreResult<Record> {
-        in_write!(self, |c| records::update(c, actor, rt, id, write, pre, Timestamp::now()))
+        in_write!(self, |c| async {
+            let id = merge::resolve(c, actor, rt, id).await?;
+            records::update(c, actor, rt, id, write, pre, Timestamp::now()).await
+        })
     }
 
     /// Changes one domain of an account; see [`records::change_domain`].
@@ -491,8 +552,12 @@ impl Store {
     ) -> StoreResult<(edges::Edge, bool)> {
         let now = Timestamp::now();
         in_write!(self, |c| async {
+            let id = merge::resolve(c, actor, rt, id).await?;
             let other = match other {
-                EdgeTarget::Id(id) => id,
+                EdgeTarget::Id(other) => {
+                    let target = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
+                    merge::resolve(c, actor, target, other).await?
+                }
                 EdgeTarget::Match(key, value) => {
                     let target = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
                     records::resolve_key(c, actor, target, &key, &value, "related_record_match").await?
@@ -528,7 +593,20 @@ impl Store {
     }
 
     pub async fn restore_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<Record> {
-        in_write!(self, |c| records::restore(c, actor, rt, id, Timestamp::now()))
+        in_write!(self, |c| async {
+            // A merged loser comes back through _unmerge, which also takes its keys and edges
+            // back from the winner.
+            if let Some(into) = merge::alias_target(c, &actor.tenant, rt, id).await? {
+                return Err(CoreError::new(
+                    ErrorCode::AlreadyMerged,
+                    "this record was merged into another; undo the merge with _unmerge",
+                )
+                .with("record_id", id.canonical())
+                .with("merged_into", into.canonical())
+                .into());
+            }
+            records::restore(c, actor, rt, id, Timestamp::now()).await
+        })
     }
 
     pub async fn purge_record(&self, actor: &Actor, rt: RecordType, id: RecordId) -> StoreResult<()> {
@@ -562,7 +640,11 @@ impl Store {
 
     /// Deletes change events that occurred before `cutoff` (retention); returns how many.
     pub async fn prune_changes(&self, cutoff: Timestamp) -> StoreResult<u64> {
-        in_write!(self, |c| changes::prune(c, cutoff))
+        in_write!(self, |c| async {
+            // Merges can be undone while the events they made are kept.
+            merge::prune(c, cutoff).await?;
+            changes::prune(c, cutoff).await
+        })
     }
 
     // ----- schema registry -----

@@ -1005,6 +1005,7 @@ pub async fn create<C: Conn>(
 ) -> StoreResult<Record> {
     let mut write = write.clone();
     resolve_matches(c, actor, rt, &mut write).await?;
+    crate::merge::resolve_write(c, actor, rt, &mut write).await?;
     check_custom_references(c, actor, &write).await?;
     let mut record = Record::new(rt, RecordMeta::new(actor, now));
     record.apply(&write, now)?;
@@ -1159,6 +1160,7 @@ pub async fn update<C: Conn>(
 ) -> StoreResult<Record> {
     let mut write = write.clone();
     resolve_matches(c, actor, rt, &mut write).await?;
+    crate::merge::resolve_write(c, actor, rt, &mut write).await?;
     check_custom_references(c, actor, &write).await?;
     modify(c, actor, rt, id, pre, write.expected_version, now, |r| r.apply(&write, now)).await
 }
@@ -1441,6 +1443,18 @@ async fn edit_referrers<C: Conn>(
         .filter_map(|mut r| r.text(0))
         .filter_map(|s| RecordId::parse(owner, &s))
         .collect();
+    edit_each(c, tenant_wide, owner, referrers, now, edit).await
+}
+
+/// Edits each of `referrers` through the funnel, archived ones included.
+async fn edit_each<C: Conn>(
+    c: &mut C,
+    tenant_wide: &Actor,
+    owner: RecordType,
+    referrers: Vec<RecordId>,
+    now: Timestamp,
+    edit: impl Fn(&mut Record) + Send + Sync,
+) -> StoreResult<()> {
     for referrer in referrers {
         let options = ModifyOptions { include_archived: true, ..Default::default() };
         modify_with(c, tenant_wide, owner, referrer, Preconditions::default(), None, now, options, |r| {
@@ -1473,12 +1487,8 @@ async fn clear_custom_references<C: Conn>(
                 op: Op::Eq,
                 values: vec![Value::Text(gone.clone())],
             };
-            let t = table(owner);
-            let mut q = SqlBuilder::new(format!("SELECT id FROM {}", t.name));
-            scope_clause(&mut q, tenant_wide);
-            let pred = compile(&mut q, c.dialect(), At::outer(t.name, tenant_wide), &cond);
-            q.push(&format!(" AND {pred}"));
-            edit_referrers(c, tenant_wide, owner, &q.sql, &q.params, now, |r| {
+            let referrers = referrers(c, tenant_wide, owner, &cond).await?;
+            edit_each(c, tenant_wide, owner, referrers, now, |r| {
                 let kept = match r.custom.remove(&attr.api_name) {
                     Some(Json::Array(ids)) => ids.into_iter().filter(|v| v.as_str() != Some(&gone)).collect(),
                     _ => Vec::new(),
@@ -1491,4 +1501,26 @@ async fn clear_custom_references<C: Conn>(
         }
     }
     Ok(())
+}
+
+/// The ids of the `owner` records visible to `actor` (archived ones included) that `cond`
+/// matches, in id order: the referrers of a record, found with the filter compiler so
+/// custom reference arrays and both dialects are covered by the SQL a `_query` runs.
+pub(crate) async fn referrers<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    owner: RecordType,
+    cond: &Cond,
+) -> StoreResult<Vec<RecordId>> {
+    let t = table(owner);
+    let mut q = SqlBuilder::new(format!("SELECT id FROM {}", t.name));
+    scope_clause(&mut q, actor);
+    let pred = compile(&mut q, c.dialect(), At::outer(t.name, actor), cond);
+    q.push(&format!(" AND {pred} ORDER BY id"));
+    Ok(c.query(&q.sql, &q.params)
+        .await?
+        .into_iter()
+        .filter_map(|mut r| r.text(0))
+        .filter_map(|s| RecordId::parse(owner, &s))
+        .collect())
 }

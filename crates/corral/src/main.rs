@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod merge;
 mod transfer;
 
 use anyhow::{Context, Result, bail};
@@ -68,9 +69,46 @@ enum Command {
     Import(ImportArgs),
     /// Export every account or contact (or those a filter matches) as CSV or NDJSON.
     Export(ExportArgs),
+    /// Merge duplicate accounts or contacts into one (a dry run unless --apply); prints the
+    /// winner and every change as JSON.
+    Merge(MergeArgs),
+    /// Undo a merge by the id `corral merge --apply` printed.
+    Unmerge(UnmergeArgs),
 }
 
-/// Where `import` / `export` send their calls: the local database (with --tenant) by default,
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// The record that stays.
+    #[arg(long)]
+    winner: String,
+    /// A record merged into the winner (repeatable).
+    #[arg(long = "loser", required = true)]
+    losers: Vec<String>,
+    /// NAME=winner, NAME=loser:<id> or NAME=<value> (JSON, or else text); repeatable.
+    #[arg(long = "field")]
+    fields: Vec<String>,
+    /// Merge for real (without it nothing is written).
+    #[arg(long)]
+    apply: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct UnmergeArgs {
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// The merge's id.
+    merge_id: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Where `import` / `export` / `merge` send their calls: the local database (with --tenant) by default,
 /// or a running server with --server and --token.
 #[derive(Args, Debug)]
 struct Target {
@@ -268,6 +306,26 @@ async fn run() -> Result<()> {
         }
         Command::Import(args) => import(&config, args).await,
         Command::Export(args) => export(&config, args).await,
+        Command::Merge(args) => {
+            let api = transfer_api(&config, &args.target).await?;
+            let options = merge::MergeOptions {
+                record_type: args.record_type,
+                winner: args.winner,
+                losers: args.losers,
+                fields: args.fields,
+                apply: args.apply,
+            };
+            let (answer, summary) = merge::merge(&api, options).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            eprintln!("{summary}");
+            Ok(())
+        }
+        Command::Unmerge(args) => {
+            let api = transfer_api(&config, &args.target).await?;
+            let answer = merge::unmerge(&api, &args.record_type, &args.merge_id).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;

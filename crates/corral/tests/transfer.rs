@@ -207,3 +207,72 @@ async fn kill_9_mid_import_loses_no_acknowledged_line_and_the_import_resumes() {
     ]));
     assert_eq!(exported.lines().count(), n);
 }
+
+/// `corral merge` previews by default and merges with `--apply`, against the local database
+/// and a running server alike; `corral unmerge` undoes it.
+#[tokio::test]
+async fn cli_merge_previews_then_applies_and_unmerge_undoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path()).await;
+    let file = dir.path().join("accounts.csv");
+    std::fs::write(&file, "name,domain,industry\nAcme,acme.com,\nAcme Inc,acme.io,software\n").unwrap();
+    run(corral(dir.path(), &db).arg("import").arg(&file).args(["--tenant", "t1", "--type", "account"]));
+    let export = || -> Vec<Value> {
+        let out = run(corral(dir.path(), &db).args(["export", "--tenant", "t1", "--type", "account"]));
+        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let docs = export();
+    let id = |name: &str| docs.iter().find(|d| d["name"] == name).unwrap()["id"].as_str().unwrap().to_owned();
+    let (winner, loser) = (id("Acme"), id("Acme Inc"));
+    let merge = |extra: &[&str]| {
+        let mut c = corral(dir.path(), &db);
+        c.args(["merge", "--tenant", "t1", "--type", "account", "--winner", &winner, "--loser", &loser]);
+        c.args(["--field", &format!("display_name=loser:{loser}")]);
+        c.args(extra);
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (serde_json::from_slice::<Value>(&out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    // A dry run by default: it reports the merge and writes nothing.
+    let (preview, summary) = merge(&[]);
+    assert_eq!(preview["merge"]["dry_run"], true);
+    assert_eq!(preview["data"]["attributes"]["display_name"]["value"], "Acme Inc");
+    assert_eq!(preview["data"]["attributes"]["industry"]["value"], "software");
+    assert!(summary.contains("dry run"), "{summary}");
+    assert_eq!(export().len(), 2);
+    // Against a running server too (still a dry run).
+    let token = run(corral(dir.path(), &db).args(["token", "--tenant", "t1"])).trim().to_owned();
+    {
+        let server = serve(dir.path(), &db);
+        let mut c = corral(dir.path(), &db);
+        c.args(["merge", "--server", &server.base, "--token", &token, "--type", "account"]);
+        c.args(["--winner", &winner, "--loser", &loser]);
+        let remote: Value = serde_json::from_str(&run(&mut c)).unwrap();
+        assert_eq!(remote["merge"]["dry_run"], true);
+        assert_eq!(remote["merge"]["items"][0]["value"], "acme.io");
+    }
+    assert_eq!(export().len(), 2);
+
+    // --apply merges: one account left, holding both domains.
+    let (applied, summary) = merge(&["--apply"]);
+    let merge_id = applied["merge"]["id"].as_str().unwrap().to_owned();
+    assert!(summary.contains(&format!("corral unmerge --type account {merge_id}")), "{summary}");
+    let docs = export();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["id"], winner.as_str());
+    assert_eq!(docs[0]["name"], "Acme Inc", "the chosen loser's name");
+    // The winner holds the loser's domain: an import row asserted by it updates the winner.
+    let again = dir.path().join("again.csv");
+    std::fs::write(&again, "name,domain\nAcme Group,acme.io\n").unwrap();
+    let out = run(corral(dir.path(), &db).arg("import").arg(&again).args(["--tenant", "t1", "--type", "account"]));
+    assert!(out.contains("0 created, 1 updated"), "{out}");
+    let docs = export();
+    assert_eq!((docs.len(), docs[0]["name"].as_str()), (1, Some("Acme Group")));
+
+    // corral unmerge brings the loser back with its domain.
+    let out = run(corral(dir.path(), &db).args(["unmerge", "--tenant", "t1", "--type", "account", &merge_id]));
+    let undone: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(undone["restored"][0]["attributes"]["domains"][0]["value"]["domain_name"], "acme.io");
+    assert_eq!(export().len(), 2);
+}

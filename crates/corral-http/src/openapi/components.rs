@@ -28,7 +28,7 @@ fn webhook_input(patch: bool) -> Json {
     let mut p = json!({
         "url": {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2000, "description": "an absolute http:// or https:// URL; private, loopback and link-local addresses are refused (422 webhook_target_not_allowed) unless CORRAL_WEBHOOKS_ALLOW_PRIVATE_TARGETS"},
         "types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["account", "contact"]}},
-        "actions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]}},
+        "actions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged", "merged", "merged_into", "unmerged"]}},
         "fields": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}, "description": "change keys whose change triggers an `updated` delivery; null: any"},
     });
     if patch {
@@ -224,6 +224,31 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
             &["data", "meta"],
         ),
     );
+    let id = json!({"type": "string", "format": "uuid"});
+    out.insert(
+        format!("{p}Merge"),
+        object(
+            json!({
+                "winner": id,
+                "losers": {"type": "array", "minItems": 1, "maxItems": corral_store::merge::MAX_LOSERS, "items": id},
+                "fields": {"anyOf": [{"type": "object", "description": "attribute name → `\"winner\"`, `\"loser:<id>\"`, or a value as a PATCH takes it (an envelope for a literal `winner`)", "additionalProperties": true}, {"type": "null"}]},
+                "dry_run": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+            }),
+            &["winner", "losers"],
+        ),
+    );
+    out.insert(
+        format!("{p}UnmergeResult"),
+        object(
+            json!({"data": reference(p), "restored": {"type": "array", "items": reference(p)},
+                   "changes": reference("MergeChanges")}),
+            &["data", "restored", "changes"],
+        ),
+    );
+    out.insert(
+        format!("{p}MergeResult"),
+        object(json!({"data": reference(p), "merge": reference("MergeReport")}), &["data", "merge"]),
+    );
 }
 
 /// The v1 components of accounts or contacts: the document, its write body and a page.
@@ -368,6 +393,48 @@ fn schema_document(rt: RecordType, schema: &TenantSchema) -> Json {
 }
 
 /// Shapes that do not depend on the tenant.
+/// What a merge did or, dry run, would do (docs/API.md "Merging records").
+fn merge_report(out: &mut Map<String, Json>) {
+    let id = json!({"type": "string", "format": "uuid"});
+    let list = |item: Json| json!({"type": "array", "items": item});
+    let record_type = json!({"type": "string", "enum": ["account", "contact"]});
+    let change = object(json!({"old": {}, "new": {}}), &["old", "new"]);
+    out.insert(
+        "MergeChanges".into(),
+        list(object(
+            json!({"record_type": record_type, "record_id": id,
+                "action": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged", "merged", "merged_into", "unmerged"]},
+                "changes": {"type": "object", "additionalProperties": change}}),
+            &["record_type", "record_id", "action", "changes"],
+        )),
+    );
+    out.insert("Unmerge".into(), object(json!({"merge_id": id}), &["merge_id"]));
+    out.insert(
+        "MergeReport".into(),
+        object(
+            json!({
+                "id": {"type": ["string", "null"], "format": "uuid", "description": "the merge (what `_unmerge` takes); null for a dry run"},
+                "dry_run": {"type": "boolean"},
+                "winner_id": id,
+                "loser_ids": list(id.clone()),
+                "relationships": list(object(json!({"loser_id": id, "related_record_type": record_type, "related_record_id": id,
+                    "role": {"type": ["string", "null"]}, "collapsed": {"type": "boolean"}}),
+                    &["loser_id", "related_record_type", "related_record_id", "role", "collapsed"])),
+                "items": list(object(json!({"loser_id": id, "attribute": {"type": "string", "enum": ["domains", "contact_emails", "contact_phone_numbers"]},
+                    "value": {"type": "string"}, "duplicate": {"type": "boolean"}}), &["loser_id", "attribute", "value", "duplicate"])),
+                "references": list(object(json!({"record_type": record_type, "record_id": id, "attribute": {"type": "string"}, "loser_id": id}),
+                    &["record_type", "record_id", "attribute", "loser_id"])),
+                "conflicts": list(object(json!({"attribute": {"type": "string"}, "winner_value": {},
+                    "loser_values": list(object(json!({"id": id, "value": {}}), &["id", "value"])),
+                    "resolution": {"type": "string", "pattern": "^(winner|value|loser:[0-9a-f-]{36})$"}}),
+                    &["attribute", "winner_value", "loser_values", "resolution"])),
+                "changes": reference("MergeChanges"),
+            }),
+            &["id", "dry_run", "winner_id", "loser_ids", "relationships", "items", "references", "conflicts", "changes"],
+        ),
+    );
+}
+
 /// Change events (feed and history) in both dialects.
 fn change_events(out: &mut Map<String, Json>) {
     let change = object(json!({"old": {}, "new": {}}), &["old", "new"]);
@@ -377,7 +444,7 @@ fn change_events(out: &mut Map<String, Json>) {
             "record_type": {"type": "string", "enum": ["account", "contact"]},
             "record_id": {"type": "string"},
             "app_id": {"type": ["string", "null"]},
-            "action": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged"]},
+            "action": {"type": "string", "enum": ["created", "updated", "archived", "restored", "purged", "merged", "merged_into", "unmerged"]},
             "version": {"type": "integer"},
             "changed_fields": {"type": "object", "additionalProperties": change.clone(),
                 "description": "changed field → its old and new value (docs/API.md, Change feed)"},
@@ -423,6 +490,7 @@ fn change_events(out: &mut Map<String, Json>) {
 
 fn fixed(out: &mut Map<String, Json>) {
     change_events(out);
+    merge_report(out);
     let labels = json!({"type": "array", "maxItems": 3, "items": {"type": "string", "enum": ITEM_LABELS}});
     let string =
         |max: usize| json!({"type": "string", "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$", "maxLength": max});

@@ -187,6 +187,7 @@ fn header_name(component: &str) -> &'static str {
         "RateLimitPolicy" => "RateLimit-Policy",
         "RateLimit" => "RateLimit",
         "RetryAfter" => "Retry-After",
+        "MergedInto" => "Merged-Into",
         _ => "x-unknown",
     }
 }
@@ -202,6 +203,7 @@ pub fn headers_and_parameters() -> (Json, Json) {
                             "schema": {"type": "string", "pattern": "^\"(credential|tenant)\";q=[0-9]+;w=[0-9]+(, \"(credential|tenant)\";q=[0-9]+;w=[0-9]+)*$"}},
         "RateLimit": {"description": "what is left of each policy of RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-10): `r` requests remaining, more available in `t` seconds",
                       "schema": {"type": "string", "pattern": "^\"(credential|tenant)\";r=[0-9]+;t=[0-9]+(, \"(credential|tenant)\";r=[0-9]+;t=[0-9]+)*$"}},
+        "MergedInto": {"description": "the id of the record answered for, when the id asked for was merged into it (docs/API.md, Merging records)", "schema": {"type": "string"}},
         "RetryAfter": {"description": "seconds to wait before retrying", "required": true, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}},
         "RetryAfterUnavailable": {"description": "seconds to wait before retrying (on 503 unavailable: database unreachable, concurrency limit reached, request deadline passed)", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     });
@@ -404,7 +406,7 @@ fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &
             .id(what)
             .query("include_deleted", json!({"type": "boolean"}), "also when archived")
             .shared("IfNoneMatch")
-            .reply(200, "The document", Some(&doc), &["ETag"])
+            .reply(200, "The document", Some(&doc), &["ETag", "MergedInto"])
             .reply(304, "Not modified: still at the version If-None-Match named", None, &["ETag"]),
     );
     out.push(
@@ -412,14 +414,14 @@ fn v1_collection(rt: RecordType, collection: &str, schema: &TenantSchema, out: &
             .id(what)
             .shared("IfMatch")
             .body(&format!("{p}V1Patch"))
-            .reply(200, "The updated document", Some(&doc), &["ETag"]),
+            .reply(200, "The updated document", Some(&doc), &["ETag", "MergedInto"]),
     );
     out.push(
         op("put", one.clone(), format!("v1_replace_{what}"), "v1", format!("Replace every writable field of a {what}"))
             .id(what)
             .shared("IfMatch")
             .body(&format!("{p}V1Replace"))
-            .reply(200, "The replaced document", Some(&doc), &["ETag"]),
+            .reply(200, "The replaced document", Some(&doc), &["ETag", "MergedInto"]),
     );
     out.push(
         op(
@@ -492,7 +494,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
             )
             .query("include_archived", json!({"type": "boolean"}), "also when archived")
             .shared("IfNoneMatch")
-            .reply(200, "The record", Some(&response), &["ETag"])
+            .reply(200, "The record", Some(&response), &["ETag", "MergedInto"])
             .reply(304, "Not modified: still at the version If-None-Match named", None, &["ETag"]),
     );
     out.push(
@@ -513,7 +515,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
             .id(t)
             .shared("IfMatch")
             .body(&format!("{p}Patch"))
-            .reply(200, "The updated record", Some(&response), &["ETag"]),
+            .reply(200, "The updated record", Some(&response), &["ETag", "MergedInto"]),
     );
     out.push(
         op("delete", one.clone(), format!("v2_delete_{t}"), "v2", format!("Archive a {t} (or purge with ?purge=true)"))
@@ -544,6 +546,37 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
         .body(&format!("{p}Assert"))
         .reply(201, "Created", Some(&format!("{p}AssertResult")), &["ETag"])
         .reply(200, "Updated", Some(&format!("{p}AssertResult")), &["ETag"]),
+    );
+    out.push(
+        op("post", format!("{base}/_merge"), format!("v2_merge_{t}"), "v2", format!("Merge duplicate {t}s into one"))
+            .describe(
+                "The losers' relationships, domains / emails / phone numbers and the references other records hold \
+                 to them move to the winner; each loser is archived and its id kept as an alias of the winner. \
+                 `dry_run: true` reports the same changes and writes nothing. See docs/API.md, Merging records.",
+            )
+            .shared("IfMatch")
+            .body(&format!("{p}Merge"))
+            .reply(
+                200,
+                "The winner and what the merge changed (or would change)",
+                Some(&format!("{p}MergeResult")),
+                &["ETag"],
+            ),
+    );
+    out.push(
+        op("post", format!("{base}/_unmerge"), format!("v2_unmerge_{t}"), "v2", format!("Undo a merge of {t}s"))
+            .describe(
+                "Restores the losers of the merge `merge_id` names, with their domains / emails / phone numbers, \
+                 edges and the references the merge re-pointed; the winner keeps the values it took. Possible \
+                 while the merge's events are retained. See docs/API.md, Merging records.",
+            )
+            .body("Unmerge")
+            .reply(
+                200,
+                "The winner, the restored records and the changes made",
+                Some(&format!("{p}UnmergeResult")),
+                &["ETag"],
+            ),
     );
     out.push(bulk_op(&base, t, p));
     // Attribute sub-resources.

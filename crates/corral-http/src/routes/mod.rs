@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod changes;
 pub mod docs;
 pub mod health;
+pub mod merge;
 pub mod relationships;
 pub mod schema_admin;
 pub mod shared;

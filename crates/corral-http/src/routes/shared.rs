@@ -8,7 +8,7 @@ use axum::response::Response;
 use corral_core::custom::TenantSchema;
 use corral_core::filter::Schemas;
 use corral_core::list::{CursorState, ListQuery};
-use corral_core::{Actor, CoreError, ErrorCode, Record, RecordType};
+use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType};
 use corral_store::IdempotencyKey;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
@@ -22,6 +22,20 @@ pub fn json_response(status: StatusCode, body: String, version: Option<i64>) -> 
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(v) = version {
         headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{v}\"")).expect("digits are a valid header"));
+    }
+    response
+}
+
+/// The response header naming the record a merged-away id resolved to (docs/API.md "Merging
+/// records"): a read or write by a loser's id answers with the winner, whose id differs.
+pub const MERGED_INTO: &str = "merged-into";
+
+/// Adds `Merged-Into: <shown>` when `asked` was not the record's own id (an alias).
+pub fn with_alias(mut response: Response, asked: RecordId, record: &Record, shown: &str) -> Response {
+    if asked != record.meta.id
+        && let Ok(v) = HeaderValue::from_str(shown)
+    {
+        response.headers_mut().insert(MERGED_INTO, v);
     }
     response
 }

@@ -5,7 +5,7 @@
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
-use crate::routes::shared::{count_param, created_response, idempotency_key, json_response, page};
+use crate::routes::shared::{count_param, created_response, idempotency_key, json_response, page, with_alias};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -83,10 +83,10 @@ pub async fn get(
     let rt = collection(&name)?;
     principal.require(Permission::read(rt))?;
     query.only(&["include_deleted"])?;
-    let record =
-        state.store().get_record(&principal.actor, rt, parse_id(rt, &id)?, query.flag("include_deleted")?).await?;
+    let asked = parse_id(rt, &id)?;
+    let record = state.store().get_record(&principal.actor, rt, asked, query.flag("include_deleted")?).await?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
-    Ok(record_response(StatusCode::OK, &record, &schema))
+    Ok(with_alias(record_response(StatusCode::OK, &record, &schema), asked, &record, &record.meta.id.v1(rt)))
 }
 
 /// `POST /api/v1/crm/accounts`: 201 with the document and `Location`.
@@ -132,7 +132,7 @@ async fn write(
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v1::parse_write(rt, &body.value, mode, &schema)?;
     let record = state.store().update_record(&principal.actor, rt, id, &write, if_match.0).await?;
-    Ok(record_response(StatusCode::OK, &record, &schema))
+    Ok(with_alias(record_response(StatusCode::OK, &record, &schema), id, &record, &record.meta.id.v1(rt)))
 }
 
 /// `PATCH /api/v1/crm/accounts/{id}`: fields not sent are unchanged.

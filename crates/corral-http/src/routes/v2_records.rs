@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
 use crate::routes::shared::{
     continue_query, count_param, created_response, idempotency_key, json_response, next_cursor, object, page,
+    with_alias,
 };
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -158,7 +159,9 @@ pub async fn get(
         return Ok(json_response(StatusCode::OK, body.to_string(), Some(user.version)));
     }
     let record = state.store().get_record(&principal.actor, rt, id, include_archived).await?;
-    Ok(json_response(StatusCode::OK, record_body(&record, &schema, only.as_deref()), Some(record.meta.version)))
+    let response =
+        json_response(StatusCode::OK, record_body(&record, &schema, only.as_deref()), Some(record.meta.version));
+    Ok(with_alias(response, id, &record, &record.meta.id.canonical()))
 }
 
 /// `PATCH /api/v2/{rt}/{id}`: omitted = unchanged, null = clear, arrays replace.
@@ -174,12 +177,13 @@ pub async fn patch(
     principal.require(Permission::write(rt))?;
     let schema = state.schema(&principal.actor.tenant, rt).await?;
     let write = v2::parse_write(rt, &body.value, WriteMode::Patch, &schema)?;
+    let asked = parse_id(rt, &id)?;
     let record = state
         .store()
-        .update_record(&principal.actor, rt, parse_id(rt, &id)?, &write, if_match.0)
+        .update_record(&principal.actor, rt, asked, &write, if_match.0)
         .await
         .map_err(|e| named_for_v2(rt, e.into()))?;
-    Ok(record_response(StatusCode::OK, &record, &schema))
+    Ok(with_alias(record_response(StatusCode::OK, &record, &schema), asked, &record, &record.meta.id.canonical()))
 }
 
 /// `DELETE /api/v2/{rt}/{id}`: archives (204); `?purge=true` (admin) deletes for good.

@@ -108,7 +108,7 @@ async fn url(state: &AppState, obj: &Map<String, Json_>) -> ApiResult<Option<Str
     }
 }
 
-const ALL_ACTIONS: [Action; 5] = [Action::Created, Action::Updated, Action::Archived, Action::Restored, Action::Purged];
+const ALL_ACTIONS: [Action; 8] = Action::ALL;
 
 /// `POST /api/admin/webhooks`: the secret is in this response only.
 pub async fn create(

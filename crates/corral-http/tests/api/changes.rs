@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 
 /// Reads the feed after `cursor` to its end; returns the events and the cursor to resume at.
-async fn drain(app: &TestApp, token: &str, path: &str, cursor: &mut Option<String>) -> Vec<Value> {
+pub(crate) async fn drain(app: &TestApp, token: &str, path: &str, cursor: &mut Option<String>) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
         let sep = if path.contains('?') { '&' } else { '?' };
@@ -31,7 +31,13 @@ async fn drain(app: &TestApp, token: &str, path: &str, cursor: &mut Option<Strin
 /// [`drain`] until at least `n` events have come. On PostgreSQL the feed serves a write once
 /// every transaction older than it has ended, and tests running alongside on the same
 /// server hold transactions open for a moment: a write shows up shortly after it commits.
-async fn drain_until(app: &TestApp, token: &str, path: &str, cursor: &mut Option<String>, n: usize) -> Vec<Value> {
+pub(crate) async fn drain_until(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    cursor: &mut Option<String>,
+    n: usize,
+) -> Vec<Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut out = Vec::new();
     loop {

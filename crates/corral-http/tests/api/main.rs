@@ -16,6 +16,7 @@ mod errors;
 mod helpers;
 mod isolation;
 mod listing;
+mod merge;
 mod metrics;
 mod openapi;
 mod query;
