@@ -431,6 +431,19 @@ impl Store {
         in_write!(self, |c| bulk::run(c, actor, rt, ops, budget))
     }
 
+    /// [`Store::bulk_write`] with at most `max_group` lines per savepoint (1: a savepoint per
+    /// line). For tests that hold the grouped runs to the line-by-line ones.
+    #[doc(hidden)]
+    pub async fn bulk_write_grouped(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        ops: &[BulkOp],
+        max_group: usize,
+    ) -> StoreResult<Vec<BulkOutcome>> {
+        in_write!(self, |c| bulk::run_grouped(c, actor, rt, ops, std::time::Duration::MAX, max_group))
+    }
+
     pub async fn update_record(
         &self,
         actor: &Actor,

@@ -257,11 +257,15 @@ fn placeholders(sql: &str) -> Cow<'_, str> {
     if !(0..bytes.len()).any(is_placeholder) {
         return Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
-    for (i, ch) in sql.char_indices() {
-        out.push(if ch == '$' && is_placeholder(i) { '?' } else { ch });
+    // Byte-wise: `$` and `?` are both ASCII, so swapping one for the other keeps the text
+    // valid UTF-8 (a copy and one pass, not a char-by-char rebuild: this runs per statement).
+    let mut out = bytes.to_vec();
+    for i in 0..out.len() {
+        if is_placeholder(i) {
+            out[i] = b'?';
+        }
     }
-    Cow::Owned(out)
+    Cow::Owned(String::from_utf8(out).expect("an ASCII byte replaced by an ASCII byte"))
 }
 
 impl rusqlite::ToSql for SqlValue {
