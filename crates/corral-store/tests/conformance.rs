@@ -186,7 +186,20 @@ async fn bulk_run(store: &Store, tenant: &str, ops: &[corral_store::BulkOp], max
     }
     let mut docs: Vec<serde_json::Value> = records.iter().map(|r| normalise(&render(r, &schema), &names)).collect();
     docs.sort_by_key(|d| d["name"].to_string());
-    let events = store.changes(&actor, &[RT], None, 1000).await.unwrap().events;
+    // On PostgreSQL the feed holds back events until every older transaction of the cluster
+    // has ended (other tests' included): wait until it shows at least the records' histories.
+    let mut histories = 0;
+    for r in &records {
+        histories += store.history(&actor, RT, r.meta.id, None, 1000).await.unwrap().0.len();
+    }
+    let mut events = Vec::new();
+    for _ in 0..600 {
+        events = store.changes(&actor, &[RT], None, 1000).await.unwrap().events;
+        if events.len() >= histories {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let events: Vec<serde_json::Value> = events
         .iter()
         .map(|e| {
