@@ -5,17 +5,17 @@
 //! Every line goes through [`records::create`] / [`records::assert`], the same operations the
 //! single-record calls run, so a bulk line behaves (and is recorded) exactly like one call.
 //!
-//! Lines run in groups under one SAVEPOINT (up to [`MAX_GROUP`] lines), not one savepoint per
-//! line: on SQLite every SAVEPOINT and RELEASE flushes FTS5's pending search-index rows into
-//! a new segment (which the index then keeps merging), and every page a savepoint touches is
-//! copied to the statement journal; on PostgreSQL a savepoint is a round trip. When a line
+//! Lines run in groups under one SAVEPOINT (up to [`MAX_GROUP`] / [`MAX_GROUP_SQLITE`]
+//! lines), not one savepoint per line: on SQLite every SAVEPOINT and RELEASE flushes FTS5's
+//! pending search-index rows into a new segment (which the index then keeps merging); on
+//! PostgreSQL a savepoint is a round trip. When a line
 //! fails, its group is rolled back and replayed: the lines before it as a group again, then
 //! the failing line alone in its own savepoint, where its error is final. So a line's outcome
 //! is always decided in the same database state as with one savepoint per line, and the rows
 //! and events written are those of the lines that succeed, exactly as line by line.
 
 use crate::StoreResult;
-use crate::db::Conn;
+use crate::db::{Conn, Dialect};
 use crate::records::{self, MatchKey};
 use corral_core::{Actor, Record, RecordType, RecordWrite, Timestamp};
 use std::time::{Duration, Instant};
@@ -32,9 +32,15 @@ pub enum BulkOp {
 /// What one line did: the record and whether it was created (`false`: an assert updated it).
 pub type BulkOutcome = StoreResult<(Record, bool)>;
 
-/// Most lines under one savepoint. A failed line costs re-running the lines of its group
-/// before it; the group size halves after a failure and doubles back after a clean group.
+/// Most lines under one savepoint on PostgreSQL (where each savepoint is a round trip). A
+/// failed line costs re-running the lines of its group before it; the group size halves
+/// after a failure and doubles back after a clean group.
 pub const MAX_GROUP: usize = 64;
+/// Most lines under one savepoint on SQLite. Smaller: while a savepoint is open, every page
+/// its lines change is copied to the in-memory statement journal, and SQLite walks that
+/// journal from its start each time a statement inside it ends (measured: 64 lines per
+/// savepoint made imports slower than one).
+pub const MAX_GROUP_SQLITE: usize = 8;
 
 /// Runs `ops` in order on `c` (an open write transaction), stopping early once `budget` has
 /// passed (after at least one line): the outcomes are for a prefix of `ops`, and the caller
@@ -49,7 +55,11 @@ pub async fn run<C: Conn>(
     ops: &[BulkOp],
     budget: Duration,
 ) -> StoreResult<Vec<BulkOutcome>> {
-    run_grouped(c, actor, rt, ops, budget, MAX_GROUP).await
+    let max_group = match c.dialect() {
+        Dialect::Sqlite => MAX_GROUP_SQLITE,
+        Dialect::Postgres => MAX_GROUP,
+    };
+    run_grouped(c, actor, rt, ops, budget, max_group).await
 }
 
 /// [`run`] with at most `max_group` lines per savepoint (1: one savepoint per line, the
