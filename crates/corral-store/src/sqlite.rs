@@ -268,9 +268,9 @@ fn placeholders(sql: &str) -> Cow<'_, str> {
     // Byte-wise: `$` and `?` are both ASCII, so swapping one for the other keeps the text
     // valid UTF-8 (a copy and one pass, not a char-by-char rebuild: this runs per statement).
     let mut out = bytes.to_vec();
-    for i in 0..out.len() {
+    for (i, b) in out.iter_mut().enumerate() {
         if is_placeholder(i) {
-            out[i] = b'?';
+            *b = b'?';
         }
     }
     Cow::Owned(String::from_utf8(out).expect("an ASCII byte replaced by an ASCII byte"))
