@@ -356,7 +356,8 @@ impl Store {
         plan: &Plan,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        in_write!(self, |c| records::explain(c, actor, rt, plan, limit))
+        // On a reader, as lists run: the writer plans without bound values (QPSG, sqlite.rs).
+        in_read!(self, |c| records::explain(c, actor, rt, plan, limit))
     }
 
     /// An estimate of how many records match `plan`, and whether it is one; see
