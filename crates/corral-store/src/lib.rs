@@ -356,8 +356,12 @@ impl Store {
         plan: &Plan,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        // On a reader, as lists run: the writer plans without bound values (QPSG, sqlite.rs).
-        in_read!(self, |c| records::explain(c, actor, rt, plan, limit))
+        match &self.backend {
+            // On a reader, as lists run: the SQLite writer plans without bound values (QPSG,
+            // sqlite.rs).
+            Backend::Sqlite(db) => records::explain(&mut db.reader()?, actor, rt, plan, limit).await,
+            Backend::Postgres(_) => in_write!(self, |c| records::explain(c, actor, rt, plan, limit)),
+        }
     }
 
     /// An estimate of how many records match `plan`, and whether it is one; see
