@@ -18,12 +18,13 @@ use crate::{StoreError, StoreResult};
 use corral_core::change::{self, Action};
 use corral_core::{Actor, ActorKind, CoreError, ErrorCode, Record, RecordId, RecordType, Timestamp};
 use serde_json::{Map, Value as Json, json};
+use std::collections::HashMap;
 
 /// A feed position: (transaction id, sequence).
 pub type Position = (i64, i64);
 
 /// What one record went through in the open transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     actor: Actor,
     record_type: RecordType,
@@ -41,9 +42,40 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct Outbox {
     pending: Vec<Pending>,
+    /// Position of each record's entry in `pending`: a bulk transaction touches thousands of
+    /// records, and a scan per note would make it quadratic.
+    index: HashMap<(RecordType, RecordId), usize>,
+    /// The state at the open savepoint, if one is taken (see [`Outbox::savepoint`]).
+    savepoint: Option<Savepoint>,
+}
+
+/// What rolling back to a savepoint restores: the entries it had, as they were.
+#[derive(Debug)]
+struct Savepoint {
+    len: usize,
+    /// Entries that existed at the savepoint and changed since: their state then.
+    saved: Vec<(usize, Pending)>,
 }
 
 impl Outbox {
+    /// Marks the outbox's state, for [`Outbox::rollback_to_savepoint`] to restore: the
+    /// database rolls a failed bulk line back to its SAVEPOINT, and the line's notes must go
+    /// with its rows (no event for a write that was undone). Replaces an earlier mark.
+    pub(crate) fn savepoint(&mut self) {
+        self.savepoint = Some(Savepoint { len: self.pending.len(), saved: Vec::new() });
+    }
+
+    /// Forgets what was noted since the last [`Outbox::savepoint`]; the mark stays.
+    pub(crate) fn rollback_to_savepoint(&mut self) {
+        let Some(sp) = self.savepoint.as_mut() else { return };
+        for p in self.pending.drain(sp.len..) {
+            self.index.remove(&(p.record_type, p.id));
+        }
+        for (i, p) in sp.saved.drain(..) {
+            self.pending[i] = p;
+        }
+    }
+
     /// Notes that `before` became `after` (either is `None` for a create or a purge) with
     /// relationship changes `extra`.
     pub(crate) fn note(
@@ -56,9 +88,18 @@ impl Outbox {
     ) {
         let Some(any) = after.or(before) else { return };
         let (rt, id) = (any.record_type, any.meta.id);
-        let entry = match self.pending.iter_mut().position(|p| p.record_type == rt && p.id == id) {
-            Some(i) => &mut self.pending[i],
+        let entry = match self.index.get(&(rt, id)) {
+            Some(&i) => {
+                if let Some(sp) = self.savepoint.as_mut()
+                    && i < sp.len
+                    && !sp.saved.iter().any(|(j, _)| *j == i)
+                {
+                    sp.saved.push((i, self.pending[i].clone()));
+                }
+                &mut self.pending[i]
+            }
             None => {
+                self.index.insert((rt, id), self.pending.len());
                 self.pending.push(Pending {
                     actor: actor.clone(),
                     record_type: rt,
@@ -147,16 +188,24 @@ pub(crate) fn preview<C: Conn>(c: &mut C) -> Vec<PlannedEvent> {
         .collect()
 }
 
+/// Event rows per INSERT statement: one statement per chunk instead of one per event (a bulk
+/// transaction has thousands), well under both databases' bound-parameter limits.
+const ROWS_PER_INSERT: usize = 100;
+/// Columns of an event row as [`flush`] inserts it.
+const INSERT_COLUMNS: usize = 12;
+
 /// Appends the events of the open transaction; called by the store just before it commits.
 pub(crate) async fn flush<C: Conn>(c: &mut C) -> StoreResult<()> {
     let Some(outbox) = c.outbox() else { return Ok(()) };
-    let pending = std::mem::take(&mut outbox.pending);
+    let pending = std::mem::take(outbox);
     let now = Timestamp::now();
-    for p in pending {
+    let mut rows: Vec<SqlValue> = Vec::new();
+    for p in pending.pending {
         let Some((action, changes)) = plan(&p) else { continue };
         let last = p.after.as_ref().or(p.before.as_ref()).expect("one state is present");
         if action == Action::Purged {
-            // A purge erases the record's history too: its values must not outlive it.
+            // A purge erases the record's history too: its values must not outlive it. (The
+            // rows still queued in `rows` are other records': one event per record.)
             c.execute(
                 "DELETE FROM record_changes WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3",
                 &[
@@ -167,27 +216,57 @@ pub(crate) async fn flush<C: Conn>(c: &mut C) -> StoreResult<()> {
             )
             .await?;
         }
-        c.execute(
-            "INSERT INTO record_changes (event_id, tenant_id, app_id, record_type, record_id, action, actor_type, \
-             actor_id, request_id, version, changes, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                SqlValue::text(uuid::Uuid::now_v7().to_string()),
-                SqlValue::text(p.actor.tenant.clone()),
-                SqlValue::opt_text(last.meta.app_id.clone()),
-                SqlValue::text(p.record_type.api_name()),
-                SqlValue::text(p.id.canonical()),
-                SqlValue::text(action.as_str()),
-                SqlValue::text(p.actor.kind.as_str()),
-                SqlValue::text(p.actor.subject.clone()),
-                SqlValue::opt_text(p.actor.request_id.clone()),
-                SqlValue::Int(last.meta.version),
-                SqlValue::Text(Json::Object(changes).to_string()),
-                SqlValue::Int(now.millis()),
-            ],
-        )
-        .await?;
+        rows.extend([
+            SqlValue::text(uuid::Uuid::now_v7().to_string()),
+            SqlValue::text(p.actor.tenant.clone()),
+            SqlValue::opt_text(last.meta.app_id.clone()),
+            SqlValue::text(p.record_type.api_name()),
+            SqlValue::text(p.id.canonical()),
+            SqlValue::text(action.as_str()),
+            SqlValue::text(p.actor.kind.as_str()),
+            SqlValue::text(p.actor.subject.clone()),
+            SqlValue::opt_text(p.actor.request_id.clone()),
+            SqlValue::Int(last.meta.version),
+            SqlValue::Text(Json::Object(changes).to_string()),
+            SqlValue::Int(now.millis()),
+        ]);
+        if rows.len() == ROWS_PER_INSERT * INSERT_COLUMNS {
+            insert_events(c, &std::mem::take(&mut rows)).await?;
+        }
+    }
+    if !rows.is_empty() {
+        insert_events(c, &rows).await?;
     }
     Ok(())
+}
+
+/// Inserts event rows (`INSERT_COLUMNS` values each) in one statement. Rows take their `seq`
+/// in the order given, so feed order is the order the records were first touched.
+async fn insert_events<C: Conn>(c: &mut C, values: &[SqlValue]) -> StoreResult<()> {
+    let n = values.len() / INSERT_COLUMNS;
+    // The statement text depends only on the row count: a full chunk's is built once.
+    static FULL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+    let sql = if n == ROWS_PER_INSERT { std::borrow::Cow::Borrowed(FULL.as_str()) } else { insert_sql(n).into() };
+    c.execute(&sql, values).await?;
+    Ok(())
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO record_changes (event_id, tenant_id, app_id, record_type, record_id, action, actor_type, \
+         actor_id, request_id, version, changes, occurred_at) VALUES ",
+    );
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for col in 0..INSERT_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * INSERT_COLUMNS + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// One change event as stored.

@@ -99,6 +99,16 @@ impl Dialect {
         }
     }
 
+    /// `{alias}.released` is false, written as the partial unique indexes on key tables write
+    /// it, so the planner can match them. A literal, not a bound value: SQLite re-prepares a
+    /// statement each time a parameter it compared with a partial index's WHERE is re-bound.
+    pub fn unreleased(self, alias: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{alias}.released = 0"),
+            Dialect::Postgres => format!("NOT {alias}.released"),
+        }
+    }
+
     /// A custom attribute's value in `custom_fields`, typed for comparing and sorting as
     /// `kind`. `name` is a validated api_name (`^[a-z][a-z0-9_]{0,62}$`), safe to inline.
     pub fn custom_value(self, name: &str, kind: corral_core::filter::Kind) -> String {

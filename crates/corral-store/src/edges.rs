@@ -194,19 +194,15 @@ pub(crate) async fn associate_account<C: Conn>(
         if !associates(c, &actor.tenant, &domain).await? {
             continue;
         }
-        let mut sql =
+        let mut sql = format!(
             "SELECT k.id FROM contact_emails e JOIN contacts k ON k.tenant_id = e.tenant_id AND k.id = e.contact_id \
-                       WHERE e.tenant_id = $1 AND e.email_domain = $2 AND e.is_primary = $3 AND e.released = $4 \
-                       AND k.deleted_at IS NULL AND k.primary_account_id IS NULL"
-                .to_owned();
-        let mut params = vec![
-            SqlValue::text(actor.tenant.clone()),
-            SqlValue::text(domain),
-            SqlValue::Bool(true),
-            SqlValue::Bool(false),
-        ];
+             WHERE e.tenant_id = $1 AND e.email_domain = $2 AND e.is_primary = $3 AND {} \
+             AND k.deleted_at IS NULL AND k.primary_account_id IS NULL",
+            c.dialect().unreleased("e"),
+        );
+        let mut params = vec![SqlValue::text(actor.tenant.clone()), SqlValue::text(domain), SqlValue::Bool(true)];
         if let Some(app) = &actor.app {
-            sql.push_str(" AND k.app_id = $5");
+            sql.push_str(" AND k.app_id = $4");
             params.push(SqlValue::text(app.clone()));
         }
         let contacts: Vec<RecordId> = c

@@ -61,18 +61,14 @@ fn indexes(rt: RecordType) -> &'static [KeyIndex] {
 async fn check_free<C: Conn>(c: &mut C, actor: &Actor, index: &KeyIndex, key: &str, own: RecordId) -> StoreResult<()> {
     let sql = format!(
         "SELECT d.{owner}, r.app_id FROM {table} d JOIN {owners} r ON r.tenant_id = d.tenant_id AND r.id = d.{owner} \
-         WHERE d.tenant_id = $1 AND d.{key} = $2 AND d.released = $3 AND d.{owner} <> $4",
+         WHERE d.tenant_id = $1 AND d.{key} = $2 AND {unreleased} AND d.{owner} <> $3",
         owner = index.owner_column,
         table = index.table,
         owners = index.owner_table,
         key = index.key_column,
+        unreleased = c.dialect().unreleased("d"),
     );
-    let params = [
-        SqlValue::text(actor.tenant.clone()),
-        SqlValue::text(key),
-        SqlValue::Bool(false),
-        SqlValue::text(own.canonical()),
-    ];
+    let params = [SqlValue::text(actor.tenant.clone()), SqlValue::text(key), SqlValue::text(own.canonical())];
     if let Some(mut row) = c.query_opt(&sql, &params).await? {
         let holder = row.text(0).and_then(|s| RecordId::parse(index.owner_type, &s));
         let visible = actor.app.is_none() || actor.app == row.text(1);
@@ -172,15 +168,16 @@ pub(crate) async fn holder<C: Conn>(
     let Some(index) = indexes(rt).first() else { return Ok(None) };
     let mut sql = format!(
         "SELECT r.id FROM {table} d JOIN {owners} r ON r.tenant_id = d.tenant_id AND r.id = d.{owner} \
-         WHERE d.tenant_id = $1 AND d.{key} = $2 AND d.released = $3 AND r.deleted_at IS NULL",
+         WHERE d.tenant_id = $1 AND d.{key} = $2 AND {unreleased} AND r.deleted_at IS NULL",
         table = index.table,
         owners = index.owner_table,
         owner = index.owner_column,
         key = index.key_column,
+        unreleased = c.dialect().unreleased("d"),
     );
-    let mut params = vec![SqlValue::text(actor.tenant.clone()), SqlValue::text(key), SqlValue::Bool(false)];
+    let mut params = vec![SqlValue::text(actor.tenant.clone()), SqlValue::text(key)];
     if let Some(app) = &actor.app {
-        sql.push_str(" AND r.app_id = $4");
+        sql.push_str(" AND r.app_id = $3");
         params.push(SqlValue::text(app.clone()));
     }
     let row = c.query_opt(&sql, &params).await?;

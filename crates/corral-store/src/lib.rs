@@ -414,7 +414,12 @@ impl Store {
         plan: &Plan,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        in_write!(self, |c| records::explain(c, actor, rt, plan, limit))
+        match &self.backend {
+            // On a reader, as lists run: the SQLite writer plans without bound values (QPSG,
+            // sqlite.rs).
+            Backend::Sqlite(db) => records::explain(&mut db.reader()?, actor, rt, plan, limit).await,
+            Backend::Postgres(_) => in_write!(self, |c| records::explain(c, actor, rt, plan, limit)),
+        }
     }
 
     /// An estimate of how many records match `plan`, and whether it is one; see
@@ -487,6 +492,19 @@ impl Store {
         budget: std::time::Duration,
     ) -> StoreResult<Vec<BulkOutcome>> {
         in_write!(self, |c| bulk::run(c, actor, rt, ops, budget))
+    }
+
+    /// [`Store::bulk_write`] with at most `max_group` lines per savepoint (1: a savepoint per
+    /// line). For tests that hold the grouped runs to the line-by-line ones.
+    #[doc(hidden)]
+    pub async fn bulk_write_grouped(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        ops: &[BulkOp],
+        max_group: usize,
+    ) -> StoreResult<Vec<BulkOutcome>> {
+        in_write!(self, |c| bulk::run_grouped(c, actor, rt, ops, std::time::Duration::MAX, max_group))
     }
 
     pub async fn update_record(
