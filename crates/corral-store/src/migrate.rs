@@ -16,6 +16,7 @@ const SQLITE: &[Migration] = &[
     (6, "key_lookup_indexes", include_str!("../migrations/sqlite/0006_key_lookup_indexes.sql")),
     (7, "search_index", include_str!("../migrations/sqlite/0007_search_index.sql")),
     (8, "webhooks", include_str!("../migrations/sqlite/0008_webhooks.sql")),
+    (10, "duplicate_keys", include_str!("../migrations/sqlite/0010_duplicate_keys.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -26,6 +27,7 @@ const POSTGRES: &[Migration] = &[
     (6, "key_lookup_indexes", include_str!("../migrations/postgres/0006_key_lookup_indexes.sql")),
     (7, "search_index", include_str!("../migrations/postgres/0007_search_index.sql")),
     (8, "webhooks", include_str!("../migrations/postgres/0008_webhooks.sql")),
+    (10, "duplicate_keys", include_str!("../migrations/postgres/0010_duplicate_keys.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

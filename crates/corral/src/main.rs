@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod duplicates;
 mod transfer;
 
 use anyhow::{Context, Result, bail};
@@ -68,6 +69,8 @@ enum Command {
     Import(ImportArgs),
     /// Export every account or contact (or those a filter matches) as CSV or NDJSON.
     Export(ExportArgs),
+    /// Print groups of likely duplicate accounts or contacts, with scores and reasons.
+    Duplicates(DuplicatesArgs),
 }
 
 /// Where `import` / `export` send their calls: the local database (with --tenant) by default,
@@ -123,6 +126,24 @@ struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct DuplicatesArgs {
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// Only groups scoring at least this (0 to 1).
+    #[arg(long)]
+    min_score: Option<f64>,
+    /// A `_query` filter as JSON (one filter or an array), or @FILE: search only these records.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print at most this many groups.
+    #[arg(long)]
+    limit: Option<u64>,
     #[command(flatten)]
     target: Target,
 }
@@ -268,6 +289,7 @@ async fn run() -> Result<()> {
         }
         Command::Import(args) => import(&config, args).await,
         Command::Export(args) => export(&config, args).await,
+        Command::Duplicates(args) => find_duplicates(&config, args).await,
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;
@@ -369,6 +391,20 @@ async fn export(config: &Config, args: ExportArgs) -> Result<()> {
         None => transfer::export(&api, options, &mut std::io::stdout().lock()).await?,
     };
     eprintln!("exported {count} {rt}s");
+    Ok(())
+}
+
+async fn find_duplicates(config: &Config, args: DuplicatesArgs) -> Result<()> {
+    let rt = transfer::record_type(&args.record_type)?;
+    let filters = match args.filter.as_deref().map(transfer::read_filter).transpose()? {
+        None => None,
+        Some(serde_json::Value::Array(list)) => Some(serde_json::Value::Array(list)),
+        Some(one) => Some(serde_json::json!([one])),
+    };
+    let api = transfer_api(config, &args.target).await?;
+    let options = duplicates::DuplicatesOptions { rt, min_score: args.min_score, filters, max_groups: args.limit };
+    let groups = duplicates::print(&api, options, &mut std::io::stdout().lock()).await?;
+    eprintln!("{groups} groups of likely duplicate {rt}s");
     Ok(())
 }
 

@@ -152,7 +152,7 @@ impl Api {
     }
 
     /// A JSON call; an error answer becomes an error naming its code.
-    async fn json(&self, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
+    pub(crate) async fn json(&self, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
         let payload = Payload::Bytes(body.map(|b| Bytes::from(b.to_string())).unwrap_or_default());
         let (status, reply) = self.send(method, path, "application/json", payload).await?;
         let bytes = reply.bytes().await?;
