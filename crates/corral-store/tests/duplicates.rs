@@ -14,11 +14,29 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 
 async fn store() -> (Store, tempfile::TempDir) {
+    let (store, dir, _) = store_and_url().await;
+    (store, dir)
+}
+
+async fn store_and_url() -> (Store, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let raw = corral_store::testing::fresh_database(dir.path()).await.unwrap();
+    let url = corral_store::DatabaseUrl::parse(&raw).unwrap();
     let store = Store::open_with(&url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap();
     store.migrate().await.unwrap();
-    (store, dir)
+    (store, dir, raw)
+}
+
+/// Runs SQL on the test database behind the store's back.
+async fn raw_sql(url: &str, sql: &str) {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap(),
+        None => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(sql).await.unwrap();
+        }
+    }
 }
 
 fn actor() -> Actor {
@@ -274,4 +292,30 @@ async fn contacts_match_by_name_at_their_account_and_by_phone() {
     ];
     want.sort();
     assert_eq!(groups, want);
+}
+
+#[tokio::test]
+async fn records_written_before_the_keys_existed_get_them_at_startup() {
+    let (store, _dir, url) = store_and_url().await;
+    let rt = RecordType::Account;
+    let a = create(&store, rt, json!({"name": "Wonka Industries Ltd", "phone": "+1 555 010 7777"})).await;
+    let b = create(&store, rt, json!({"name": "Wonka Industries"})).await;
+    let c = create(&store, rt, json!({"name": "Slugworth", "phone": "555-010-7777"})).await;
+    let groups = group_ids(&store, rt).await;
+    // As a database migrated to 0010 over existing rows is: no keys, a backfill pending.
+    raw_sql(
+        &url,
+        "DELETE FROM duplicate_keys; DELETE FROM duplicate_blocks; \
+         INSERT INTO duplicate_key_backfill (record_type, after_tenant, after_id) VALUES ('account', '', ''), ('contact', '', '');",
+    )
+    .await;
+    assert!(group_ids(&store, rt).await.is_empty());
+    store.migrate().await.unwrap();
+    assert_eq!(group_ids(&store, rt).await, groups);
+    assert_eq!(groups.len(), 2);
+    assert!(groups.contains(&(vec![a, b], vec!["same_name_without_legal_suffix"])));
+    assert!(groups.contains(&(vec![a, c], vec!["same_phone"])));
+    // Done once: a later start changes nothing.
+    store.migrate().await.unwrap();
+    assert_eq!(group_ids(&store, rt).await, groups);
 }
