@@ -573,7 +573,7 @@ async fn block_members<C: Conn>(
         .await?;
         members.extend(found);
     }
-    members.sort_by(|a, b| (a.meta.created_at, a.meta.id.canonical()).cmp(&(b.meta.created_at, b.meta.id.canonical())));
+    members.sort_by_key(|r| (r.meta.created_at, r.meta.id.canonical()));
     Ok(members)
 }
 

@@ -194,7 +194,17 @@ async fn check_recall(accounts: u64) -> f64 {
     let (store, _dir) = store().await;
     let data = generate(accounts);
     let ids = load(&store, &data.bodies).await;
+    // Timings are printed for docs/PERFORMANCE.md, never asserted.
+    let started = std::time::Instant::now();
+    store.duplicate_candidates(&actor(), RecordType::Account, None, 0.0, None, 20).await.unwrap();
+    let first_page = started.elapsed();
     let groups = all_groups(&store, 0.0).await;
+    eprintln!(
+        "{} accounts: first page of 20 groups in {first_page:.1?}, all {} groups in {:.1?}",
+        data.bodies.len(),
+        groups.len(),
+        started.elapsed() - first_page
+    );
     let pair_of: HashMap<RecordId, usize> =
         data.pairs.iter().enumerate().flat_map(|(n, (a, b))| [(ids[*a], n), (ids[*b], n)]).collect();
     let mut found = HashSet::new();
