@@ -10,7 +10,8 @@ use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    admin, bulk, changes, health, merge, relationships, schema_admin, token, v1_records, v2_records, webhooks,
+    admin, bulk, changes, duplicates, health, merge, relationships, schema_admin, token, v1_records, v2_records,
+    webhooks,
 };
 use crate::state::AppState;
 use axum::Extension;
@@ -72,6 +73,7 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v2/{rt}/_assert", post(v2_records::assert))
         .route("/api/v2/{rt}/_merge", post(merge::merge))
         .route("/api/v2/{rt}/_unmerge", post(merge::unmerge))
+        .route("/api/v2/{rt}/_duplicates", post(duplicates::duplicates))
         // Bodies of any size stream through (see routes::bulk); no 1 MiB body cap here.
         .route("/api/v2/{rt}/_bulk", post(bulk::bulk).layer(DefaultBodyLimit::disable()))
         // Users are read-only here: their own routes, so a 405 lists only what they take.

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod bulk;
 pub mod changes;
 pub mod db;
+pub mod duplicates;
 pub mod edges;
 pub mod idempotency;
 mod keys;
@@ -300,6 +301,9 @@ impl Store {
     /// Applies pending migrations, then (SQLite) lets the planner refresh stale statistics.
     pub async fn migrate(&self) -> StoreResult<()> {
         in_write!(self, |c| migrate::run(c))?;
+        // Keys of records written before duplicate detection existed; batch by batch, each
+        // in a transaction of its own, so a large table does not hold the writer long.
+        while in_write!(self, |c| duplicates::backfill_batch(c))? {}
         if self.dialect() == db::Dialect::Sqlite {
             in_write!(self, |c| async { c.execute_batch("PRAGMA optimize").await.map_err(StoreError::from) })?;
         }
@@ -404,6 +408,19 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
         in_read!(self, |c| records::list(c, actor, rt, plan, after, limit))
+    }
+
+    /// One page of duplicate candidates; see [`duplicates::candidates`].
+    pub async fn duplicate_candidates(
+        &self,
+        actor: &Actor,
+        rt: RecordType,
+        filter: Option<&corral_core::filter::Cond>,
+        min_score: f64,
+        after: Option<duplicates::Position>,
+        limit: usize,
+    ) -> StoreResult<(Vec<duplicates::Group>, Option<duplicates::Position>)> {
+        in_read!(self, |c| duplicates::candidates(c, actor, rt, filter, min_score, after, limit))
     }
 
     /// The database's query plan for one page of `plan` (index checks; see [`records::explain`]).

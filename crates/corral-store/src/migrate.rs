@@ -17,6 +17,7 @@ const SQLITE: &[Migration] = &[
     (7, "search_index", include_str!("../migrations/sqlite/0007_search_index.sql")),
     (8, "webhooks", include_str!("../migrations/sqlite/0008_webhooks.sql")),
     (9, "merges", include_str!("../migrations/sqlite/0009_merges.sql")),
+    (10, "duplicate_keys", include_str!("../migrations/sqlite/0010_duplicate_keys.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -28,6 +29,7 @@ const POSTGRES: &[Migration] = &[
     (7, "search_index", include_str!("../migrations/postgres/0007_search_index.sql")),
     (8, "webhooks", include_str!("../migrations/postgres/0008_webhooks.sql")),
     (9, "merges", include_str!("../migrations/postgres/0009_merges.sql")),
+    (10, "duplicate_keys", include_str!("../migrations/postgres/0010_duplicate_keys.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

@@ -361,6 +361,46 @@ fn list_sql(
     Ok(q)
 }
 
+/// Active records visible to `actor` that match `filter` and the extra condition `condition`
+/// writes (a lookup in a side index, such as the duplicate keys), oldest first.
+pub(crate) async fn select_scoped<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    filter: Option<&Cond>,
+    condition: impl FnOnce(&mut SqlBuilder) -> String,
+) -> StoreResult<Vec<Record>> {
+    let t = table(rt);
+    let mut q = SqlBuilder::new(format!("SELECT {} FROM {}", t.select_list(), t.name));
+    scope_clause(&mut q, actor);
+    q.push(" AND deleted_at IS NULL");
+    if let Some(filter) = filter {
+        let sql = compile(&mut q, c.dialect(), At::outer(t.name, actor), filter);
+        q.push(" AND ").push(&sql);
+    }
+    let extra = condition(&mut q);
+    q.push(" AND ").push(&extra).push(" ORDER BY created_at, id");
+    c.query(&q.sql, &q.params).await?.into_iter().map(|row| decode(rt, row)).collect()
+}
+
+/// Up to `limit` active records of every tenant after the position (tenant, id), in that
+/// order: for startup passes over existing rows (backfills).
+pub(crate) async fn scan_active<C: Conn>(
+    c: &mut C,
+    rt: RecordType,
+    after: (&str, &str),
+    limit: usize,
+) -> StoreResult<Vec<Record>> {
+    let t = table(rt);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE (tenant_id > $1 OR (tenant_id = $1 AND id > $2)) AND deleted_at IS NULL ORDER BY tenant_id, id LIMIT {limit}",
+        t.select_list(),
+        t.name
+    );
+    let params = [SqlValue::text(after.0), SqlValue::text(after.1)];
+    c.query(&sql, &params).await?.into_iter().map(|row| decode(rt, row)).collect()
+}
+
 /// The database's plan for one page of `plan` (for index checks): one line per plan node.
 /// PostgreSQL is asked with sequential scans disabled, so a missing index shows as a
 /// `Seq Scan` even on small tables.
@@ -1046,6 +1086,7 @@ pub(crate) async fn commit<C: Conn>(
             .await?;
         }
     }
+    crate::duplicates::sync(c, &actor.tenant, before, after).await?;
     let outbox = c.outbox().ok_or_else(|| StoreError::Internal("a record write outside a write transaction".into()))?;
     outbox.note(actor, action, before, after, extra);
     Ok(())

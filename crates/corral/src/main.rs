@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod duplicates;
 mod merge;
 mod transfer;
 
@@ -74,6 +75,8 @@ enum Command {
     Merge(MergeArgs),
     /// Undo a merge by the id `corral merge --apply` printed.
     Unmerge(UnmergeArgs),
+    /// Print groups of likely duplicate accounts or contacts, with scores and reasons.
+    Duplicates(DuplicatesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +164,24 @@ struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct DuplicatesArgs {
+    /// account or contact.
+    #[arg(long = "type")]
+    record_type: String,
+    /// Only groups scoring at least this (0 to 1).
+    #[arg(long)]
+    min_score: Option<f64>,
+    /// A `_query` filter as JSON (one filter or an array), or @FILE: search only these records.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print at most this many groups.
+    #[arg(long)]
+    limit: Option<u64>,
     #[command(flatten)]
     target: Target,
 }
@@ -326,6 +347,7 @@ async fn run() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(())
         }
+        Command::Duplicates(args) => find_duplicates(&config, args).await,
         Command::User(UserCommand::Add { tenant, email, name }) => {
             let store = open_store(&config).await?;
             let user = store.add_user(&tenant.into(), &email, name.as_deref(), "corral-cli").await?;
@@ -427,6 +449,20 @@ async fn export(config: &Config, args: ExportArgs) -> Result<()> {
         None => transfer::export(&api, options, &mut std::io::stdout().lock()).await?,
     };
     eprintln!("exported {count} {rt}s");
+    Ok(())
+}
+
+async fn find_duplicates(config: &Config, args: DuplicatesArgs) -> Result<()> {
+    let rt = transfer::record_type(&args.record_type)?;
+    let filters = match args.filter.as_deref().map(transfer::read_filter).transpose()? {
+        None => None,
+        Some(serde_json::Value::Array(list)) => Some(serde_json::Value::Array(list)),
+        Some(one) => Some(serde_json::json!([one])),
+    };
+    let api = transfer_api(config, &args.target).await?;
+    let options = duplicates::DuplicatesOptions { rt, min_score: args.min_score, filters, max_groups: args.limit };
+    let groups = duplicates::print(&api, options, &mut std::io::stdout().lock()).await?;
+    eprintln!("{groups} groups of likely duplicate {rt}s");
     Ok(())
 }
 

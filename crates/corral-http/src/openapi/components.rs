@@ -176,6 +176,42 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
         return;
     }
 
+    // `_duplicates`: the `_query` filters, a minimum score, groups of records.
+    let reasons: &[&str] = match rt {
+        RecordType::Account => {
+            &["same_name", "same_name_without_legal_suffix", "same_domain", "same_phone", "similar_name"]
+        }
+        _ => &["same_name_at_account", "same_phone", "similar_name"],
+    };
+    out.insert(
+        format!("{p}Duplicates"),
+        object(
+            json!({
+                "filters": {"type": ["array", "null"], "maxItems": 100, "items": reference(&format!("{p}Filter"))},
+                "min_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "only groups scoring at least this; default 0"},
+                "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": corral_store::duplicates::MAX_LIMIT, "description": "groups per page, default 20"},
+                "cursor": {"type": ["string", "null"], "minLength": 1, "description": "next_cursor of the previous page; alone or with the same body"},
+                "fields": {"type": ["array", "null"], "items": {"type": "string", "enum": names}},
+            }),
+            &[],
+        ),
+    );
+    let group = object(
+        json!({
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "reasons": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": reasons}},
+            "records": {"type": "array", "minItems": 2, "maxItems": corral_store::duplicates::MAX_GROUP_RECORDS, "items": reference(p)},
+        }),
+        &["score", "reasons", "records"],
+    );
+    out.insert(
+        format!("{p}DuplicatesResult"),
+        object(
+            json!({"data": {"type": "array", "items": group}, "next_cursor": {"type": ["string", "null"]}}),
+            &["data", "next_cursor"],
+        ),
+    );
+
     // Writes: raw or enveloped values of the writable attributes.
     let writable: Map<String, Json> =
         attributes.iter().filter(|a| a.writable()).map(|a| (a.name().to_owned(), write_value(a))).collect();

@@ -978,6 +978,17 @@ fn change_feeds(out: &mut Vec<Op>) {
     }
 }
 
+/// `POST /api/v2/{type}/_duplicates` (docs/API.md, "Duplicate candidates").
+fn duplicates_op(rt: RecordType, out: &mut Vec<Op>) {
+    let (p, t) = (stem(rt), rt.api_name());
+    out.push(
+        op("post", format!("/api/v2/{t}/_duplicates"), format!("v2_duplicates_{t}"), "v2", format!("Find duplicate {t}s"))
+            .describe("Groups of likely duplicates among the active records the filters select, each with a score (0..1) and reason codes; send `cursor` alone or with the same body. A page may hold fewer groups than `limit` and still have a `next_cursor`. See docs/API.md, Duplicate candidates.")
+            .body(&format!("{p}Duplicates"))
+            .reply(200, "One page of candidate groups", Some(&format!("{p}DuplicatesResult")), &[]),
+    );
+}
+
 /// Every path of the document, typed for the given schemas.
 pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json> {
     let mut ops = Vec::new();
@@ -988,6 +999,8 @@ pub fn paths(account: &TenantSchema, contact: &TenantSchema) -> Map<String, Json
     v2_record_type(RecordType::Account, account, &mut ops);
     v2_record_type(RecordType::Contact, contact, &mut ops);
     v2_record_type(RecordType::User, &TenantSchema::builtin("tenant", RecordType::User), &mut ops);
+    duplicates_op(RecordType::Account, &mut ops);
+    duplicates_op(RecordType::Contact, &mut ops);
     let mut paths = Map::new();
     for o in ops {
         let o = o.finish();

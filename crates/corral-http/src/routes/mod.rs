@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bulk;
 pub mod changes;
 pub mod docs;
+pub mod duplicates;
 pub mod health;
 pub mod merge;
 pub mod relationships;

@@ -11,6 +11,7 @@ mod contacts;
 mod contract;
 mod custom_attributes;
 mod docs;
+mod duplicates;
 mod edge;
 mod errors;
 mod helpers;
