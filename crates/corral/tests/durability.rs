@@ -1,8 +1,9 @@
 //! `kill -9` durability: concurrent writers against the real `corral serve`, a SIGKILL in the
 //! middle of the load, a restart on the same data, and every write the server acknowledged
 //! (a 2xx received) must be there. On SQLite the file must also pass `PRAGMA
-//! integrity_check`. Runs on PostgreSQL too when `CORRAL_TEST_DATABASE_URL` is set.
-//! Loopback only; about two seconds of load.
+//! integrity_check`. The same for merges: killed during a stream of merges, no group is left
+//! half merged and every acknowledged merge is whole. Runs on PostgreSQL too when
+//! `CORRAL_TEST_DATABASE_URL` is set. Loopback only; a few seconds of load each.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -121,4 +122,186 @@ async fn acknowledged_writes_survive_kill_9() {
         .unwrap();
     assert_eq!(r.status(), 201);
     eprintln!("kill -9: {} accounts, {writes} acknowledged writes, all present after restart", acked.len());
+}
+
+/// One merge case: a winner and two losers, each loser with its own domain and a contact.
+struct Group {
+    winner: String,
+    losers: Vec<String>,
+    loser_domains: Vec<String>,
+    loser_contacts: Vec<String>,
+}
+
+fn bare(v1_id: &serde_json::Value) -> String {
+    v1_id.as_str().expect("an id").split_once('-').expect("a prefixed id").1.to_owned()
+}
+
+async fn post(client: &reqwest::Client, url: String, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn get(client: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Merges (docs/API.md "Merging records") are one transaction each: killed in the middle of a
+/// stream of merges (with writes to the winners going on), every group is afterwards either
+/// wholly merged (losers archived, their domains and contacts on the winner) or untouched, and
+/// every merge the server acknowledged is wholly there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_are_all_or_nothing_under_kill_9() {
+    const GROUPS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let db = corral_store::testing::fresh_database(dir.path()).await.expect("test database");
+    let out = corral(dir.path(), &db).args(["token", "--tenant", "merging", "--ttl", "1h"]).output().unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut server = serve(dir.path(), &db);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let base = server.base.clone();
+
+    let mut groups = Vec::new();
+    for g in 0..GROUPS {
+        let account = |name: String, domain: String| serde_json::json!({"name": name, "domain": domain});
+        let winner = post(
+            &client,
+            format!("{base}/api/v1/crm/accounts"),
+            &token,
+            account(format!("W{g}"), format!("w{g}.example")),
+        )
+        .await;
+        let mut group =
+            Group { winner: bare(&winner["id"]), losers: vec![], loser_domains: vec![], loser_contacts: vec![] };
+        for l in 0..2 {
+            let domain = format!("l{g}-{l}.example");
+            let loser = post(
+                &client,
+                format!("{base}/api/v1/crm/accounts"),
+                &token,
+                account(format!("L{g}-{l}"), domain.clone()),
+            )
+            .await;
+            let contact = post(
+                &client,
+                format!("{base}/api/v1/crm/contacts"),
+                &token,
+                serde_json::json!({"first_name": format!("C{g}-{l}"), "account_id": loser["id"]}),
+            )
+            .await;
+            group.losers.push(bare(&loser["id"]));
+            group.loser_domains.push(domain);
+            group.loser_contacts.push(bare(&contact["id"]));
+        }
+        groups.push(group);
+    }
+    let groups = Arc::new(groups);
+
+    // Merges one group after another, recording the acknowledged ones; a writer patches the
+    // winners meanwhile.
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let merger = {
+        let (client, base, token, groups, acked) =
+            (client.clone(), base.clone(), token.clone(), groups.clone(), acked.clone());
+        tokio::spawn(async move {
+            for (g, group) in groups.iter().enumerate() {
+                let body = serde_json::json!({"winner": group.winner, "losers": group.losers});
+                let Ok(r) =
+                    client.post(format!("{base}/api/v2/account/_merge")).bearer_auth(&token).json(&body).send().await
+                else {
+                    break;
+                };
+                let status = r.status();
+                let Ok(doc) = r.json::<serde_json::Value>().await else { break };
+                assert!(status.is_success(), "merge {g}: {status} {doc}");
+                acked.lock().unwrap().push(g);
+            }
+        })
+    };
+    let patcher = {
+        let (client, base, token, groups, stop) =
+            (client.clone(), base.clone(), token.clone(), groups.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut step = 0;
+            while !stop.load(Ordering::Relaxed) {
+                step += 1;
+                let winner = &groups[step % GROUPS].winner;
+                let body = serde_json::json!({"employee_count": step});
+                if client
+                    .patch(format!("{base}/api/v1/crm/accounts/acc-{winner}"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    // SIGKILL once a third of the merges are acknowledged: the next one is under way.
+    let started = std::time::Instant::now();
+    while acked.lock().unwrap().len() < GROUPS / 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "merges too slow to test");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    merger.await.unwrap();
+    patcher.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    let server = serve(dir.path(), &db);
+    let base = server.base.clone();
+    let mut merged = 0;
+    for (g, group) in groups.iter().enumerate() {
+        let winner = get(&client, format!("{base}/api/v2/account/{}", group.winner), &token).await;
+        let winner_domains: Vec<String> = winner["data"]["attributes"]["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["value"]["domain_name"].as_str().unwrap().to_owned())
+            .collect();
+        let mut archived = Vec::new();
+        let mut contacts_on_winner = Vec::new();
+        for (l, loser) in group.losers.iter().enumerate() {
+            let doc = get(&client, format!("{base}/api/v2/account/{loser}?include_archived=true"), &token).await;
+            archived.push(!doc["data"]["attributes"]["archived_at"]["value"].is_null());
+            let related = get(
+                &client,
+                format!("{base}/api/v2/contact/{}/relationship/accounts", group.loser_contacts[l]),
+                &token,
+            )
+            .await;
+            let ids: Vec<&str> =
+                related["items"].as_array().unwrap().iter().map(|i| i["related_record_id"].as_str().unwrap()).collect();
+            contacts_on_winner.push(ids == [group.winner.as_str()]);
+            if !archived[l] {
+                assert_eq!(ids, [loser.as_str()], "group {g}: an unmerged loser's contact stays with it");
+            }
+        }
+        let domains_moved: Vec<bool> = group.loser_domains.iter().map(|d| winner_domains.contains(d)).collect();
+        let whole = archived.iter().chain(&contacts_on_winner).chain(&domains_moved).all(|x| *x);
+        let none = !archived.iter().chain(&contacts_on_winner).chain(&domains_moved).any(|x| *x);
+        assert!(
+            whole || none,
+            "group {g} is half merged: archived {archived:?}, contacts moved {contacts_on_winner:?}, domains moved {domains_moved:?}"
+        );
+        if acked.contains(&g) {
+            assert!(whole, "group {g}: an acknowledged merge is gone");
+        }
+        merged += usize::from(whole);
+    }
+    eprintln!("kill -9 during merges: {} acknowledged, {merged} merged after restart, none half merged", acked.len());
 }
