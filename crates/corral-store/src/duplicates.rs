@@ -339,14 +339,18 @@ async fn apply<C: Conn>(
     old: &BTreeSet<Key>,
     new: &BTreeSet<Key>,
 ) -> StoreResult<()> {
-    for (kind, key) in old.difference(new) {
-        let params = [
+    // One key row's parameters: tenant, type, kind, key, record (the block row takes the first four).
+    let row = |kind: &KeyKind, key: &String| {
+        [
             SqlValue::text(tenant),
             SqlValue::text(rt.api_name()),
             SqlValue::text(kind.code()),
             SqlValue::text(key.clone()),
             SqlValue::text(id),
-        ];
+        ]
+    };
+    for (kind, key) in old.difference(new) {
+        let params = row(kind, key);
         c.execute(
             "DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND kind = $3 AND key = $4 AND record_id = $5",
             &params,
@@ -364,13 +368,7 @@ async fn apply<C: Conn>(
         .await?;
     }
     for (kind, key) in new.difference(old) {
-        let params = [
-            SqlValue::text(tenant),
-            SqlValue::text(rt.api_name()),
-            SqlValue::text(kind.code()),
-            SqlValue::text(key.clone()),
-            SqlValue::text(id),
-        ];
+        let params = row(kind, key);
         c.execute(
             "INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id) VALUES ($1, $2, $3, $4, $5)",
             &params,

@@ -6,7 +6,7 @@
 use crate::auth::{Permission, Principal};
 use crate::error::ApiResult;
 use crate::extract::JsonBody;
-use crate::routes::shared::{continue_query, json_response, next_cursor, object};
+use crate::routes::shared::{body_cursor, body_fields, body_limit, continue_query, json_response, next_cursor, object};
 use crate::routes::v2_records::writable;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -77,34 +77,9 @@ pub async fn duplicates(
                 .ok_or_else(|| CoreError::invalid_value("min_score", "expected a number from 0 to 1"))?,
         ),
     };
-    let limit = match obj.get("limit").filter(|l| !l.is_null()) {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .as_number()
-            .and_then(corral_core::value::whole_number)
-            .filter(|n| (1..=MAX_LIMIT as i64).contains(n))
-            .map(|n| n as usize)
-            .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {MAX_LIMIT}")))?,
-    };
-    let cursor = match obj.get("cursor") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(c)) => Some(c.as_str()),
-        Some(_) => return Err(CoreError::invalid_cursor().into()),
-    };
-    let fields: Option<Vec<String>> = match obj.get("fields") {
-        None | Some(Json::Null) => None,
-        Some(Json::Array(items)) => Some(
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| CoreError::invalid_value("fields", "expected attribute names"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(_) => return Err(CoreError::invalid_value("fields", "expected an array of attribute names").into()),
-    };
+    let limit = body_limit(obj, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let cursor = body_cursor(obj)?;
+    let fields = body_fields(obj)?;
     let actor = &principal.actor;
     let schema = state.schema(&actor.tenant, rt).await?;
     if let Some(bad) = fields.iter().flatten().find(|w| !v2::attribute_names_in(rt, &schema).contains(w)) {

@@ -106,6 +106,48 @@ pub enum Count {
     Estimated,
 }
 
+/// A page body's `limit` (`_query`, `_duplicates`): absent or null is `default`, else a whole
+/// number from 1 to `max`.
+pub fn body_limit(obj: &Map<String, Json>, default: usize, max: usize) -> ApiResult<usize> {
+    match obj.get("limit").filter(|l| !l.is_null()) {
+        None => Ok(default),
+        Some(l) => l
+            .as_number()
+            .and_then(corral_core::value::whole_number)
+            .filter(|n| (1..=max as i64).contains(n))
+            .map(|n| n as usize)
+            .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {max}")).into()),
+    }
+}
+
+/// A page body's `cursor`: absent, null or a string; anything else is `400 invalid_cursor`.
+pub fn body_cursor(obj: &Map<String, Json>) -> ApiResult<Option<&str>> {
+    match obj.get("cursor") {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(c)) => Ok(Some(c.as_str())),
+        Some(_) => Err(CoreError::invalid_cursor().into()),
+    }
+}
+
+/// A body's `fields`: absent or null, or an array of attribute names (checked against the
+/// record type by the caller).
+pub fn body_fields(obj: &Map<String, Json>) -> ApiResult<Option<Vec<String>>> {
+    match obj.get("fields") {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Array(items)) => Ok(Some(
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| CoreError::invalid_value("fields", "expected attribute names"))
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+        Some(_) => Err(CoreError::invalid_value("fields", "expected an array of attribute names").into()),
+    }
+}
+
 /// `count=exact|estimated`.
 pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<Option<Count>> {
     match raw {

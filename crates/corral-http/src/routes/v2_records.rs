@@ -6,8 +6,8 @@ use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
 use crate::routes::shared::{
-    continue_query, count_param, created_response, idempotency_key, json_response, next_cursor, object, page,
-    with_alias,
+    body_cursor, body_fields, body_limit, continue_query, count_param, created_response, idempotency_key,
+    json_response, next_cursor, object, page, with_alias,
 };
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -270,39 +270,14 @@ pub async fn query(
         query.include_deleted =
             flag.as_bool().ok_or_else(|| CoreError::invalid_value("include_archived", "expected true or false"))?;
     }
-    let limit = match obj.get("limit").filter(|l| !l.is_null()) {
-        None => V2_DEFAULT_LIMIT,
-        Some(l) => l
-            .as_number()
-            .and_then(corral_core::value::whole_number)
-            .filter(|n| (1..=V2_MAX_LIMIT as i64).contains(n))
-            .map(|n| n as usize)
-            .ok_or_else(|| CoreError::invalid_value("limit", format!("expected 1 to {V2_MAX_LIMIT}")))?,
-    };
-    let cursor = match obj.get("cursor") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(c)) => Some(c.as_str()),
-        Some(_) => return Err(CoreError::invalid_cursor().into()),
-    };
+    let limit = body_limit(obj, V2_DEFAULT_LIMIT, V2_MAX_LIMIT)?;
+    let cursor = body_cursor(obj)?;
     let count = match obj.get("count") {
         None | Some(Json::Null) => None,
         Some(Json::String(mode)) => count_param(Some(mode), "count")?,
         Some(_) => return Err(CoreError::invalid_value("count", "expected exact or estimated").into()),
     };
-    let fields: Option<Vec<String>> = match obj.get("fields") {
-        None | Some(Json::Null) => None,
-        Some(Json::Array(items)) => Some(
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| CoreError::invalid_value("fields", "expected attribute names"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(_) => return Err(CoreError::invalid_value("fields", "expected an array of attribute names").into()),
-    };
+    let fields = body_fields(obj)?;
     if rt == RecordType::User {
         if count.is_some() {
             return Err(CoreError::invalid_value("count", "user queries do not count").into());
