@@ -348,21 +348,21 @@ pub async fn feed<C: Conn>(
     q.push(&format!(" ORDER BY xid, seq LIMIT {limit}"));
     let events = c.query(&q.sql, &q.params).await?.into_iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
     // Read after the events: a prune that raced with them shows here.
-    if let Some(after) = after {
-        let pruned = c
-            .query_opt("SELECT xid, seq FROM record_changes_pruned WHERE id = 1", &[])
-            .await?
-            .map(|mut r| (r.int(0).unwrap_or(0), r.int(1).unwrap_or(0)))
-            .unwrap_or((0, 0));
-        if after < pruned {
-            return Err(CoreError::new(
-                ErrorCode::CursorExpired,
-                "events after this cursor are past the retention period; start again without `after`",
-            )
-            .into());
-        }
+    let pruned = c
+        .query_opt("SELECT xid, seq FROM record_changes_pruned WHERE id = 1", &[])
+        .await?
+        .map(|mut r| (r.int(0).unwrap_or(0), r.int(1).unwrap_or(0)))
+        .unwrap_or((0, 0));
+    if after.is_some_and(|after| after < pruned) {
+        return Err(CoreError::new(
+            ErrorCode::CursorExpired,
+            "events after this cursor are past the retention period; start again without `after`",
+        )
+        .into());
     }
-    let next = events.last().map(|e| e.position).unwrap_or((x, s));
+    // With nothing to show, a reader that started without `after` resumes at the retention
+    // horizon: resuming at the very start would be a position retention already passed.
+    let next = events.last().map(|e| e.position).unwrap_or_else(|| (x, s).max(pruned));
     Ok(FeedPage { events, next })
 }
 

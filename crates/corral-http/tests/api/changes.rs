@@ -516,6 +516,12 @@ async fn the_feed_resumes_filters_scopes_and_expires() {
         .send()
         .await
         .assert_error(410, "cursor_expired");
+    // Starting over with nothing retained gives a cursor at the horizon, not an expired one.
+    let r = app.get("/api/v2/_changes").bearer(&admin).send().await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"], json!([]));
+    let horizon = r.body["next_cursor"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v2/_changes?after={horizon}")).bearer(&admin).send().await.assert_status(200);
     app.create_account(json!({"name": "After"})).await;
     let mut fresh = None;
     assert_eq!(drain_until(&app, &admin, "/api/v2/_changes", &mut fresh, 1).await.len(), 1);
