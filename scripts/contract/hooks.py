@@ -94,6 +94,10 @@ def map_case_state(context, case):
     - A webhook replay starts from a change event that exists (`422 field_value_invalid`
       otherwise, docs/API.md, Webhooks): valid replays name one scratch-tenant event
       scripts/contract-check made (webhook writes go to that tenant).
+    - A merge's winner is not one of its losers, and a `loser:<id>` choice names one of the
+      losers (`422`, docs/API.md, "Merging records"): a schema cannot relate two members of a
+      body, so valid merges drop the winner from the losers and point such choices at the first
+      loser.
     - The options of a select attribute have distinct `api_name`s (`422`, docs/API.md, Custom
       attributes): JSON Schema's `uniqueItems` compares whole items, not one key of them, so
       a repeated name gets a suffix.
@@ -120,6 +124,8 @@ def map_case_state(context, case):
         body["url"] = WEBHOOK_TARGET
     if path == "/api/admin/settings" and isinstance(body.get("rate_limit_per_second"), int):
         body["rate_limit_per_second"] = max(body["rate_limit_per_second"], RUN_RATE_LIMIT_FLOOR)
+    if path.endswith("/_merge"):
+        _distinct_merge_records(body)
     if path.endswith("/replay") and "from_event_id" in body and "scratch_event" in targets:
         body["from_event_id"] = targets["scratch_event"]
     if path.startswith("/api/v2/_schema/") and isinstance(body.get("options"), list):
@@ -161,6 +167,19 @@ def _distinct_option_names(options):
                 name, n = f"{option['api_name'][:55]}_{n}", n + 1
             option["api_name"] = name
             seen.add(name)
+
+
+def _distinct_merge_records(body):
+    winner, losers = body.get("winner"), body.get("losers")
+    if not isinstance(losers, list):
+        return
+    losers = [l for l in losers if l != winner] or [str(uuid.uuid4())]
+    body["losers"] = losers
+    fields = body.get("fields")
+    if isinstance(fields, dict):
+        for name, choice in fields.items():
+            if isinstance(choice, str) and choice.startswith("loser:"):
+                fields[name] = f"loser:{losers[0]}"
 
 
 # Record deletions, by operation path: the record type each removes.

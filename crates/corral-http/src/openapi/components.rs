@@ -261,13 +261,28 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
         ),
     );
     let id = json!({"type": "string", "format": "uuid"});
+    // Per writable attribute: the winner's value, one loser's, or a value as a PATCH takes it.
+    let choices: Map<String, Json> = writable
+        .iter()
+        .map(|(name, value)| {
+            let choice = json!({"anyOf": [
+                {"type": "string", "enum": ["winner"]},
+                {"type": "string", "pattern": "^loser:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                 "description": "`loser:` and the id of one of `losers`"},
+                value]});
+            (name.clone(), choice)
+        })
+        .collect();
     out.insert(
         format!("{p}Merge"),
         object(
             json!({
                 "winner": id,
-                "losers": {"type": "array", "minItems": 1, "maxItems": corral_store::merge::MAX_LOSERS, "items": id},
-                "fields": {"anyOf": [{"type": "object", "description": "attribute name → `\"winner\"`, `\"loser:<id>\"`, or a value as a PATCH takes it (an envelope for a literal `winner`)", "additionalProperties": true}, {"type": "null"}]},
+                "losers": {"type": "array", "minItems": 1, "maxItems": corral_store::merge::MAX_LOSERS, "uniqueItems": true,
+                           "items": id, "description": "the records merged into the winner, each once; the winner is not one of them"},
+                "fields": {"anyOf": [{"type": "object", "additionalProperties": false, "properties": choices,
+                                      "description": "attribute name → `\"winner\"`, `\"loser:<id>\"`, or a value as a PATCH takes it (an envelope for a literal `winner`)"},
+                                     {"type": "null"}]},
                 "dry_run": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
             }),
             &["winner", "losers"],

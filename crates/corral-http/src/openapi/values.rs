@@ -14,9 +14,11 @@ const MAX_ARRAY_ITEMS: usize = 100;
 pub const TEXT: &str = "^[^\\u0000]*$";
 /// An email address the normaliser accepts (a subset of RFC 5322 that it always takes).
 pub const EMAIL: &str = "^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}$";
-/// A domain, or a URL naming one (normalised to the bare domain; `www.` dropped): at most 253
-/// characters of host name.
-pub const DOMAIN: &str = "^(https?://)?(?=[^/]{1,253}/?$)(?!www\\.[^.]+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.[A-Za-z]{2,24}/?$";
+/// A domain, or a URL naming one (normalised to the bare domain; `www.` dropped). The host name
+/// stays within 253 characters by construction (at most five labels of up to 55 characters;
+/// a subset of valid names), not by a look-ahead, which the fuzzer's generator can only meet
+/// by filtering.
+pub const DOMAIN: &str = "^(https?://)?(?!www\\.[^.]+$)[A-Za-z0-9]([A-Za-z0-9-]{0,53}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,53}[A-Za-z0-9])?){0,3}\\.[A-Za-z]{2,24}/?$";
 /// An absolute http(s) URL that the server's URL parser (WHATWG rules) takes: a host whose
 /// last label starts with a letter (one that ends in a number is read as an IPv4 address, and
 /// refused unless it is one), no `xn--` label (it would have to be valid Punycode), and a port
