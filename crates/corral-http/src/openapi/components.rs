@@ -264,6 +264,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
     // Per writable attribute: the winner's value, one loser's, or a value as a PATCH takes it.
     let choices: Map<String, Json> = writable
         .iter()
+        .filter(|(name, _)| crate::routes::merge::choosable(rt, name))
         .map(|(name, value)| {
             let choice = json!({"anyOf": [
                 {"type": "string", "enum": ["winner"]},

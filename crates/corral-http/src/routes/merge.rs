@@ -24,6 +24,13 @@ fn parse_id(rt: RecordType, field: &str, raw: &Json) -> ApiResult<RecordId> {
         .ok_or_else(|| CoreError::invalid_value(field, "expected a record id").into())
 }
 
+/// Whether a merge's `fields` may choose a value for this attribute name: a stored field or a
+/// custom attribute, not an item list or a server-stamped attribute (the OpenAPI document
+/// offers exactly these).
+pub(crate) fn choosable(rt: RecordType, name: &str) -> bool {
+    field_by_api_name(rt, name).is_some() || !v2::attribute_names(rt).contains(&name)
+}
+
 /// The slot an attribute name chooses a value for; item lists and server-stamped attributes
 /// are not chosen (the losers' items all move to the winner).
 fn slot(rt: RecordType, schema: &TenantSchema, name: &str) -> ApiResult<Slot> {
