@@ -10,6 +10,8 @@ import collections.abc
 import datetime
 import json
 import os
+import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -218,8 +220,18 @@ def after_call(context, case, response):
         f"{base}/api/v1/crm/{collection}", method="POST", data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as created:
-        targets[record_type] = _bare_id(json.load(created)["id"])
+    # The run's own requests can use up the credential's rate limit (a 429 is a valid answer
+    # to them); this request waits as a client should, for `Retry-After`, and tries again.
+    for _ in range(30):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as created:
+                targets[record_type] = _bare_id(json.load(created)["id"])
+                return
+        except urllib.error.HTTPError as e:
+            if e.code != 429:
+                raise
+            time.sleep(float(e.headers.get("Retry-After") or 1))
+    raise RuntimeError("the reference target could not be recreated: still rate limited")
 
 
 def _bare_id(record_id):
