@@ -17,7 +17,6 @@ use crate::edges::{self, PrimaryEdge};
 use crate::records::{self, ModifyOptions, Preconditions};
 use crate::{StoreResult, keys};
 use corral_core::change::{self, Action};
-use corral_core::filter::{Cond, Kind, Op, Target};
 use corral_core::items;
 use corral_core::record::{AccountDomain, ContactItem};
 use corral_core::schema::{ValueType, fields};
@@ -451,13 +450,8 @@ async fn repoint_references<C: Conn>(
         }
         let schema = crate::schemas::load(c, &actor.tenant, owner).await?;
         for attr in schema.custom.iter().filter(|a| a.value_type == ValueType::Reference(rt)) {
-            let cond = Cond::Cmp {
-                target: Target::Custom { name: attr.api_name.clone(), is_array: attr.is_array },
-                kind: Kind::Exact,
-                op: Op::Eq,
-                values: vec![Value::Text(loser.canonical())],
-            };
-            let ids = records::referrers(c, &tenant_wide, owner, &cond).await?;
+            let ids =
+                records::referrers(c, &tenant_wide, owner, &records::names_record(attr, &loser.canonical())).await?;
             targets.push((owner, ids, Slot::Custom(attr.api_name.clone())));
         }
     }

@@ -1522,13 +1522,7 @@ async fn clear_custom_references<C: Conn>(
     for owner in [RecordType::Account, RecordType::Contact] {
         let schema = crate::schemas::load(c, &tenant_wide.tenant, owner).await?;
         for attr in schema.custom.iter().filter(|a| a.value_type == ValueType::Reference(rt)) {
-            let cond = Cond::Cmp {
-                target: Target::Custom { name: attr.api_name.clone(), is_array: attr.is_array },
-                kind: Kind::Exact,
-                op: Op::Eq,
-                values: vec![Value::Text(gone.clone())],
-            };
-            let referrers = referrers(c, tenant_wide, owner, &cond).await?;
+            let referrers = referrers(c, tenant_wide, owner, &names_record(attr, &gone)).await?;
             edit_each(c, tenant_wide, owner, referrers, now, |r| {
                 let kept = match r.custom.remove(&attr.api_name) {
                     Some(Json::Array(ids)) => ids.into_iter().filter(|v| v.as_str() != Some(&gone)).collect(),
@@ -1542,6 +1536,17 @@ async fn clear_custom_references<C: Conn>(
         }
     }
     Ok(())
+}
+
+/// The condition "custom reference attribute `attr` names the record `id`" (one of its values,
+/// for an array), for [`referrers`].
+pub(crate) fn names_record(attr: &corral_core::custom::CustomAttribute, id: &str) -> Cond {
+    Cond::Cmp {
+        target: Target::Custom { name: attr.api_name.clone(), is_array: attr.is_array },
+        kind: Kind::Exact,
+        op: Op::Eq,
+        values: vec![Value::Text(id.to_owned())],
+    }
 }
 
 /// The ids of the `owner` records visible to `actor` (archived ones included) that `cond`
