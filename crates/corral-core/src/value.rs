@@ -324,11 +324,13 @@ fn currency(name: &str, json: &Json) -> CoreResult<Decimal> {
 
 fn parse_decimal(s: &str) -> Option<Decimal> {
     if s.contains(['e', 'E']) {
-        // A number smaller than the 28 decimal places a decimal keeps (`2.2e-311`, which JSON
-        // allows) rounds to zero instead of being refused (found by schemathesis).
-        Decimal::from_scientific(s)
-            .ok()
-            .or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite() && f.abs() < 1e-28).map(|_| Decimal::ZERO))
+        // A number with more than the 28 decimal places a decimal keeps (`2.220446049250313e-16`,
+        // `2.2e-311`, both valid JSON) rounds to 28 places instead of being refused (found by
+        // schemathesis); only magnitudes beyond the decimal's range are refused.
+        Decimal::from_scientific(s).ok().or_else(|| {
+            let f = s.parse::<f64>().ok().filter(|f| f.is_finite())?;
+            if f.abs() < 1e-28 { Some(Decimal::ZERO) } else { Decimal::try_from(f).ok().map(|d| d.round_dp(28)) }
+        })
     } else {
         Decimal::from_str(s).ok()
     }
@@ -424,6 +426,8 @@ mod tests {
         assert!(c("name", json!("x".repeat(1001))).is_err());
         assert_eq!(parse_decimal("2.225073858507e-311"), Some(Decimal::ZERO));
         assert_eq!(parse_decimal("1e-320"), Some(Decimal::ZERO));
+        let tiny = parse_decimal("2.220446049250313e-16").expect("a small number with 31 places");
+        assert!(tiny > Decimal::ZERO && tiny < Decimal::from_str("3e-16").unwrap_or_default(), "{tiny}");
         assert!(parse_decimal("1e400").is_none());
         assert!(c("addresses", json!([{"city": "Oslo", "planet": "Earth"}])).is_err());
         assert!(c("addresses", json!([[]])).is_err());
