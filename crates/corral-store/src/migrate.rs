@@ -18,6 +18,7 @@ const SQLITE: &[Migration] = &[
     (8, "webhooks", include_str!("../migrations/sqlite/0008_webhooks.sql")),
     (9, "merges", include_str!("../migrations/sqlite/0009_merges.sql")),
     (10, "duplicate_keys", include_str!("../migrations/sqlite/0010_duplicate_keys.sql")),
+    (11, "search_index_at_commit", include_str!("../migrations/sqlite/0011_search_index_at_commit.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -30,6 +31,7 @@ const POSTGRES: &[Migration] = &[
     (8, "webhooks", include_str!("../migrations/postgres/0008_webhooks.sql")),
     (9, "merges", include_str!("../migrations/postgres/0009_merges.sql")),
     (10, "duplicate_keys", include_str!("../migrations/postgres/0010_duplicate_keys.sql")),
+    (11, "search_index_at_commit", include_str!("../migrations/postgres/0011_search_index_at_commit.sql")),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

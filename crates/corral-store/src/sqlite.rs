@@ -26,6 +26,8 @@ pub struct SqliteDb {
     writer: tokio::sync::Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     stats: Arc<SqliteStats>,
+    /// Whether migration 0011's search-index queue exists (it never goes away once it does).
+    search_queue: std::sync::atomic::AtomicBool,
 }
 
 /// Connection and writer-queue counters, shared with whoever reports them.
@@ -125,6 +127,7 @@ impl SqliteDb {
             writer: tokio::sync::Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             stats: Arc::default(),
+            search_queue: Default::default(),
         })
     }
 
@@ -151,7 +154,7 @@ impl SqliteDb {
             }
         };
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
-        Ok(SqliteTx { conn: guard, open: true, outbox: Default::default() })
+        Ok(SqliteTx { conn: guard, open: true, outbox: Default::default(), search_queue: &self.search_queue })
     }
 
     /// Checks out a read connection.
@@ -180,10 +183,13 @@ pub struct SqliteTx<'a> {
     open: bool,
     /// Change events of the open transaction, appended before it commits.
     outbox: crate::changes::Outbox,
+    search_queue: &'a std::sync::atomic::AtomicBool,
 }
 
 impl SqliteTx<'_> {
     pub async fn commit(mut self) -> DbResult<()> {
+        // On failure the transaction is still open, and dropping it rolls it back.
+        index_queued_search_values(&self.conn, self.search_queue).map_err(map_error)?;
         self.open = false;
         self.conn.execute_batch("COMMIT").map_err(map_error)
     }
@@ -200,6 +206,32 @@ impl Drop for SqliteTx<'_> {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// Writes the transaction's search-value changes, queued by triggers in write order, into the
+/// FTS5 index in one statement, and empties the queue (migration 0011: one index segment per
+/// transaction instead of one per written row).
+fn index_queued_search_values(conn: &Connection, queue_exists: &std::sync::atomic::AtomicBool) -> rusqlite::Result<()> {
+    // Before migration 0011 (a database being migrated, a bare test database) there is no
+    // queue: the older triggers write the index themselves.
+    if !queue_exists.load(Relaxed) {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'search_fts_queue'")?
+            .exists([])?;
+        if !exists {
+            return Ok(());
+        }
+        queue_exists.store(true, Relaxed);
+    }
+    let indexed = conn
+        .prepare_cached(
+            "INSERT INTO search_fts (search_fts, rowid, value) SELECT op, key, value FROM search_fts_queue ORDER BY seq",
+        )?
+        .execute([])?;
+    if indexed > 0 {
+        conn.prepare_cached("DELETE FROM search_fts_queue")?.execute([])?;
+    }
+    Ok(())
 }
 
 /// A pooled read connection; returned to the pool on drop.

@@ -264,3 +264,57 @@ async fn grouped_bulk_lines_write_exactly_what_line_by_line_writes() {
     assert_eq!(grouped["records"], line_by_line["records"]);
     assert_eq!(grouped["events"], line_by_line["events"]);
 }
+
+/// `q` search through the index (FTS5 trigram on SQLite, written at commit; pg_trgm on
+/// PostgreSQL) follows every write that changes a searched value: renames, domains added and
+/// removed, purges, and writes rolled back. On SQLite the FTS5 index also passes its own
+/// integrity check afterwards and no queued index change is left behind.
+#[tokio::test]
+async fn search_follows_renames_domains_purges_and_rollbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let store = Store::open_with(&url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap();
+    store.migrate().await.unwrap();
+    let search = |q: &str| ListQuery { q: Some(q.into()), sort: vec![("name".into(), false)], ..Default::default() };
+    let id_of = |doc: &serde_json::Value| RecordId::parse(RT, doc["id"].as_str().unwrap()).unwrap();
+    let schema = TenantSchema::builtin("t1", RT);
+
+    let acme = id_of(&create(&store, json!({"name": "Acme Rockets", "domain": "acme-rockets.io"})).await);
+    let globex = id_of(&create(&store, json!({"name": "Globex Widgets"})).await);
+    assert_eq!(names(&store, search("rocket")).await, ["Acme Rockets"]);
+    assert_eq!(names(&store, search("widget")).await, ["Globex Widgets"]);
+
+    let rename = parse_write(RT, &json!({"name": "Initech Lasers"}), WriteMode::Patch, &schema).unwrap();
+    store.update_record(&actor(), RT, acme, &rename, Preconditions::default()).await.unwrap();
+    assert_eq!(names(&store, search("laser")).await, ["Initech Lasers"]);
+    // The old name is gone from the index; the domain still finds the record.
+    assert_eq!(names(&store, search("acme rock")).await, Vec::<String>::new());
+    assert_eq!(names(&store, search("acme-rockets")).await, ["Initech Lasers"]);
+
+    // A write refused after nothing was written, then a write whose precondition fails.
+    let stale = parse_write(RT, &json!({"name": "Never Stored"}), WriteMode::Patch, &schema).unwrap();
+    assert!(store.update_record(&actor(), RT, acme, &stale, Preconditions { if_match: Some(99) }).await.is_err());
+    assert_eq!(names(&store, search("never stored")).await, Vec::<String>::new());
+
+    store
+        .change_domain(&actor(), globex, "globex.example", corral_store::DomainChange::Add, Preconditions::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&store, search("globex.exam")).await, ["Globex Widgets"]);
+    store
+        .change_domain(&actor(), globex, "globex.example", corral_store::DomainChange::Remove, Preconditions::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&store, search("globex.exam")).await, Vec::<String>::new());
+
+    store.purge_record(&actor(), RT, globex).await.unwrap();
+    assert_eq!(names(&store, search("widget")).await, Vec::<String>::new());
+    assert_eq!(names(&store, search("laser")).await, ["Initech Lasers"]);
+
+    if let corral_store::DatabaseUrl::Sqlite(path) = &url {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute("INSERT INTO search_fts (search_fts, rank) VALUES ('integrity-check', 1)", []).unwrap();
+        let queued: i64 = conn.query_row("SELECT COUNT(*) FROM search_fts_queue", [], |r| r.get(0)).unwrap();
+        assert_eq!(queued, 0);
+    }
+}
