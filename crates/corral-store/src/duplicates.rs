@@ -330,7 +330,9 @@ pub(crate) async fn sync<C: Conn>(
     apply(c, tenant, rt, &id, &old, &new).await
 }
 
-/// Replaces the stored keys `old` of one record by `new`.
+/// Replaces the stored keys `old` of one record by `new`: a fixed number of statements
+/// whatever the number of keys (each key set changed in one statement per table; this runs
+/// for every record write, bulk imports included).
 async fn apply<C: Conn>(
     c: &mut C,
     tenant: &TenantId,
@@ -339,47 +341,55 @@ async fn apply<C: Conn>(
     old: &BTreeSet<Key>,
     new: &BTreeSet<Key>,
 ) -> StoreResult<()> {
-    // One key row's parameters: tenant, type, kind, key, record (the block row takes the first four).
-    let row = |kind: &KeyKind, key: &String| {
-        [
-            SqlValue::text(tenant),
-            SqlValue::text(rt.api_name()),
-            SqlValue::text(kind.code()),
-            SqlValue::text(key.clone()),
-            SqlValue::text(id),
-        ]
+    let gone: Vec<&Key> = old.difference(new).collect();
+    let added: Vec<&Key> = new.difference(old).collect();
+    // `(kind = $k AND key = $v) OR …` over `keys`, bound after the tenant ($1) and type ($2).
+    let any_of = |q: &mut SqlBuilder, keys: &[&Key]| {
+        let terms: Vec<String> = keys
+            .iter()
+            .map(|(kind, key)| {
+                let k = q.bind(SqlValue::text(kind.code()));
+                let v = q.bind(SqlValue::text(key.clone()));
+                format!("(kind = {k} AND key = {v})")
+            })
+            .collect();
+        q.push(&terms.join(" OR ")).push(")");
     };
-    for (kind, key) in old.difference(new) {
-        let params = row(kind, key);
-        c.execute(
-            "DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND kind = $3 AND key = $4 AND record_id = $5",
-            &params,
-        )
-        .await?;
-        c.execute(
-            "UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND kind = $3 AND key = $4",
-            &params[..4],
-        )
-        .await?;
-        c.execute(
-            "DELETE FROM duplicate_blocks WHERE tenant_id = $1 AND record_type = $2 AND kind = $3 AND key = $4 AND members <= 0",
-            &params[..4],
-        )
-        .await?;
+    let scoped = |sql: &str| {
+        let mut q = SqlBuilder::new(sql);
+        q.params = vec![SqlValue::text(tenant), SqlValue::text(rt.api_name())];
+        q
+    };
+    if !gone.is_empty() {
+        let mut q = scoped("DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND (");
+        q.params.push(SqlValue::text(id));
+        any_of(&mut q, &gone);
+        c.execute(&q.sql, &q.params).await?;
+        let mut q = scoped("UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND (");
+        any_of(&mut q, &gone);
+        c.execute(&q.sql, &q.params).await?;
+        let mut q =
+            scoped("DELETE FROM duplicate_blocks WHERE tenant_id = $1 AND record_type = $2 AND members <= 0 AND (");
+        any_of(&mut q, &gone);
+        c.execute(&q.sql, &q.params).await?;
     }
-    for (kind, key) in new.difference(old) {
-        let params = row(kind, key);
-        c.execute(
-            "INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id) VALUES ($1, $2, $3, $4, $5)",
-            &params,
-        )
-        .await?;
-        c.execute(
-            "INSERT INTO duplicate_blocks (tenant_id, record_type, kind, key, members) VALUES ($1, $2, $3, $4, 1) \
-             ON CONFLICT (tenant_id, record_type, kind, key) DO UPDATE SET members = duplicate_blocks.members + 1",
-            &params[..4],
-        )
-        .await?;
+    if !added.is_empty() {
+        // Rows in key order (the sets are sorted), so concurrent writers take block rows in one order.
+        let mut keys = scoped("INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id) VALUES ");
+        let mut blocks = scoped("INSERT INTO duplicate_blocks (tenant_id, record_type, kind, key, members) VALUES ");
+        let record = keys.bind(SqlValue::text(id));
+        for (i, (kind, key)) in added.iter().enumerate() {
+            let separator = if i == 0 { "" } else { ", " };
+            let (k, v) = (keys.bind(SqlValue::text(kind.code())), keys.bind(SqlValue::text(key.clone())));
+            keys.push(&format!("{separator}($1, $2, {k}, {v}, {record})"));
+            let (k, v) = (blocks.bind(SqlValue::text(kind.code())), blocks.bind(SqlValue::text(key.clone())));
+            blocks.push(&format!("{separator}($1, $2, {k}, {v}, 1)"));
+        }
+        blocks.push(
+            " ON CONFLICT (tenant_id, record_type, kind, key) DO UPDATE SET members = duplicate_blocks.members + 1",
+        );
+        c.execute(&keys.sql, &keys.params).await?;
+        c.execute(&blocks.sql, &blocks.params).await?;
     }
     Ok(())
 }

@@ -97,8 +97,11 @@ pub(crate) async fn sync<C: Conn>(
         }
         let tenant = SqlValue::text(actor.tenant.clone());
         let owner = SqlValue::text(record.meta.id.canonical());
-        let delete = format!("DELETE FROM {} WHERE tenant_id = $1 AND {} = $2", index.table, index.owner_column);
-        c.execute(&delete, &[tenant.clone(), owner.clone()]).await?;
+        // A record being created has no rows yet (its id is new): one statement less per create.
+        if before.is_some() {
+            let delete = format!("DELETE FROM {} WHERE tenant_id = $1 AND {} = $2", index.table, index.owner_column);
+            c.execute(&delete, &[tenant.clone(), owner.clone()]).await?;
+        }
         for (key, is_primary, added_at) in rows {
             let mut params = vec![
                 tenant.clone(),
