@@ -361,11 +361,13 @@ async fn apply<C: Conn>(
         q
     };
     if !gone.is_empty() {
-        let mut q = scoped("DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND (");
+        let mut q =
+            scoped("DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND (");
         q.params.push(SqlValue::text(id));
         any_of(&mut q, &gone);
         c.execute(&q.sql, &q.params).await?;
-        let mut q = scoped("UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND (");
+        let mut q =
+            scoped("UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND (");
         any_of(&mut q, &gone);
         c.execute(&q.sql, &q.params).await?;
         let mut q =

@@ -31,25 +31,27 @@ fn edge_key(other_type: RecordType, other: RecordId) -> String {
     format!("{name}.{}", other.canonical())
 }
 
-fn edge_change(old: Json, new: Json) -> Json {
+pub(crate) fn edge_change(old: Json, new: Json) -> Json {
     json!({"old": old, "new": new})
 }
 
-/// Notes a relationship change on `rt` record `id` (whose row does not change): `key` went
-/// from `old` to `new`. Records outside the caller's app scope are noted too.
-async fn note_relationship<C: Conn>(
+/// Notes a relationship change on `rt` record `id` (whose row does not change): `key` changed
+/// as `change` says (`{"old", "new"}`, see [`edge_change`]). Records outside the caller's app
+/// scope are noted too. `lock`: read the record `FOR UPDATE` (edge writes; a merge has locked
+/// what it must already).
+pub(crate) async fn note_relationship<C: Conn>(
     c: &mut C,
     actor: &Actor,
     rt: RecordType,
     id: RecordId,
     key: String,
-    old: Json,
-    new: Json,
+    change: Json,
+    lock: bool,
 ) -> StoreResult<()> {
     let tenant_wide = Actor { app: None, ..actor.clone() };
-    if let Some(record) = records::get(c, &tenant_wide, rt, id, true, true).await? {
+    if let Some(record) = records::get(c, &tenant_wide, rt, id, true, lock).await? {
         let mut extra = Map::new();
-        extra.insert(key, edge_change(old, new));
+        extra.insert(key, change);
         records::note_extra(c, actor, &record, extra);
     }
     Ok(())
@@ -91,8 +93,8 @@ pub(crate) async fn sync_primary<C: Conn>(
             RecordType::Account,
             old,
             edge_key(RecordType::Contact, contact),
-            edge_json(contact, role.as_deref()),
-            Json::Null,
+            edge_change(edge_json(contact, role.as_deref()), Json::Null),
+            true,
         )
         .await?;
     }
@@ -108,8 +110,8 @@ pub(crate) async fn sync_primary<C: Conn>(
             RecordType::Account,
             account,
             edge_key(RecordType::Contact, contact),
-            Json::Null,
-            edge_json(contact, None),
+            edge_change(Json::Null, edge_json(contact, None)),
+            true,
         )
         .await?;
     }
@@ -447,8 +449,8 @@ async fn apply<C: Conn>(
             RecordType::Account,
             account,
             key,
-            old_json(contact),
-            edge_json(contact, role.as_deref()),
+            edge_change(old_json(contact), edge_json(contact, role.as_deref())),
+            true,
         )
         .await?;
     }
@@ -499,8 +501,16 @@ pub(crate) async fn remove<C: Conn>(
     )
     .await?;
     let key = edge_key(RecordType::Contact, contact);
-    note_relationship(c, actor, RecordType::Account, account, key, edge_json(contact, role.as_deref()), Json::Null)
-        .await?;
+    note_relationship(
+        c,
+        actor,
+        RecordType::Account,
+        account,
+        key,
+        edge_change(edge_json(contact, role.as_deref()), Json::Null),
+        true,
+    )
+    .await?;
     let mut extra = Map::new();
     extra.insert(edge_key(RecordType::Account, account), edge_change(edge_json(account, role.as_deref()), Json::Null));
     let options = ModifyOptions { extra, primary_edge: PrimaryEdge::Keep, include_archived: false };

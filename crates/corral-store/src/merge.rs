@@ -13,7 +13,7 @@
 
 use crate::changes::{PlannedEvent, edge_json};
 use crate::db::{Conn, SqlValue};
-use crate::edges::{self, PrimaryEdge};
+use crate::edges::{self, PrimaryEdge, edge_change, note_relationship};
 use crate::records::{self, ModifyOptions, Preconditions};
 use crate::{StoreResult, keys};
 use corral_core::change::{self, Action};
@@ -334,25 +334,6 @@ fn pair(rt: RecordType, id: RecordId, other: RecordId) -> (RecordId, RecordId) {
     if rt == RecordType::Account { (id, other) } else { (other, id) }
 }
 
-/// Notes a relationship change of a record whose row the edge does not touch.
-async fn note<C: Conn>(
-    c: &mut C,
-    actor: &Actor,
-    rt: RecordType,
-    id: RecordId,
-    key: String,
-    old: Json,
-    new: Json,
-) -> StoreResult<()> {
-    let tenant_wide = Actor { app: None, ..actor.clone() };
-    if let Some(record) = records::get(c, &tenant_wide, rt, id, true, false).await? {
-        let mut extra = Map::new();
-        extra.insert(key, json!({"old": old, "new": new}));
-        records::note_extra(c, actor, &record, extra);
-    }
-    Ok(())
-}
-
 /// Moves `loser`'s edges to `winner`: an edge the winner has already collapses into the
 /// winner's (which takes the loser's role when it has none). Every end is noted.
 async fn move_edges<C: Conn>(
@@ -413,12 +394,46 @@ async fn move_edges<C: Conn>(
         let old_winner_edge = existing.as_ref().map_or(Json::Null, |r| edge_json(winner, r.as_deref()));
         let old_winner_edge_far = existing.as_ref().map_or(Json::Null, |r| edge_json(other, r.as_deref()));
         // The other end: its edge to the loser is gone, its edge to the winner is there.
-        note(c, actor, ot, other, edge_key(rt, loser), edge_json(loser, role.as_deref()), Json::Null).await?;
-        note(c, actor, ot, other, edge_key(rt, winner), old_winner_edge, edge_json(winner, new_role.as_deref()))
-            .await?;
-        note(c, actor, rt, winner, edge_key(ot, other), old_winner_edge_far, edge_json(other, new_role.as_deref()))
-            .await?;
-        note(c, actor, rt, loser, edge_key(ot, other), edge_json(other, role.as_deref()), Json::Null).await?;
+        note_relationship(
+            c,
+            actor,
+            ot,
+            other,
+            edge_key(rt, loser),
+            edge_change(edge_json(loser, role.as_deref()), Json::Null),
+            false,
+        )
+        .await?;
+        note_relationship(
+            c,
+            actor,
+            ot,
+            other,
+            edge_key(rt, winner),
+            edge_change(old_winner_edge, edge_json(winner, new_role.as_deref())),
+            false,
+        )
+        .await?;
+        note_relationship(
+            c,
+            actor,
+            rt,
+            winner,
+            edge_key(ot, other),
+            edge_change(old_winner_edge_far, edge_json(other, new_role.as_deref())),
+            false,
+        )
+        .await?;
+        note_relationship(
+            c,
+            actor,
+            rt,
+            loser,
+            edge_key(ot, other),
+            edge_change(edge_json(other, role.as_deref()), Json::Null),
+            false,
+        )
+        .await?;
         moved.push(MovedEdge { loser, other, role, collapsed: existing.is_some() });
     }
     Ok(moved)
@@ -816,8 +831,26 @@ pub(crate) async fn unmerge<C: Conn>(
     for (loser, other, role, collapsed) in &edges {
         let (la, lc) = pair(rt, *loser, *other);
         edges::link(c, &actor.tenant, la, lc, role.as_deref(), now).await?;
-        note(c, actor, ot, *other, edge_key(rt, *loser), Json::Null, edge_json(*loser, role.as_deref())).await?;
-        note(c, actor, rt, *loser, edge_key(ot, *other), Json::Null, edge_json(*other, role.as_deref())).await?;
+        note_relationship(
+            c,
+            actor,
+            ot,
+            *other,
+            edge_key(rt, *loser),
+            edge_change(Json::Null, edge_json(*loser, role.as_deref())),
+            false,
+        )
+        .await?;
+        note_relationship(
+            c,
+            actor,
+            rt,
+            *loser,
+            edge_key(ot, *other),
+            edge_change(Json::Null, edge_json(*other, role.as_deref())),
+            false,
+        )
+        .await?;
         if !collapsed {
             let (wa, wc) = pair(rt, winner_id, *other);
             let gone = c
@@ -827,10 +860,26 @@ pub(crate) async fn unmerge<C: Conn>(
                 )
                 .await?;
             if gone > 0 {
-                note(c, actor, ot, *other, edge_key(rt, winner_id), edge_json(winner_id, role.as_deref()), Json::Null)
-                    .await?;
-                note(c, actor, rt, winner_id, edge_key(ot, *other), edge_json(*other, role.as_deref()), Json::Null)
-                    .await?;
+                note_relationship(
+                    c,
+                    actor,
+                    ot,
+                    *other,
+                    edge_key(rt, winner_id),
+                    edge_change(edge_json(winner_id, role.as_deref()), Json::Null),
+                    false,
+                )
+                .await?;
+                note_relationship(
+                    c,
+                    actor,
+                    rt,
+                    winner_id,
+                    edge_key(ot, *other),
+                    edge_change(edge_json(*other, role.as_deref()), Json::Null),
+                    false,
+                )
+                .await?;
             }
         }
     }
