@@ -380,14 +380,20 @@ const META: &[(&str, &str, ValueType)] = &[
     ("app_id", "app_id", ValueType::String),
 ];
 
+/// How a custom attribute's values compare in filters and sorts (the store indexes it by
+/// the same kind).
+pub fn custom_kind(def: &crate::custom::CustomAttribute) -> Kind {
+    match def.value_type {
+        // Stored as canonical RFC 3339 / ISO dates: text order is time order.
+        ValueType::Timestamp | ValueType::Date => Kind::Exact,
+        vt if def.is_array && kind_of(vt) != Kind::Text => Kind::Exact,
+        vt => kind_of(vt),
+    }
+}
+
 fn attribute(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<Attribute> {
     if let Some(def) = schema.custom(name) {
-        let kind = match def.value_type {
-            // Stored as canonical RFC 3339 / ISO dates: text order is time order.
-            ValueType::Timestamp | ValueType::Date => Kind::Exact,
-            vt if def.is_array && kind_of(vt) != Kind::Text => Kind::Exact,
-            vt => kind_of(vt),
-        };
+        let kind = custom_kind(def);
         let target = Target::Custom { name: def.api_name.clone(), is_array: def.is_array };
         return Some(Attribute { target, kind, value_type: def.value_type, is_array: def.is_array });
     }

@@ -301,6 +301,7 @@ impl Store {
     /// Applies pending migrations, then (SQLite) lets the planner refresh stale statistics.
     pub async fn migrate(&self) -> StoreResult<()> {
         in_write!(self, |c| migrate::run(c))?;
+        in_write!(self, |c| schemas::index_all(c))?;
         // Keys of records written before duplicate detection existed; batch by batch, each
         // in a transaction of its own, so a large table does not hold the writer long.
         while in_write!(self, |c| duplicates::backfill_batch(c))? {}

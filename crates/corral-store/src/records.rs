@@ -75,7 +75,7 @@ fn build_table(record_type: RecordType) -> Table {
     Table { name: table_name(record_type), columns }
 }
 
-fn table_name(record_type: RecordType) -> &'static str {
+pub(crate) fn table_name(record_type: RecordType) -> &'static str {
     match record_type {
         RecordType::Account => "accounts",
         RecordType::Contact => "contacts",
@@ -804,8 +804,14 @@ fn escape_like(s: &str) -> String {
 }
 
 /// A positive comparison of one value expression, false (not NULL) when it is missing.
+/// What a filter compares of `expr`: text case-insensitively (lower-cased), other kinds as
+/// they are. Custom attribute indexes ([`crate::schemas`]) index exactly this expression.
+pub(crate) fn compared(expr: &str, kind: Kind) -> String {
+    if kind == Kind::Text { format!("lower({expr})") } else { expr.to_owned() }
+}
+
 fn predicate(q: &mut SqlBuilder, dialect: Dialect, expr: &str, kind: Kind, op: Op, values: &[Value]) -> String {
-    let lhs = if kind == Kind::Text { format!("lower({expr})") } else { expr.to_owned() };
+    let lhs = compared(expr, kind);
     let mut bind = |v: &Value| q.bind(filter_value(kind, v));
     let cmp = match op {
         Op::Exists => return format!("({expr} IS NOT NULL)"),

@@ -1,10 +1,12 @@
-//! The per-tenant schema registry in the database (docs/CONTRACT.md §6): custom attribute definitions
-//! and the option lists of select and stage attributes.
+//! The per-tenant schema registry in the database (docs/CONTRACT.md §6): custom attribute definitions,
+//! the option lists of select and stage attributes, and the indexes that serve filters on
+//! custom attributes.
 
-use crate::StoreResult;
 use crate::db::{Conn, SqlValue};
+use crate::{StoreResult, records};
 use corral_core::TenantId;
 use corral_core::custom::{CustomAttribute, MAX_CUSTOM_ATTRIBUTES, TenantSchema, options_from_json, options_to_json};
+use corral_core::filter::{Kind, custom_kind};
 use corral_core::schema::{Stage, ValueType, fields};
 use corral_core::{CoreError, ErrorCode, RecordType, Timestamp};
 
@@ -136,6 +138,9 @@ pub async fn create<C: Conn>(
     if def.value_type == ValueType::Select {
         put_options(c, tenant, rt, &def.api_name, &def.options).await?;
     }
+    if let Some(index) = CustomIndex::of(rt, def) {
+        index.create(c).await?;
+    }
     Ok(())
 }
 
@@ -189,6 +194,108 @@ pub async fn archive<C: Conn>(
         .await?;
     if n == 0 {
         return Err(not_found(api_name).into());
+    }
+    let def = definitions(c, tenant, rt).await?.into_iter().find(|(d, _)| d.api_name == api_name);
+    if let Some(index) = def.and_then(|(d, _)| CustomIndex::of(rt, &d)) {
+        index.drop_if_unused(c).await?;
+    }
+    Ok(())
+}
+
+/// The index serving filters on one custom attribute: one per record table, attribute name
+/// and comparison kind, shared by every tenant with an active attribute of that name and kind
+/// (`tenant_id` leads it), and partial: only records holding a value are in it. Its key is
+/// exactly what a filter compares ([`crate::records::compared`] of the attribute's value
+/// expression), and its condition (`value IS NOT NULL`) is a term of every positive filter
+/// on the attribute, so both databases can use it for `eq`, `in`, ranges, `starts_with` (on
+/// SQLite's `LIKE` only with case-insensitive matching, which `lower()` gives) and `exists`.
+/// Created with the attribute (in the same transaction), dropped when the last attribute it
+/// serves is archived, and made for attributes defined earlier at startup ([`index_all`]).
+/// Arrays and long text are not indexed (arrays are matched element by element).
+struct CustomIndex {
+    name: String,
+    rt: RecordType,
+    attribute: String,
+    kind: Kind,
+}
+
+impl CustomIndex {
+    fn of(rt: RecordType, def: &CustomAttribute) -> Option<CustomIndex> {
+        if rt == RecordType::User || def.is_array || def.value_type == ValueType::LongText {
+            return None;
+        }
+        let kind = custom_kind(def);
+        let code = match kind {
+            Kind::Int => "i",
+            Kind::Real => "r",
+            Kind::Bool => "b",
+            Kind::Exact => "x",
+            Kind::Text => "t",
+        };
+        let mut name = format!("custom_{}_{code}_{}", records::table_name(rt), def.api_name);
+        // PostgreSQL cuts identifiers at 63 bytes: a long name keeps a prefix and a hash of all of it.
+        if name.len() > 63 {
+            let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+            name = format!("{}_{hash:08x}", &name[..54]);
+        }
+        Some(CustomIndex { name, rt, attribute: def.api_name.clone(), kind })
+    }
+
+    async fn create<C: Conn>(&self, c: &mut C) -> StoreResult<()> {
+        let value = c.dialect().custom_value(&self.attribute, self.kind);
+        let key = records::compared(&value, self.kind);
+        let table = records::table_name(self.rt);
+        c.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} (tenant_id, {key}) WHERE {value} IS NOT NULL",
+            self.name
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Drops the index unless another tenant's active attribute still needs it.
+    async fn drop_if_unused<C: Conn>(&self, c: &mut C) -> StoreResult<()> {
+        let rows = c
+            .query(
+                "SELECT definition FROM custom_attributes WHERE record_type = $1 AND api_name = $2 AND archived_at IS NULL",
+                &[SqlValue::text(self.rt.api_name()), SqlValue::text(self.attribute.clone())],
+            )
+            .await?;
+        let needed = rows.into_iter().filter_map(|mut r| r.text(0)).any(|text| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|json| CustomAttribute::from_json(self.rt, &json, Vec::new()))
+                .and_then(|def| CustomIndex::of(self.rt, &def))
+                .is_some_and(|other| other.name == self.name)
+        });
+        if !needed {
+            c.execute_batch(&format!("DROP INDEX IF EXISTS {}", self.name)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes the index of every active custom attribute that lacks one (attributes defined
+/// before the indexes existed); run at startup, a no-op when all are there.
+pub(crate) async fn index_all<C: Conn>(c: &mut C) -> StoreResult<()> {
+    let rows = c
+        .query("SELECT DISTINCT record_type, definition FROM custom_attributes WHERE archived_at IS NULL", &[])
+        .await?;
+    let mut made = std::collections::HashSet::new();
+    for mut row in rows {
+        let (Some(rt), Some(text)) = (row.text(0).and_then(|t| RecordType::from_api_name(&t)), row.text(1)) else {
+            continue;
+        };
+        let Some(def) =
+            serde_json::from_str(&text).ok().and_then(|json| CustomAttribute::from_json(rt, &json, Vec::new()))
+        else {
+            continue;
+        };
+        if let Some(index) = CustomIndex::of(rt, &def)
+            && made.insert(index.name.clone())
+        {
+            index.create(c).await?;
+        }
     }
     Ok(())
 }
