@@ -334,6 +334,23 @@ fn pair(rt: RecordType, id: RecordId, other: RecordId) -> (RecordId, RecordId) {
     if rt == RecordType::Account { (id, other) } else { (other, id) }
 }
 
+/// Notes an edge change on both of its ends, `x` and `other` (neither row changes): the
+/// edge's role before and after, `None` where there is no edge.
+async fn note_edge_ends<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    (rt, x): (RecordType, RecordId),
+    (ot, other): (RecordType, RecordId),
+    before: Option<Option<&str>>,
+    after: Option<Option<&str>>,
+) -> StoreResult<()> {
+    let seen = |far: RecordId, role: Option<Option<&str>>| role.map_or(Json::Null, |r| edge_json(far, r));
+    let change = edge_change(seen(x, before), seen(x, after));
+    note_relationship(c, actor, ot, other, edge_key(rt, x), change, false).await?;
+    let change = edge_change(seen(other, before), seen(other, after));
+    note_relationship(c, actor, rt, x, edge_key(ot, other), change, false).await
+}
+
 /// Moves `loser`'s edges to `winner`: an edge the winner has already collapses into the
 /// winner's (which takes the loser's role when it has none). Every end is noted.
 async fn move_edges<C: Conn>(
@@ -391,49 +408,10 @@ async fn move_edges<C: Conn>(
             &[tenant.clone(), SqlValue::text(l_account.canonical()), SqlValue::text(l_contact.canonical())],
         )
         .await?;
-        let old_winner_edge = existing.as_ref().map_or(Json::Null, |r| edge_json(winner, r.as_deref()));
-        let old_winner_edge_far = existing.as_ref().map_or(Json::Null, |r| edge_json(other, r.as_deref()));
-        // The other end: its edge to the loser is gone, its edge to the winner is there.
-        note_relationship(
-            c,
-            actor,
-            ot,
-            other,
-            edge_key(rt, loser),
-            edge_change(edge_json(loser, role.as_deref()), Json::Null),
-            false,
-        )
-        .await?;
-        note_relationship(
-            c,
-            actor,
-            ot,
-            other,
-            edge_key(rt, winner),
-            edge_change(old_winner_edge, edge_json(winner, new_role.as_deref())),
-            false,
-        )
-        .await?;
-        note_relationship(
-            c,
-            actor,
-            rt,
-            winner,
-            edge_key(ot, other),
-            edge_change(old_winner_edge_far, edge_json(other, new_role.as_deref())),
-            false,
-        )
-        .await?;
-        note_relationship(
-            c,
-            actor,
-            rt,
-            loser,
-            edge_key(ot, other),
-            edge_change(edge_json(other, role.as_deref()), Json::Null),
-            false,
-        )
-        .await?;
+        // The loser's edge is gone (both ends see it), the winner's is there with its role.
+        let existing = existing.as_ref().map(|r| r.as_deref());
+        note_edge_ends(c, actor, (rt, loser), (ot, other), Some(role.as_deref()), None).await?;
+        note_edge_ends(c, actor, (rt, winner), (ot, other), existing, Some(new_role.as_deref())).await?;
         moved.push(MovedEdge { loser, other, role, collapsed: existing.is_some() });
     }
     Ok(moved)
@@ -831,26 +809,7 @@ pub(crate) async fn unmerge<C: Conn>(
     for (loser, other, role, collapsed) in &edges {
         let (la, lc) = pair(rt, *loser, *other);
         edges::link(c, &actor.tenant, la, lc, role.as_deref(), now).await?;
-        note_relationship(
-            c,
-            actor,
-            ot,
-            *other,
-            edge_key(rt, *loser),
-            edge_change(Json::Null, edge_json(*loser, role.as_deref())),
-            false,
-        )
-        .await?;
-        note_relationship(
-            c,
-            actor,
-            rt,
-            *loser,
-            edge_key(ot, *other),
-            edge_change(Json::Null, edge_json(*other, role.as_deref())),
-            false,
-        )
-        .await?;
+        note_edge_ends(c, actor, (rt, *loser), (ot, *other), None, Some(role.as_deref())).await?;
         if !collapsed {
             let (wa, wc) = pair(rt, winner_id, *other);
             let gone = c
@@ -860,26 +819,7 @@ pub(crate) async fn unmerge<C: Conn>(
                 )
                 .await?;
             if gone > 0 {
-                note_relationship(
-                    c,
-                    actor,
-                    ot,
-                    *other,
-                    edge_key(rt, winner_id),
-                    edge_change(edge_json(winner_id, role.as_deref()), Json::Null),
-                    false,
-                )
-                .await?;
-                note_relationship(
-                    c,
-                    actor,
-                    rt,
-                    winner_id,
-                    edge_key(ot, *other),
-                    edge_change(edge_json(*other, role.as_deref()), Json::Null),
-                    false,
-                )
-                .await?;
+                note_edge_ends(c, actor, (rt, winner_id), (ot, *other), Some(role.as_deref()), None).await?;
             }
         }
     }
