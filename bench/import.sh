@@ -14,13 +14,9 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 PG=${2:-}
 PORT=${PORT:-18188}
-TARGET=${CARGO_TARGET_DIR:-target}
 
-# BIN=path/to/corral skips the release build (e.g. to try the script with a debug binary).
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p corral
-  BIN=$TARGET/release/corral
-fi
+. bench/lib.sh
+corral_binary # BIN=path/to/corral skips the release build
 WORK=$(mktemp -d)
 SERVER=
 SAMPLER=
