@@ -53,18 +53,18 @@ words = ["acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "wo
 measure("GET v1 account by id", lambda: ("GET", f"/api/v1/crm/accounts/{rng.choice(ids)}", None))
 measure("v1 industry=software&sort=-employee_count&limit=50",
         lambda: ("GET", "/api/v1/crm/accounts?industry=software&sort=-employee_count&limit=50", None))
-measure("v2 _query industry eq, sort -employee_count", lambda: ("POST", "/api/v2/accounts/_query", {
+measure("v2 _query industry eq, sort -employee_count", lambda: ("POST", "/api/v2/account/_query", {
     "filters": [{"field": "industry", "operator": "eq", "value": "software"}],
     "sort": [{"field": "employee_count", "direction": "desc"}], "limit": 50}))
 measure("v1 ?domain= (exact)", lambda: ("GET", f"/api/v1/crm/accounts?domain={domain()}", None))
-measure("v2 domains eq", lambda: ("POST", "/api/v2/accounts/_query",
+measure("v2 domains eq", lambda: ("POST", "/api/v2/account/_query",
                                   {"filters": [{"field": "domains", "operator": "eq", "value": domain()}]}))
 if contacts:
     measure("v1 contacts ?email= (exact)",
             lambda: ("GET", f"/api/v1/crm/contacts?email={urllib.parse.quote(email())}", None))
-    measure("v2 contact_emails eq", lambda: ("POST", "/api/v2/contacts/_query",
+    measure("v2 contact_emails eq", lambda: ("POST", "/api/v2/contact/_query",
                                              {"filters": [{"field": "contact_emails", "operator": "eq", "value": email()}]}))
-measure("v2 display_name contains", lambda: ("POST", "/api/v2/accounts/_query", {
+measure("v2 display_name contains", lambda: ("POST", "/api/v2/account/_query", {
     "filters": [{"field": "display_name", "operator": "contains", "value": f"{rng.choice(words)} {rng.choice(words)} 1"}]}))
 measure("v1 q", lambda: ("GET", f"/api/v1/crm/accounts?q={rng.choice(words)}%20{rng.choice(words)}%201", None))
 
