@@ -19,13 +19,9 @@ N=${1:-1000000}
 PG=${2:-}
 PAGES=${PAGES:-20}
 PORT=${PORT:-18189}
-TARGET=${CARGO_TARGET_DIR:-target}
 
-# BIN=path/to/corral skips the release build.
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p corral
-  BIN=$TARGET/release/corral
-fi
+. bench/lib.sh
+corral_binary # BIN=path/to/corral skips the release build
 WORK=$(mktemp -d)
 SERVER=
 cleanup() {
