@@ -47,16 +47,26 @@ fn full_scan(lines: &[String], table: &str) -> bool {
     })
 }
 
+/// A fresh test database (SQLite, or a PostgreSQL schema) and its URL; the directory holds it.
+async fn fresh() -> (tempfile::TempDir, corral_store::DatabaseUrl) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
+    (dir, url)
+}
+
+/// Opens the store on `url` (again: a reopened store plans with the statistics it finds).
+async fn open(url: &corral_store::DatabaseUrl) -> Store {
+    Store::open_with(url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap()
+}
+
 /// Accounts (and twice as many contacts) seeded for the plan test: enough that statistics
 /// show one large tenant, where a filter that matches a few rows must not walk the sort index.
 const ACCOUNTS: u64 = 2_000;
 
 #[tokio::test]
 async fn documented_shapes_use_indexes() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
-    let options = PgOptions { pool_size: 2, ..PgOptions::default() };
-    let store = Store::open_with(&url, &options).await.unwrap();
+    let (_dir, url) = fresh().await;
+    let store = open(&url).await;
     store.migrate().await.unwrap();
     let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
     corral_store::seed::seed(&store, &actor, ACCOUNTS, 2 * ACCOUNTS, &mut |_, _| {}).await.unwrap();
@@ -69,7 +79,7 @@ async fn documented_shapes_use_indexes() {
     // Then as a production database would be: analysed, statistics of one large tenant.
     store.analyze().await.unwrap();
     drop(store);
-    let store = Store::open_with(&url, &options).await.unwrap();
+    let store = open(&url).await;
     failures.extend(check(&store, "analysed", false).await);
     assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
 }
@@ -267,10 +277,8 @@ async fn related(store: &Store, phase: &str, keys_only: bool) -> Vec<String> {
 async fn custom_attribute_filters_use_their_index() {
     use corral_core::custom::parse_definition;
     use corral_core::v1::{WriteMode, parse_write};
-    let dir = tempfile::tempdir().unwrap();
-    let url = corral_store::testing::fresh_database_url(dir.path()).await.unwrap();
-    let options = PgOptions { pool_size: 2, ..PgOptions::default() };
-    let store = Store::open_with(&url, &options).await.unwrap();
+    let (_dir, url) = fresh().await;
+    let store = open(&url).await;
     store.migrate().await.unwrap();
     let rt = RecordType::Account;
     let tenant = corral_core::TenantId::from("t");
@@ -305,7 +313,7 @@ async fn custom_attribute_filters_use_their_index() {
     store.create_many(&actor, rt, &writes, corral_core::Timestamp::now()).await.unwrap();
     store.analyze().await.unwrap();
     drop(store);
-    let store = Store::open_with(&url, &options).await.unwrap();
+    let store = open(&url).await;
     let schema = store.schema(&tenant, rt).await.unwrap();
     let contacts = TenantSchema::builtin("t", RecordType::Contact);
     let explain = async |filter: Json| {
