@@ -6,6 +6,7 @@ pub mod change;
 pub mod cursor;
 pub mod custom;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod ids;
 pub mod items;

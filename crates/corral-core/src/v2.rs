@@ -24,7 +24,7 @@ pub fn envelope(value_type: &str, value: Json) -> Json {
 }
 
 /// Whether the account's `address` attribute is the v2 single view of the v1 `addresses` list.
-fn is_first_of_list(rt: RecordType, f: &FieldDef) -> bool {
+pub(crate) fn is_first_of_list(rt: RecordType, f: &FieldDef) -> bool {
     rt == RecordType::Account && f.value_type == ValueType::Address && f.is_array
 }
 

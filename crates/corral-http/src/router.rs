@@ -10,8 +10,8 @@ use crate::error::{ApiError, normalize_error_responses};
 use crate::extract::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    admin, bulk, changes, duplicates, health, merge, relationships, schema_admin, token, v1_records, v2_records,
-    webhooks,
+    admin, bulk, changes, duplicates, export, health, merge, relationships, schema_admin, token, v1_records,
+    v2_records, webhooks,
 };
 use crate::state::AppState;
 use axum::Extension;
@@ -76,6 +76,7 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v2/{rt}/_duplicates", post(duplicates::duplicates))
         // Bodies of any size stream through (see routes::bulk); no 1 MiB body cap here.
         .route("/api/v2/{rt}/_bulk", post(bulk::bulk).layer(DefaultBodyLimit::disable()))
+        .route("/api/v2/{rt}/_export", post(export::export))
         // Users are read-only here: their own routes, so a 405 lists only what they take.
         .route("/api/v2/user/_query", post(v2_records::query_user))
         .route("/api/v2/user/{id}", get(v2_records::get_user))

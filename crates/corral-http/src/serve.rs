@@ -8,7 +8,8 @@
 //! - **busy**: a request is being handled and answered: at most `request_timeout` plus
 //!   [`WRITE_GRACE`] (the router answers at `request_timeout`; the grace lets that answer
 //!   reach a client that reads slowly, then the connection is dropped). A streaming bulk
-//!   request (`…/_bulk`) may run for hours: for it the limit is on *inactivity* instead —
+//!   import or export (`…/_bulk`, `…/_export`) may run for hours: for it the limit is on
+//!   *inactivity* instead —
 //!   every byte read or written restarts the busy clock;
 //! - **idle**: keep-alive between requests, from the end of one response to the first byte
 //!   of the next: at most `idle_timeout`.
@@ -428,8 +429,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        // Streaming bulk routes (crate::routes::bulk) are timed by inactivity, not in total.
-        self.clock.request_started(request.uri().path().ends_with("/_bulk"));
+        // Streaming routes (crate::routes::bulk, crate::routes::export) are timed by
+        // inactivity, not in total.
+        let path = request.uri().path();
+        self.clock.request_started(path.ends_with("/_bulk") || path.ends_with("/_export"));
         let guard = InFlight(self.clock.clone());
         let response = self.router.clone().call(request);
         Box::pin(async move {

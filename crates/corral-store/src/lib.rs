@@ -424,19 +424,21 @@ impl Store {
         in_read!(self, |c| duplicates::candidates(c, actor, rt, filter, min_score, after, limit))
     }
 
-    /// The database's query plan for one page of `plan` (index checks; see [`records::explain`]).
+    /// The database's query plan for one page of `plan` after the position `after` (index
+    /// checks; see [`records::explain`]).
     pub async fn explain_list(
         &self,
         actor: &Actor,
         rt: RecordType,
         plan: &Plan,
+        after: Option<&[Json]>,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
         match &self.backend {
             // On a reader, as lists run: the SQLite writer plans without bound values (QPSG,
             // sqlite.rs).
-            Backend::Sqlite(db) => records::explain(&mut db.reader()?, actor, rt, plan, limit).await,
-            Backend::Postgres(_) => in_write!(self, |c| records::explain(c, actor, rt, plan, limit)),
+            Backend::Sqlite(db) => records::explain(&mut db.reader()?, actor, rt, plan, after, limit).await,
+            Backend::Postgres(_) => in_write!(self, |c| records::explain(c, actor, rt, plan, after, limit)),
         }
     }
 

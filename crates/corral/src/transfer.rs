@@ -4,13 +4,14 @@
 //! Both go through the HTTP API, so a file row is validated and answered exactly as an API
 //! call: against a remote server (`--server URL --token T`), or in-process against the local
 //! database through the same router `corral serve` runs (no network, no listening port).
-//! Imports stream the file through `POST /api/v2/{type}/_bulk`; exports page `_query`.
+//! Imports stream the file through `POST /api/v2/{type}/_bulk`; exports stream
+//! `POST /api/v2/{type}/_export`.
 
 use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use corral_core::RecordType;
-use corral_core::schema::{field_by_api_name, field_by_v1_name, fields};
+use corral_core::schema::{field_by_api_name, field_by_v1_name};
 use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value as Json, json};
@@ -28,8 +29,6 @@ use tower::ServiceExt;
 
 /// Request body bytes buffered per chunk sent to the server.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Records asked for per `_query` page when exporting.
-const EXPORT_PAGE: usize = corral_core::list::V2_MAX_LIMIT;
 /// Columns a file may carry that are stamped by the server: skipped on import.
 const READ_ONLY: &[&str] = &[
     "id",
@@ -208,12 +207,6 @@ impl Attributes {
             map.insert(name, (vt, is_array, a["is_custom"].as_bool().unwrap_or(false)));
         }
         Ok(Attributes(map))
-    }
-
-    fn custom_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.0.iter().filter(|(_, (_, _, c))| *c).map(|(n, _)| n.clone()).collect();
-        names.sort();
-        names
     }
 }
 
@@ -612,129 +605,86 @@ pub struct ExportOptions {
     pub progress: bool,
 }
 
-/// The plain value of an attribute envelope (or a list of them): amounts, options and
-/// references by their key, addresses as objects.
-fn plain(envelope: &Json) -> Json {
-    match envelope {
-        Json::Array(items) => Json::Array(items.iter().map(plain).filter(|v| !v.is_null()).collect()),
-        Json::Object(o) => match o.get("value") {
-            Some(Json::Object(v)) => {
-                for key in ["amount", "api_name", "related_record_id"] {
-                    if let Some(k) = v.get(key) {
-                        return k.clone();
+/// Counts the records in an export stream as it passes: NDJSON lines, or CSV rows (line
+/// ends outside quoted cells; the header row is not a record).
+struct RowCounter {
+    format: Format,
+    in_quotes: bool,
+    ends: u64,
+}
+
+impl RowCounter {
+    fn feed(&mut self, chunk: &[u8]) {
+        match self.format {
+            Format::Ndjson => self.ends += chunk.iter().filter(|&&b| b == b'\n').count() as u64,
+            Format::Csv => {
+                for &b in chunk {
+                    match b {
+                        b'"' => self.in_quotes = !self.in_quotes,
+                        b'\n' if !self.in_quotes => self.ends += 1,
+                        _ => {}
                     }
                 }
-                Json::Object(v.clone())
             }
-            Some(v) => v.clone(),
-            None => Json::Null,
-        },
-        other => other.clone(),
-    }
-}
-
-fn csv_cell(value: &Json) -> String {
-    match value {
-        Json::Null => String::new(),
-        Json::String(s) => s.clone(),
-        Json::Array(items) => items.iter().map(csv_cell).collect::<Vec<_>>().join(";"),
-        other => other.to_string(),
-    }
-}
-
-/// `corral export`: every record of the type (matching the filter) to `out`. Returns how many.
-pub async fn export(api: &Api, options: ExportOptions, out: &mut dyn Write) -> Result<u64> {
-    let rt = options.rt;
-    let attributes = Attributes::load(api, rt).await?;
-    // Columns: v1 field names, the primary key items, then custom attributes by api name.
-    let mut columns: Vec<(String, String)> = vec![("id".into(), "id".into())];
-    match rt {
-        RecordType::Account => columns.push(("domain".into(), "domains".into())),
-        _ => {
-            columns.push(("email".into(), "primary_email".into()));
-            columns.push(("phone".into(), "primary_phone_number".into()));
         }
     }
-    columns.extend(fields(rt).iter().map(|f| (f.v1_name.to_owned(), f.api_name.to_owned())));
-    columns.extend(attributes.custom_names().into_iter().map(|n| (n.clone(), n)));
+
+    fn records(&self) -> u64 {
+        match self.format {
+            Format::Ndjson => self.ends,
+            Format::Csv => self.ends.saturating_sub(1),
+        }
+    }
+}
+
+/// `corral export`: every record of the type (matching the filter) to `out`, streamed from
+/// `POST /api/v2/{type}/_export`. Returns how many.
+pub async fn export(api: &Api, options: ExportOptions, out: &mut dyn Write) -> Result<u64> {
+    let rt = options.rt;
     let filters = match options.filter {
         None => None,
         Some(Json::Array(list)) => Some(Json::Array(list)),
         Some(one) => Some(json!([one])),
     };
-    let (mut csv, mut ndjson) = match options.format {
-        Format::Csv => (Some(csv::Writer::from_writer(out)), None),
-        Format::Ndjson => (None, Some(out)),
+    let format = match options.format {
+        Format::Csv => "csv",
+        Format::Ndjson => "ndjson",
     };
-    if let Some(w) = csv.as_mut() {
-        w.write_record(columns.iter().map(|(name, _)| name))?;
-    }
-    let path = format!("/api/v2/{}/_query", rt.api_name());
-    let mut body = json!({"limit": EXPORT_PAGE, "count": "estimated"});
+    let mut body = json!({"format": format});
     if let Some(f) = &filters {
         body["filters"] = f.clone();
     }
-    let mut page = api.json("POST", &path, Some(&body)).await?;
-    let total = page["meta"]["total"].as_u64();
-    body.as_object_mut().expect("an object").remove("count");
+    // The bar's length: the server's estimate of how many match (a bounded count).
+    let total = if options.progress {
+        let mut count = json!({"limit": 1, "count": "estimated"});
+        if let Some(f) = &filters {
+            count["filters"] = f.clone();
+        }
+        let page = api.json("POST", &format!("/api/v2/{}/_query", rt.api_name()), Some(&count)).await?;
+        page["meta"]["total"].as_u64()
+    } else {
+        None
+    };
     let progress =
         progress_bar(total, options.progress, "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta}");
-    let mut written = 0u64;
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        for record in page["data"].as_array().into_iter().flatten() {
-            let attrs = &record["attributes"];
-            let value = |api_name: &str| -> Json {
-                match api_name {
-                    "id" => record["id"].clone(),
-                    "domains" => attrs["domains"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|d| d["value"]["is_primary"] == json!(true))
-                        .map(|d| d["value"]["domain_name"].clone())
-                        .unwrap_or(Json::Null),
-                    _ => plain(&attrs[api_name]),
-                }
-            };
-            match (csv.as_mut(), ndjson.as_mut()) {
-                (Some(w), _) => {
-                    w.write_record(columns.iter().map(|(_, api)| csv_cell(&value(api))))?;
-                }
-                (None, None) => unreachable!("one writer per format"),
-                (None, Some(out)) => {
-                    let mut doc = Map::new();
-                    for (name, api) in &columns {
-                        let v = value(api);
-                        if !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)) {
-                            doc.insert(name.clone(), v);
-                        }
-                    }
-                    line.clear();
-                    serde_json::to_writer(&mut line, &doc)?;
-                    line.push(b'\n');
-                    out.write_all(&line)?;
-                }
-            }
-            written += 1;
-        }
-        progress.set_position(written);
-        match page["next_cursor"].as_str() {
-            Some(cursor) => {
-                body["cursor"] = json!(cursor);
-                page = api.json("POST", &path, Some(&body)).await?;
-            }
-            None => break,
-        }
+    let path = format!("/api/v2/{}/_export", rt.api_name());
+    let (status, mut reply) =
+        api.send("POST", &path, "application/json", Payload::Bytes(Bytes::from(body.to_string()))).await?;
+    if status >= 400 {
+        let doc: Json = serde_json::from_slice(&reply.bytes().await?).unwrap_or(Json::Null);
+        bail!("POST {path}: {status} {}: {}", doc["error"]["code"], doc["error"]["message"]);
     }
-    if let Some(w) = csv.as_mut() {
-        w.flush()?;
+    let mut counter = RowCounter { format: options.format, in_quotes: false, ends: 0 };
+    while let Some(chunk) = reply.chunk().await.with_context(|| {
+        format!("the export stopped after {} records; nothing after them was written", counter.records())
+    })? {
+        out.write_all(&chunk)?;
+        counter.feed(&chunk);
+        progress.set_position(counter.records());
     }
-    if let Some(out) = ndjson.as_mut() {
-        out.flush()?;
-    }
+    out.flush()?;
     progress.finish_and_clear();
-    Ok(written)
+    Ok(counter.records())
 }
 
 /// Reads a `--filter` value: JSON text, or `@FILE` for JSON in a file.
@@ -794,15 +744,15 @@ mod tests {
     }
 
     #[test]
-    fn envelopes_flatten_to_plain_values() {
-        assert_eq!(
-            plain(&json!({"value_type": "currency", "value": {"amount": "1.5", "currency_code": "USD"}})),
-            "1.5"
-        );
-        assert_eq!(
-            plain(&json!([{"value_type": "string", "value": "a"}, {"value_type": "string", "value": "b"}])),
-            json!(["a", "b"])
-        );
-        assert_eq!(csv_cell(&json!(["a", "b"])), "a;b");
+    fn export_rows_are_counted_across_chunks_and_quoted_newlines() {
+        let mut csv = RowCounter { format: Format::Csv, in_quotes: false, ends: 0 };
+        for chunk in [&b"id,name\n1,\"a\nb\"\n2,"[..], b"\"x \"\"q\"\"\"\n"] {
+            csv.feed(chunk);
+        }
+        assert_eq!(csv.records(), 2);
+        let mut ndjson = RowCounter { format: Format::Ndjson, in_quotes: false, ends: 0 };
+        ndjson.feed(b"{\"a\":\"x\\ny\"}\n{");
+        ndjson.feed(b"}\n");
+        assert_eq!(ndjson.records(), 2);
     }
 }

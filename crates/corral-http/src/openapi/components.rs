@@ -176,6 +176,19 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
         return;
     }
 
+    // `_export`: the `_query` filters and a format.
+    out.insert(
+        format!("{p}Export"),
+        object(
+            json!({
+                "filters": {"type": ["array", "null"], "maxItems": 100, "items": reference(&format!("{p}Filter"))},
+                "include_archived": {"type": ["boolean", "null"], "description": "archived records too; default false"},
+                "format": {"type": ["string", "null"], "enum": ["ndjson", "csv", null], "description": "default ndjson"},
+            }),
+            &[],
+        ),
+    );
+
     // `_duplicates`: the `_query` filters, a minimum score, groups of records.
     let reasons: &[&str] = match rt {
         RecordType::Account => {

@@ -163,6 +163,21 @@ fn bulk_op(base: &str, t: &str, p: &str) -> Op {
     operation
 }
 
+/// `POST /api/v2/{type}/_export`: rows out as NDJSON or CSV (docs/API.md, Export).
+fn export_op(base: &str, t: &str, p: &str) -> Op {
+    let row = json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "format": "uuid"}},
+        "description": "One record: `id`, the primary domain (accounts) or email and phone (contacts), the built-in fields by v1 name and custom attributes by api name, plain values; unset ones left out."});
+    let mut operation = op("post", format!("{base}/_export"), format!("v2_export_{t}"), "v2", format!("Export {t}s (NDJSON or CSV)"))
+        .describe("Every record the filters select, in id order, streamed as one row per record: NDJSON lines or CSV with a header row (`format`). The rows are what `corral export` writes and `corral import` reads back. A failure after the first rows cuts the response short. See docs/API.md, Export.")
+        .body(&format!("{p}Export"))
+        .reply(200, "One row per record, streamed", None, &[]);
+    operation.body["responses"]["200"]["content"] = json!({
+        "application/x-ndjson": ndjson_media(row),
+        "text/csv": {"schema": {"type": "string", "format": "binary", "description": "RFC 4180 CSV: a header row of column names, then one row per record"}},
+    });
+    operation
+}
+
 /// An NDJSON media type. OpenAPI 3.1 has no way to give the schema of one line (3.2 adds
 /// `itemSchema`), and a `schema` describes the whole body, so the body is a byte stream and the
 /// line's shape sits in `x-item-schema`. Generated clients then see a byte body they can
@@ -579,6 +594,7 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, out: &mut Vec<Op>) {
             ),
     );
     out.push(bulk_op(&base, t, p));
+    out.push(export_op(&base, t, p));
     // Attribute sub-resources.
     let subs: &[(&str, &str, &str)] = match rt {
         RecordType::Account => &[("domains", "Domain", "domain_name")],

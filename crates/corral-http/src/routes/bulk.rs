@@ -16,6 +16,7 @@ use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{MAX_BODY_BYTES, parse_json};
 use crate::request_id;
+use crate::routes::shared::{ChannelBody, StreamCut};
 use crate::routes::v2_records::{named_for_v2, parse_assert, writable};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -30,7 +31,7 @@ use http_body::Body as _;
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use tokio::sync::mpsc;
 
 /// The media type of bulk requests and responses.
@@ -137,14 +138,20 @@ pub async fn bulk(
     let id = request_id::current();
     // Its own task, so reading and writing the next batch overlaps sending this one's results.
     tokio::spawn(request_id::within(id, run(state, principal, rt, body, tx)));
-    let mut response = Body::new(Results(rx)).into_response();
+    let mut response = Body::new(ChannelBody(rx)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
     *response.status_mut() = StatusCode::OK;
     Ok(response)
 }
 
 /// Reads, writes and answers batches until the input ends or the client goes away.
-async fn run(state: AppState, principal: Principal, rt: RecordType, mut body: Body, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    state: AppState,
+    principal: Principal,
+    rt: RecordType,
+    mut body: Body,
+    tx: mpsc::Sender<Result<Bytes, StreamCut>>,
+) {
     let mut lines = Lines::default();
     let mut pending: VecDeque<Item> = VecDeque::new();
     let mut ended = false;
@@ -230,7 +237,7 @@ async fn write_batch(
     principal: &Principal,
     rt: RecordType,
     batch: Vec<Item>,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Result<Bytes, StreamCut>>,
 ) -> Result<(), ClientGone> {
     // Each line's number and its parse error; the lines that parsed go to `ops`, in order.
     let mut parsed: Vec<(u64, ApiResult<BulkOp>)> = Vec::with_capacity(batch.len());
@@ -320,7 +327,7 @@ async fn write_batch(
             serde_json::to_writer(&mut out, &result).expect("a JSON value serialises");
             out.push(b'\n');
         }
-        tx.send(Bytes::from(out)).await.map_err(|_| ClientGone)?;
+        tx.send(Ok(Bytes::from(out))).await.map_err(|_| ClientGone)?;
     }
     Ok(())
 }
@@ -349,21 +356,6 @@ fn parse_line(rt: RecordType, line: Bytes, schema: &corral_core::custom::TenantS
         }
         None if op.is_none() => Err(CoreError::required_missing("op").into()),
         _ => Err(CoreError::invalid_value("op", "expected create or assert").into()),
-    }
-}
-
-/// The response body: result batches as they are produced.
-struct Results(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Results {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|batch| batch.map(|b| Ok(http_body::Frame::data(b))))
     }
 }
 

@@ -6,13 +6,15 @@
 use crate::auth::{Permission, Principal};
 use crate::error::ApiResult;
 use crate::extract::JsonBody;
-use crate::routes::shared::{body_cursor, body_fields, body_limit, continue_query, json_response, next_cursor, object};
+use crate::routes::shared::{
+    body_cursor, body_fields, body_filters, body_limit, continue_query, json_response, next_cursor, object,
+};
 use crate::routes::v2_records::writable;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use corral_core::filter::{Filter, Schemas};
+use corral_core::filter::Schemas;
 use corral_core::list::{Dialect as ListDialect, ListQuery};
 use corral_core::v2::{self, RenderContext};
 use corral_core::{CoreError, RecordType};
@@ -62,12 +64,9 @@ pub async fn duplicates(
     let obj = object(&body.value, &["filters", "min_score", "limit", "cursor", "fields"])?;
     let mut query = ListQuery { dialect: ListDialect::V2, ..ListQuery::default() };
     let mut given = false;
-    if let Some(filters) = obj.get("filters").filter(|f| !f.is_null()) {
+    if let Some(filters) = body_filters(obj)? {
         given = true;
-        let items =
-            filters.as_array().ok_or_else(|| CoreError::invalid_value("filters", "expected an array of filters"))?;
-        query.filters = items.iter().map(Filter::parse).collect::<Result<_, _>>()?;
-        Filter::check_limits(&query.filters)?;
+        query.filters = filters;
     }
     let min_score = match obj.get("min_score").filter(|m| !m.is_null()) {
         None => None,

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod changes;
 pub mod docs;
 pub mod duplicates;
+pub mod export;
 pub mod health;
 pub mod merge;
 pub mod relationships;

@@ -3,16 +3,21 @@
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use corral_core::custom::TenantSchema;
+use corral_core::filter::Filter;
 use corral_core::filter::Schemas;
-use corral_core::list::{CursorState, ListQuery};
+use corral_core::list::{CursorState, ListQuery, Plan};
 use corral_core::{Actor, CoreError, ErrorCode, Record, RecordId, RecordType};
 use corral_store::IdempotencyKey;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
 
 /// A JSON response, with `ETag: "<version>"` when it shows one record.
 pub fn json_response(status: StatusCode, body: String, version: Option<i64>) -> Response {
@@ -148,6 +153,17 @@ pub fn body_fields(obj: &Map<String, Json>) -> ApiResult<Option<Vec<String>>> {
     }
 }
 
+/// A query body's `filters` (`_query`, `_duplicates`, `_export`): absent or null, or an
+/// array of filter objects within the filter language's limits.
+pub fn body_filters(obj: &Map<String, Json>) -> ApiResult<Option<Vec<Filter>>> {
+    let Some(filters) = obj.get("filters").filter(|f| !f.is_null()) else { return Ok(None) };
+    let items =
+        filters.as_array().ok_or_else(|| CoreError::invalid_value("filters", "expected an array of filters"))?;
+    let filters = items.iter().map(Filter::parse).collect::<Result<Vec<_>, _>>()?;
+    Filter::check_limits(&filters)?;
+    Ok(Some(filters))
+}
+
 /// `count=exact|estimated`.
 pub fn count_param(raw: Option<&str>, name: &str) -> ApiResult<Option<Count>> {
     match raw {
@@ -205,6 +221,23 @@ pub async fn page(
     count: Option<Count>,
 ) -> ApiResult<Page> {
     let (query, after) = continue_query(state, actor, rt, given, cursor)?;
+    let (plan, schema) = resolve_plan(state, actor, rt, &query).await?;
+    let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
+    let total = match count {
+        None => None,
+        Some(Count::Exact) => Some((state.store().count_records(actor, rt, &plan).await?, false)),
+        Some(Count::Estimated) => Some(state.store().estimate_records(actor, rt, &plan).await?),
+    };
+    Ok(Page { records, next_cursor: next_cursor(state, actor, rt, query, next), schema, total })
+}
+
+/// A query checked against the tenant's schemas, and the record type's schema.
+pub async fn resolve_plan(
+    state: &AppState,
+    actor: &Actor,
+    rt: RecordType,
+    query: &ListQuery,
+) -> ApiResult<(Plan, Arc<TenantSchema>)> {
     let schema = state.schema(&actor.tenant, rt).await?;
     // Relationship filters name the other record type's attributes, custom ones included.
     let other = match rt {
@@ -213,11 +246,27 @@ pub async fn page(
         RecordType::User => None,
     };
     let plan = query.resolve(rt, Schemas { own: &schema, other: other.as_deref() })?;
-    let (records, next) = state.store().list_records(actor, rt, &plan, after.as_deref(), limit).await?;
-    let total = match count {
-        None => None,
-        Some(Count::Exact) => Some((state.store().count_records(actor, rt, &plan).await?, false)),
-        Some(Count::Estimated) => Some(state.store().estimate_records(actor, rt, &plan).await?),
-    };
-    Ok(Page { records, next_cursor: next_cursor(state, actor, rt, query, next), schema, total })
+    Ok((plan, schema))
+}
+
+/// Why a streamed response body ended before its end: the client sees the transfer cut
+/// short (never a body that looks complete).
+#[derive(Debug, thiserror::Error)]
+#[error("the response stream was cut short: {0}")]
+pub struct StreamCut(pub String);
+
+/// A streamed response body: chunks as a producer sends them; the producer closing its end
+/// ends the body, and sending an `Err` aborts it.
+pub struct ChannelBody(pub mpsc::Receiver<Result<Bytes, StreamCut>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = StreamCut;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
+    }
 }

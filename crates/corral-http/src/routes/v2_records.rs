@@ -6,7 +6,7 @@ use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IfMatch, JsonBody, QueryPairs};
 use crate::routes::shared::{
-    body_cursor, body_fields, body_limit, continue_query, count_param, created_response, idempotency_key,
+    body_cursor, body_fields, body_filters, body_limit, continue_query, count_param, created_response, idempotency_key,
     json_response, next_cursor, object, page, with_alias,
 };
 use crate::state::AppState;
@@ -14,7 +14,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use corral_core::custom::TenantSchema;
-use corral_core::filter::Filter;
 use corral_core::list::{Dialect as ListDialect, ListQuery, MAX_SORT_KEYS, V2_DEFAULT_LIMIT, V2_MAX_LIMIT};
 use corral_core::record::ITEM_LABELS;
 use corral_core::schema::field_by_v1_name;
@@ -239,12 +238,9 @@ pub async fn query(
     let obj = object(&body.value, &["filters", "sort", "limit", "cursor", "include_archived", "count", "fields"])?;
     let mut query = ListQuery { dialect: ListDialect::V2, ..ListQuery::default() };
     let mut given = false;
-    if let Some(filters) = obj.get("filters").filter(|f| !f.is_null()) {
+    if let Some(filters) = body_filters(obj)? {
         given = true;
-        let items =
-            filters.as_array().ok_or_else(|| CoreError::invalid_value("filters", "expected an array of filters"))?;
-        query.filters = items.iter().map(Filter::parse).collect::<Result<_, _>>()?;
-        Filter::check_limits(&query.filters)?;
+        query.filters = filters;
     }
     if let Some(sort) = obj.get("sort").filter(|s| !s.is_null()) {
         given = true;

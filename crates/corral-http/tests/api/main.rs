@@ -14,6 +14,7 @@ mod docs;
 mod duplicates;
 mod edge;
 mod errors;
+mod export;
 mod helpers;
 mod isolation;
 mod listing;
