@@ -11,9 +11,12 @@ use crate::custom::{CustomAttribute, TenantSchema, from_stored};
 use crate::ids::{RecordId, RecordType};
 use crate::record::Record;
 use crate::schema::{FieldDef, ValueType, fields};
-use crate::value::Value;
+use crate::timestamp::Timestamp;
+use crate::value::{Address, Value};
+use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
+use std::borrow::Cow;
 
 /// Where one column's value comes from.
 #[derive(Debug, Clone)]
@@ -71,19 +74,28 @@ impl Columns {
 
     /// A record's values, in CSV order (`null` for unset).
     pub fn values(&self, record: &Record) -> Vec<Json> {
-        self.columns.iter().map(|(_, source)| value(record, source)).collect()
+        self.columns
+            .iter()
+            .map(|(_, source)| serde_json::to_value(value(record, source)).unwrap_or(Json::Null))
+            .collect()
+    }
+
+    /// A record's CSV cells, in column order: text as is, arrays `;`-joined, other values
+    /// as JSON, unset as empty.
+    pub fn cells<'a>(&self, record: &'a Record) -> Vec<Cow<'a, str>> {
+        self.columns.iter().map(|(_, source)| value(record, source).cell()).collect()
     }
 
     /// Appends a record as one NDJSON line: an object with the set values (unset ones and
-    /// empty arrays left out), keys sorted.
+    /// empty arrays left out), keys sorted, values serialised from the record in place.
     pub fn write_ndjson(&self, record: &Record, out: &mut Vec<u8>) {
-        let entries: Vec<(&str, Json)> = self
+        let entries: Vec<(&str, Plain<'_>)> = self
             .sorted
             .iter()
             .map(|&i| (self.columns[i].0.as_str(), value(record, &self.columns[i].1)))
-            .filter(|(_, v)| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)))
+            .filter(|(_, v)| !v.is_empty())
             .collect();
-        struct Line<'a>(&'a [(&'a str, Json)]);
+        struct Line<'a>(&'a [(&'a str, Plain<'a>)]);
         impl Serialize for Line<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_map(self.0.iter().map(|(k, v)| (*k, v)))
@@ -94,7 +106,8 @@ impl Columns {
     }
 }
 
-/// A CSV cell: text as is, arrays `;`-joined, other values as JSON, unset as empty.
+/// A CSV cell of a JSON value: text as is, arrays `;`-joined, other values as JSON, unset as
+/// empty.
 pub fn csv_cell(value: &Json) -> String {
     match value {
         Json::Null => String::new(),
@@ -104,52 +117,139 @@ pub fn csv_cell(value: &Json) -> String {
     }
 }
 
-fn value(record: &Record, source: &Source) -> Json {
+/// One column's plain value, borrowed from the record where it can be (a row is written
+/// without copying its text into JSON values first).
+#[derive(Debug)]
+enum Plain<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    /// A percent: a JSON number.
+    Number(f64),
+    /// An amount: a decimal string.
+    Decimal(&'a Decimal),
+    Time(Timestamp),
+    Id(RecordId),
+    Texts(&'a [String]),
+    /// Reference ids (an unreadable one reads as the nil id).
+    Ids(RecordType, &'a [String]),
+    Address(&'a Address),
+    Addresses(&'a [Address]),
+    EmptyList,
+    /// A custom attribute's value, made from its stored JSON.
+    Owned(Json),
+}
+
+impl<'a> Plain<'a> {
+    /// Unset: left out of NDJSON lines.
+    fn is_empty(&self) -> bool {
+        match self {
+            Plain::Null | Plain::EmptyList => true,
+            Plain::Texts(l) | Plain::Ids(_, l) => l.is_empty(),
+            Plain::Addresses(l) => l.is_empty(),
+            Plain::Owned(j) => j.is_null() || j.as_array().is_some_and(Vec::is_empty),
+            _ => false,
+        }
+    }
+
+    fn cell(self) -> Cow<'a, str> {
+        match self {
+            Plain::Null | Plain::EmptyList => Cow::Borrowed(""),
+            Plain::Text(s) => Cow::Borrowed(s),
+            Plain::Int(n) => Cow::Owned(n.to_string()),
+            Plain::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Plain::Number(_) | Plain::Address(_) => Cow::Owned(serde_json::to_string(&self).unwrap_or_default()),
+            Plain::Decimal(d) => Cow::Owned(d.to_string()),
+            Plain::Time(t) => Cow::Owned(t.to_rfc3339()),
+            Plain::Id(id) => Cow::Owned(id.canonical()),
+            Plain::Texts(items) => Cow::Owned(items.join(";")),
+            Plain::Ids(rt, items) => {
+                Cow::Owned(items.iter().map(|i| reference(rt, i).canonical()).collect::<Vec<_>>().join(";"))
+            }
+            Plain::Addresses(list) => {
+                Cow::Owned(list.iter().map(|a| sorted(a).to_string()).collect::<Vec<_>>().join(";"))
+            }
+            Plain::Owned(j) => Cow::Owned(csv_cell(&j)),
+        }
+    }
+}
+
+impl Serialize for Plain<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Plain::Null => s.serialize_unit(),
+            Plain::Text(t) => s.serialize_str(t),
+            Plain::Int(n) => s.serialize_i64(*n),
+            Plain::Bool(b) => s.serialize_bool(*b),
+            Plain::Number(f) => s.serialize_f64(*f),
+            Plain::Decimal(d) => s.collect_str(d),
+            Plain::Time(t) => s.serialize_str(&t.to_rfc3339()),
+            Plain::Id(id) => s.collect_str(&id.0.hyphenated()),
+            Plain::Texts(items) => s.collect_seq(items.iter()),
+            Plain::Ids(rt, items) => s.collect_seq(items.iter().map(|i| reference(*rt, i).0.hyphenated())),
+            // Through a JSON value: its keys sorted, as every object Corral writes.
+            Plain::Address(a) => sorted(a).serialize(s),
+            Plain::Addresses(list) => s.collect_seq(list.iter().map(sorted)),
+            Plain::EmptyList => s.collect_seq(std::iter::empty::<()>()),
+            Plain::Owned(j) => j.serialize(s),
+        }
+    }
+}
+
+/// An address as a JSON object (keys sorted).
+fn sorted(a: &Address) -> Json {
+    serde_json::to_value(a).unwrap_or(Json::Null)
+}
+
+fn reference(rt: RecordType, raw: &str) -> RecordId {
+    RecordId::parse(rt, raw).unwrap_or(RecordId(uuid::Uuid::nil()))
+}
+
+fn value<'a>(record: &'a Record, source: &Source) -> Plain<'a> {
     match source {
-        Source::Id => json!(record.meta.id.canonical()),
-        Source::PrimaryDomain => json!(record.primary_domain()),
-        Source::PrimaryEmail => json!(record.primary_email()),
-        Source::PrimaryPhone => json!(record.primary_phone()),
+        Source::Id => Plain::Id(record.meta.id),
+        Source::PrimaryDomain => record.primary_domain().map_or(Plain::Null, Plain::Text),
+        Source::PrimaryEmail => record.primary_email().map_or(Plain::Null, Plain::Text),
+        Source::PrimaryPhone => record.primary_phone().map_or(Plain::Null, Plain::Text),
         Source::Field(i) => {
             let f: &FieldDef = &record.fields()[*i];
             // The account's address list exports as its first address, as v2 shows it.
             let is_array = f.is_array && !crate::v2::is_first_of_list(record.record_type, f);
-            record.values.get(*i).map(|v| plain(f.value_type, is_array, v)).unwrap_or(Json::Null)
+            record.values.get(*i).map_or(Plain::Null, |v| plain(f.value_type, is_array, v))
         }
         Source::Custom(def) => match record.custom.get(&def.api_name) {
-            Some(stored) => plain(def.value_type, def.is_array, &from_stored(def, stored)),
-            None if def.is_array => json!([]),
-            None => Json::Null,
+            // Made from the stored JSON here, so kept as JSON (custom values are few).
+            Some(stored) => Plain::Owned(
+                serde_json::to_value(plain(def.value_type, def.is_array, &from_stored(def, stored)))
+                    .unwrap_or(Json::Null),
+            ),
+            None if def.is_array => Plain::EmptyList,
+            None => Plain::Null,
         },
     }
 }
 
 /// The plain value of a value of this shape (what the v2 attribute's `value` names).
-fn plain(vt: ValueType, is_array: bool, v: &Value) -> Json {
+fn plain(vt: ValueType, is_array: bool, v: &Value) -> Plain<'_> {
     match v {
-        Value::Null | Value::Match { .. } if is_array => json!([]),
-        Value::Null | Value::Match { .. } => Json::Null,
-        Value::Text(s) => json!(s),
-        Value::Int(n) => json!(n),
+        Value::Null | Value::Match { .. } if is_array => Plain::EmptyList,
+        Value::Null | Value::Match { .. } => Plain::Null,
+        Value::Text(s) => Plain::Text(s),
+        Value::Int(n) => Plain::Int(*n),
         Value::Decimal(d) if vt == ValueType::Percent => {
-            serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
+            d.to_string().parse().ok().filter(|f: &f64| f.is_finite()).map_or(Plain::Null, Plain::Number)
         }
-        Value::Decimal(d) => json!(d.to_string()),
-        Value::Bool(b) => json!(b),
-        Value::Time(t) => json!(t.to_rfc3339()),
-        Value::Ref(id) => json!(id.canonical()),
+        Value::Decimal(d) => Plain::Decimal(d),
+        Value::Bool(b) => Plain::Bool(*b),
+        Value::Time(t) => Plain::Time(*t),
+        Value::Ref(id) => Plain::Id(*id),
         Value::List(items) => match vt {
-            // A reference list's items are ids (an unreadable one reads as the nil id).
-            ValueType::Reference(rt) => Json::Array(
-                items
-                    .iter()
-                    .map(|i| json!(RecordId::parse(rt, i).unwrap_or(RecordId(uuid::Uuid::nil())).canonical()))
-                    .collect(),
-            ),
-            _ => json!(items),
+            ValueType::Reference(rt) => Plain::Ids(rt, items),
+            _ => Plain::Texts(items),
         },
-        Value::Addresses(list) if is_array => Json::Array(list.iter().map(|a| json!(a)).collect()),
-        Value::Addresses(list) => list.first().map(|a| json!(a)).unwrap_or(Json::Null),
+        Value::Addresses(list) if is_array => Plain::Addresses(list),
+        Value::Addresses(list) => list.first().map_or(Plain::Null, Plain::Address),
     }
 }
 
@@ -157,7 +257,7 @@ fn plain(vt: ValueType, is_array: bool, v: &Value) -> Json {
 mod tests {
     use super::*;
     use crate::v2::{RenderContext, render};
-    use serde_json::Map;
+    use serde_json::{Map, json};
 
     /// The reference: a record's v2 envelope flattened (how exports were written before
     /// rows were rendered from the record itself).
@@ -264,7 +364,10 @@ mod tests {
             let mut line = Vec::new();
             columns.write_ndjson(&record, &mut line);
             let direct: Json = serde_json::from_slice(&line).expect("a JSON line");
-            assert_eq!(direct, Json::Object(via_envelope(&record, &schema, &columns)), "{rt:?}");
+            let reference = Json::Object(via_envelope(&record, &schema, &columns));
+            assert_eq!(direct, reference, "{rt:?}");
+            // Byte for byte: the same key order, nested objects included.
+            assert_eq!(String::from_utf8_lossy(&line), format!("{reference}\n"));
             if full {
                 assert_eq!(direct["aa_seats"], 3, "{direct}");
                 assert_eq!(direct["c_budget"], "1500.5", "{direct}");
@@ -272,6 +375,8 @@ mod tests {
             }
             let values = columns.values(&record);
             assert_eq!(values.len(), columns.names().count());
+            let cells: Vec<String> = columns.cells(&record).into_iter().map(|c| c.into_owned()).collect();
+            assert_eq!(cells, values.iter().map(csv_cell).collect::<Vec<_>>(), "{rt:?}");
             assert!(line.ends_with(b"\n") && line.iter().filter(|&&b| b == b'\n').count() == 1);
             let text = String::from_utf8(line).unwrap();
             let keys: Vec<&str> = direct.as_object().unwrap().keys().map(String::as_str).collect();

@@ -3,8 +3,9 @@
 //!
 //! The rows are the flat export rows of [`corral_core::export`] (what `corral export`
 //! writes and `corral import` reads back), in id order (creation order: ids are UUIDv7).
-//! Pages of [`PAGE`] records are read by keyset on the id and rendered into the body on a
-//! blocking thread, off the async workers: an export scans the tenant. A client that reads
+//! Pages of [`PAGE`] records are read by keyset on the id on one blocking thread and
+//! rendered into the body on another (so reading a page overlaps rendering the previous
+//! one), both off the async workers: an export scans the tenant. A client that reads
 //! slowly holds the producer back (at most [`CHUNKS_IN_FLIGHT`] pages wait); one that goes
 //! away stops it.
 //!
@@ -25,7 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use corral_core::export::{Columns, csv_cell};
+use corral_core::export::Columns;
 use corral_core::list::{Dialect as ListDialect, ListQuery, Plan};
 use corral_core::{Actor, CoreError, Record, RecordType};
 use serde_json::Value as Json;
@@ -74,10 +75,14 @@ pub async fn export(
     let (plan, schema) = resolve_plan(&state, &actor, rt, &query).await?;
     let columns = Columns::new(rt, &schema);
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (pages_tx, pages_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (first_tx, first_rx) = oneshot::channel();
-    let producer = Producer { state, actor, rt, plan, columns, format, runtime: tokio::runtime::Handle::current() };
+    let reader = Reader { state, actor, rt, plan, runtime: tokio::runtime::Handle::current() };
     let id = request_id::current();
-    tokio::task::spawn_blocking(move || producer.run(id, first_tx, tx));
+    // Two threads: one reads pages while the other renders the previous one.
+    let reader_id = id.clone();
+    tokio::task::spawn_blocking(move || reader.run(reader_id, first_tx, pages_tx));
+    tokio::task::spawn_blocking(move || render(id, columns, format, pages_rx, tx));
     // The first page decides the status: an error before any row is an ordinary error answer.
     match first_rx.await {
         Ok(Err(e)) => return Err(e.into()),
@@ -96,72 +101,51 @@ pub async fn export(
     Ok(response)
 }
 
-/// Reads pages and renders them into chunks of the body, on a blocking thread.
-struct Producer {
+/// Reads the pages of an export in order, on a blocking thread.
+struct Reader {
     state: AppState,
     actor: Actor,
     rt: RecordType,
     plan: Plan,
-    columns: Columns,
-    format: Format,
     runtime: tokio::runtime::Handle,
 }
 
-impl Producer {
+/// What the reader hands the renderer: a page of records, or why reading stopped.
+type PageRead = Result<Vec<Record>, corral_store::StoreError>;
+
+impl Reader {
+    /// Reads pages until the last one, a failure, or the renderer going away. The first
+    /// page's outcome also goes to `first` (it decides the response status).
     fn run(
         self,
         request_id: String,
         first: oneshot::Sender<Result<(), corral_store::StoreError>>,
-        tx: mpsc::Sender<Result<Bytes, StreamCut>>,
+        pages: mpsc::Sender<PageRead>,
     ) {
         let mut first = Some(first);
         let mut after: Option<Vec<Json>> = None;
-        // The CSV header row goes before the first page's rows, also when nothing matches.
-        let mut csv_header = self.format == Format::Csv;
-        let mut ndjson = Vec::with_capacity(1 << 20);
         loop {
             let page = self.runtime.block_on(request_id::within(
                 request_id.clone(),
                 self.state.store().list_records(&self.actor, self.rt, &self.plan, after.as_deref(), PAGE),
             ));
-            let (records, next) = match page {
-                Ok(page) => page,
-                Err(e) => {
-                    match first.take() {
-                        Some(first) => {
-                            let _ = first.send(Err(e));
-                        }
-                        None => {
-                            tracing::error!(request_id = %request_id, error = %e, "export failed mid-stream; response cut short");
-                            let _ = tx.blocking_send(Err(StreamCut(e.to_string())));
-                        }
+            let (records, next) = match (page, first.take()) {
+                (Ok(page), first) => {
+                    if let Some(first) = first {
+                        let _ = first.send(Ok(()));
                     }
+                    page
+                }
+                (Err(e), Some(first)) => {
+                    let _ = first.send(Err(e));
+                    return;
+                }
+                (Err(e), None) => {
+                    let _ = pages.blocking_send(Err(e));
                     return;
                 }
             };
-            if let Some(first) = first.take() {
-                let _ = first.send(Ok(()));
-            }
-            let chunk = match self.format {
-                Format::Csv => csv_page(&self.columns, std::mem::take(&mut csv_header), &records),
-                Format::Ndjson => {
-                    for record in &records {
-                        self.columns.write_ndjson(record, &mut ndjson);
-                    }
-                    Ok(Bytes::from(std::mem::replace(&mut ndjson, Vec::with_capacity(1 << 20))))
-                }
-            };
-            let sent = match chunk {
-                Ok(chunk) if chunk.is_empty() => Ok(()),
-                Ok(chunk) => tx.blocking_send(Ok(chunk)),
-                Err(e) => {
-                    tracing::error!(request_id = %request_id, error = %e, "export failed mid-stream; response cut short");
-                    let _ = tx.blocking_send(Err(StreamCut(e)));
-                    return;
-                }
-            };
-            if sent.is_err() {
-                tracing::info!(request_id = %request_id, "export client went away; stopping");
+            if pages.blocking_send(Ok(records)).is_err() {
                 return;
             }
             match next {
@@ -172,6 +156,48 @@ impl Producer {
     }
 }
 
+/// Renders pages into chunks of the body, on a blocking thread, until the reader ends or the
+/// client goes away; a read failure cuts the body short.
+fn render(
+    request_id: String,
+    columns: Columns,
+    format: Format,
+    mut pages: mpsc::Receiver<PageRead>,
+    tx: mpsc::Sender<Result<Bytes, StreamCut>>,
+) {
+    // The CSV header row goes before the first page's rows, also when nothing matches.
+    let mut csv_header = format == Format::Csv;
+    while let Some(page) = pages.blocking_recv() {
+        let chunk = page.map_err(|e| e.to_string()).and_then(|records| match format {
+            Format::Csv => csv_page(&columns, std::mem::take(&mut csv_header), &records),
+            Format::Ndjson => {
+                let mut out = Vec::with_capacity(records.len() * 512);
+                for record in &records {
+                    columns.write_ndjson(record, &mut out);
+                }
+                Ok(Bytes::from(out))
+            }
+        });
+        let sent = match chunk {
+            Ok(chunk) if chunk.is_empty() => Ok(()),
+            Ok(chunk) => tx.blocking_send(Ok(chunk)),
+            Err(e) => {
+                tracing::error!(request_id = %request_id, error = %e, "export failed mid-stream; response cut short");
+                let _ = tx.blocking_send(Err(StreamCut(e)));
+                return;
+            }
+        };
+        if sent.is_err() {
+            tracing::info!(request_id = %request_id, "export client went away; stopping");
+            return;
+        }
+    }
+    // A CSV export of nothing still has its header row.
+    if csv_header && let Ok(chunk) = csv_page(&columns, true, &[]) {
+        let _ = tx.blocking_send(Ok(chunk));
+    }
+}
+
 /// Renders one page of CSV rows (after the header row when `header`).
 fn csv_page(columns: &Columns, header: bool, records: &[Record]) -> Result<Bytes, String> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(1 << 20));
@@ -179,8 +205,7 @@ fn csv_page(columns: &Columns, header: bool, records: &[Record]) -> Result<Bytes
         w.write_record(columns.names()).map_err(|e| e.to_string())?;
     }
     for record in records {
-        let cells = columns.values(record);
-        w.write_record(cells.iter().map(csv_cell)).map_err(|e| e.to_string())?;
+        w.write_record(columns.cells(record).iter().map(|c| c.as_bytes())).map_err(|e| e.to_string())?;
     }
     w.into_inner().map(Bytes::from).map_err(|e| e.to_string())
 }
