@@ -31,20 +31,27 @@ impl Timestamp {
         (MIN_MS..=MAX_MS).contains(&ms).then_some(Timestamp(ms))
     }
 
-    /// `2026-11-23T10:15:30.123Z`.
+    /// `2026-11-23T10:15:30.123Z`. Written digit by digit into a fixed buffer: every record
+    /// rendered carries several timestamps, and `format!` was a twentieth of a v2 page's CPU.
     pub fn to_rfc3339(self) -> String {
         let dt =
             OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
-        )
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        // Years outside 0000-9999 cannot be stored (see MIN_MS / MAX_MS).
+        put(0, 4, dt.year().clamp(0, 9999) as u32);
+        put(5, 2, u8::from(dt.month()).into());
+        put(8, 2, dt.day().into());
+        put(11, 2, dt.hour().into());
+        put(14, 2, dt.minute().into());
+        put(17, 2, dt.second().into());
+        put(20, 3, dt.millisecond().into());
+        out.iter().map(|&b| b as char).collect()
     }
 }
 
@@ -73,6 +80,16 @@ mod tests {
         fn printing_then_parsing_round_trips(ms in MIN_MS..MAX_MS) {
             let t = Timestamp(ms);
             prop_assert_eq!(Timestamp::parse(&t.to_rfc3339()), Some(t));
+        }
+
+        #[test]
+        fn printing_matches_the_formatted_spelling(ms in MIN_MS..MAX_MS) {
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
+            let formatted = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(), u8::from(dt.month()), dt.day(), dt.hour(), dt.minute(), dt.second(), dt.millisecond()
+            );
+            prop_assert_eq!(Timestamp(ms).to_rfc3339(), formatted);
         }
     }
 }
