@@ -3,10 +3,11 @@
 
 use crate::custom::{CustomAttribute, TenantSchema};
 use crate::error::{CoreError, CoreResult, ErrorCode};
-use crate::ids::{RecordType, user_id_for_subject};
+use crate::ids::{RecordId, RecordType, user_id_for_subject};
 use crate::record::{Record, RecordWrite};
 use crate::schema::{FieldDef, Stage, V2_META_ATTRIBUTES, ValueType, field_by_api_name, fields};
 use crate::value::{CoerceContext, Dialect, Value, coerce};
+use rust_decimal::Decimal;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value as Json, json};
 use std::borrow::Cow;
@@ -177,41 +178,112 @@ pub struct RenderContext<'a> {
     pub only: Option<&'a [String]>,
 }
 
-fn reference(id: String, rt: RecordType) -> Json {
-    json!({"related_record_id": id, "related_record_type": rt.api_name()})
+/// One attribute's read `value`, borrowed from the record where it can be and serialised in
+/// place: the JSON a client reads, without building a `serde_json::Value` tree (and copying
+/// its text) per attribute of every record of a page. Objects are written with their keys
+/// sorted, as every object Corral writes.
+#[derive(Debug)]
+enum Out<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    Number(f64),
+    Time(crate::timestamp::Timestamp),
+    Id(RecordId),
+    /// `{"amount": "…", "currency_code": "USD"}`.
+    Amount(&'a Decimal),
+    /// A stage or select option: `{"api_name", "color", "display_value", "id"}`.
+    Option(&'a Stage),
+    /// An option value no longer among the options: itself, without id or color.
+    UnknownOption(&'a str),
+    /// `{"related_record_id", "related_record_type"}`.
+    Ref(RecordId, RecordType),
+    Texts(&'a [String]),
+    /// Anything else (addresses, domains, contact items, custom values).
+    Json(Json),
+}
+
+impl Serialize for Out<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Null => s.serialize_unit(),
+            Out::Text(t) => s.serialize_str(t),
+            Out::Int(n) => s.serialize_i64(*n),
+            Out::Bool(b) => s.serialize_bool(*b),
+            Out::Number(f) => s.serialize_f64(*f),
+            Out::Time(t) => s.serialize_str(&t.to_rfc3339()),
+            Out::Id(id) => s.collect_str(&id.0.hyphenated()),
+            Out::Amount(d) => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("amount", &d.to_string())?;
+                map.serialize_entry("currency_code", "USD")?;
+                map.end()
+            }
+            Out::Option(st) => {
+                let mut map = s.serialize_map(Some(4))?;
+                map.serialize_entry("api_name", &st.api_name)?;
+                map.serialize_entry("color", &st.color)?;
+                map.serialize_entry("display_value", &st.display_value)?;
+                map.serialize_entry("id", &Out::Id(st.id))?;
+                map.end()
+            }
+            Out::UnknownOption(name) => {
+                let mut map = s.serialize_map(Some(4))?;
+                map.serialize_entry("api_name", name)?;
+                map.serialize_entry("color", &())?;
+                map.serialize_entry("display_value", name)?;
+                map.serialize_entry("id", &())?;
+                map.end()
+            }
+            Out::Ref(id, rt) => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("related_record_id", &Out::Id(*id))?;
+                map.serialize_entry("related_record_type", rt.api_name())?;
+                map.end()
+            }
+            Out::Texts(items) => s.collect_seq(items.iter()),
+            Out::Json(j) => j.serialize(s),
+        }
+    }
+}
+
+impl Out<'_> {
+    /// The same value as a JSON tree (for values made on the spot, such as custom ones).
+    fn to_json(&self) -> Json {
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
 }
 
 /// The read `value` of one field value.
-fn value_json(f: &FieldDef, v: &Value, stages: &[Stage]) -> Json {
+fn value_json<'a>(f: &FieldDef, v: &'a Value, stages: &'a [Stage]) -> Out<'a> {
     value_json_of(f.value_type, v, stages)
 }
 
 /// The read `value` of a value of type `vt`; `options` resolve stage and select values.
-fn value_json_of(vt: ValueType, v: &Value, stages: &[Stage]) -> Json {
+fn value_json_of<'a>(vt: ValueType, v: &'a Value, stages: &'a [Stage]) -> Out<'a> {
     match v {
-        Value::Null | Value::Match { .. } => Json::Null,
+        Value::Null | Value::Match { .. } => Out::Null,
         Value::Text(s) if matches!(vt, ValueType::Stage | ValueType::Select) => {
             match stages.iter().find(|st| &st.api_name == s) {
-                Some(st) => {
-                    json!({"id": st.id.canonical(), "api_name": st.api_name, "display_value": st.display_value, "color": st.color})
-                }
-                None => json!({"id": null, "api_name": s, "display_value": s, "color": null}),
+                Some(st) => Out::Option(st),
+                None => Out::UnknownOption(s),
             }
         }
-        Value::Text(s) => json!(s),
-        Value::Int(n) => json!(n),
+        Value::Text(s) => Out::Text(s),
+        Value::Int(n) => Out::Int(*n),
         Value::Decimal(d) if vt == ValueType::Percent => {
-            serde_json::Number::from_f64(d.to_string().parse().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
+            d.to_string().parse().ok().filter(|f: &f64| f.is_finite()).map_or(Out::Null, Out::Number)
         }
-        Value::Decimal(d) => json!({"amount": d.to_string(), "currency_code": "USD"}),
-        Value::Bool(b) => json!(b),
-        Value::Time(t) => json!(t.to_rfc3339()),
+        Value::Decimal(d) => Out::Amount(d),
+        Value::Bool(b) => Out::Bool(*b),
+        Value::Time(t) => Out::Time(*t),
         Value::Ref(id) => match vt {
-            ValueType::Reference(rt) => reference(id.canonical(), rt),
-            _ => json!(id.canonical()),
+            ValueType::Reference(rt) => Out::Ref(*id, rt),
+            _ => Out::Id(*id),
         },
-        Value::List(items) => json!(items),
-        Value::Addresses(list) => list.first().map(|a| json!(a)).unwrap_or(Json::Null),
+        Value::List(items) => Out::Texts(items),
+        Value::Addresses(list) => list.first().map_or(Out::Null, |a| Out::Json(json!(a))),
     }
 }
 
@@ -219,16 +291,16 @@ fn value_json_of(vt: ValueType, v: &Value, stages: &[Stage]) -> Json {
 /// (array attributes). Serialised straight to the output: a page of records is written
 /// without building a JSON tree per attribute (docs/PERFORMANCE.md, rendering).
 #[derive(Debug)]
-enum Attr {
-    One(&'static str, Json),
-    Many(&'static str, Vec<Json>),
+enum Attr<'a> {
+    One(&'static str, Out<'a>),
+    Many(&'static str, Vec<Out<'a>>),
 }
 
 /// `{"value": V, "value_type": T}` with borrowed parts (keys in the order a JSON object
 /// with sorted keys has, as every other object in a response).
-struct Envelope<'a>(&'static str, &'a Json);
+struct Envelope<'a, 'b>(&'static str, &'b Out<'a>);
 
-impl Serialize for Envelope<'_> {
+impl Serialize for Envelope<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("value", self.1)?;
@@ -237,7 +309,7 @@ impl Serialize for Envelope<'_> {
     }
 }
 
-impl Serialize for Attr {
+impl Serialize for Attr<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Attr::One(vt, value) => Envelope(vt, value).serialize(s),
@@ -251,12 +323,12 @@ impl Serialize for Attr {
 pub struct RenderedRecord<'a> {
     record: &'a Record,
     /// Sorted by name.
-    attributes: Vec<(Cow<'a, str>, Attr)>,
+    attributes: Vec<(Cow<'a, str>, Attr<'a>)>,
 }
 
 impl Serialize for RenderedRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Attributes<'b>(&'b [(Cow<'b, str>, Attr)]);
+        struct Attributes<'b>(&'b [(Cow<'b, str>, Attr<'b>)]);
         impl Serialize for Attributes<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), v)))
@@ -266,7 +338,7 @@ impl Serialize for RenderedRecord<'_> {
         let mut map = s.serialize_map(Some(5))?;
         map.serialize_entry("attributes", &Attributes(&self.attributes))?;
         map.serialize_entry("created_at", &m.created_at.to_rfc3339())?;
-        map.serialize_entry("id", &m.id.canonical())?;
+        map.serialize_entry("id", &Out::Id(m.id))?;
         map.serialize_entry("record_type", self.record.record_type.api_name())?;
         map.serialize_entry("updated_at", &m.updated_at.to_rfc3339())?;
         map.end()
@@ -274,61 +346,71 @@ impl Serialize for RenderedRecord<'_> {
 }
 
 /// The attributes of a record, every schema attribute present, sorted by name.
-fn attributes<'a>(record: &'a Record, ctx: &RenderContext<'a>) -> Vec<(Cow<'a, str>, Attr)> {
+fn attributes<'a>(record: &'a Record, ctx: &RenderContext<'a>) -> Vec<(Cow<'a, str>, Attr<'a>)> {
     let rt = record.record_type;
     let m = &record.meta;
-    let user = |sub: &str| reference(user_id_for_subject(&m.tenant_id, sub).canonical(), RecordType::User);
-    let mut out: Vec<(Cow<'a, str>, Attr)> = Vec::with_capacity(64);
-    let mut put = |name: Cow<'a, str>, attr: Attr| {
+    let user = |sub: &str| Out::Ref(user_id_for_subject(&m.tenant_id, sub), RecordType::User);
+    let text = |t: Option<&'a str>| t.map_or(Out::Null, Out::Text);
+    let mut out: Vec<(Cow<'a, str>, Attr<'a>)> = Vec::with_capacity(64);
+    let mut put = |name: Cow<'a, str>, attr: Attr<'a>| {
         if ctx.only.is_none_or(|only| only.iter().any(|o| *o == name)) {
             out.push((name, attr));
         }
     };
     let organization = if uuid::Uuid::try_parse(&m.tenant_id).is_ok() { "uuid" } else { "string" };
-    put("id".into(), Attr::One("uuid", json!(m.id.canonical())));
-    put("organization_id".into(), Attr::One(organization, json!(m.tenant_id)));
-    put("app_id".into(), Attr::One("string", json!(m.app_id)));
-    put("created_at".into(), Attr::One("timestamp", json!(m.created_at.to_rfc3339())));
-    put("updated_at".into(), Attr::One("timestamp", json!(m.updated_at.to_rfc3339())));
+    put("id".into(), Attr::One("uuid", Out::Id(m.id)));
+    put("organization_id".into(), Attr::One(organization, Out::Text(&m.tenant_id)));
+    put("app_id".into(), Attr::One("string", text(m.app_id.as_deref())));
+    put("created_at".into(), Attr::One("timestamp", Out::Time(m.created_at)));
+    put("updated_at".into(), Attr::One("timestamp", Out::Time(m.updated_at)));
     put("created_by_user_id".into(), Attr::One("record_reference", user(&m.created_by)));
     put("updated_by_user_id".into(), Attr::One("record_reference", user(&m.updated_by)));
-    put("archived_at".into(), Attr::One("timestamp", json!(m.deleted_at.map(|t| t.to_rfc3339()))));
-    put(
-        "archived_by_user_id".into(),
-        Attr::One("record_reference", m.deleted_by.as_deref().map(user).unwrap_or(Json::Null)),
-    );
-    put("schema_version".into(), Attr::One("number", json!(m.schema_version)));
-    put("version".into(), Attr::One("number", json!(m.version)));
+    put("archived_at".into(), Attr::One("timestamp", m.deleted_at.map_or(Out::Null, Out::Time)));
+    put("archived_by_user_id".into(), Attr::One("record_reference", m.deleted_by.as_deref().map_or(Out::Null, user)));
+    put("schema_version".into(), Attr::One("number", Out::Int(m.schema_version)));
+    put("version".into(), Attr::One("number", Out::Int(m.version)));
+    let stages = &ctx.schema.stages;
     for (f, v) in record.fields().iter().zip(&record.values) {
         let vt = type_name(rt, f);
         let rendered = match v {
-            _ if is_first_of_list(rt, f) => Attr::One(vt, value_json(f, v, &ctx.schema.stages)),
+            _ if is_first_of_list(rt, f) => Attr::One(vt, value_json(f, v, stages)),
             Value::List(items) => Attr::Many(
                 vt,
-                items.iter().map(|i| value_json(f, &Value::Text(i.clone()), &ctx.schema.stages)).collect(),
+                items
+                    .iter()
+                    .map(|i| match f.value_type {
+                        ValueType::Stage | ValueType::Select => {
+                            stages.iter().find(|st| &st.api_name == i).map_or(Out::UnknownOption(i), Out::Option)
+                        }
+                        _ => Out::Text(i),
+                    })
+                    .collect(),
             ),
-            Value::Addresses(list) if f.is_array => Attr::Many(vt, list.iter().map(|a| json!(a)).collect()),
+            Value::Addresses(list) if f.is_array => Attr::Many(vt, list.iter().map(|a| Out::Json(json!(a))).collect()),
             _ if f.is_array => Attr::Many(vt, Vec::new()),
-            _ => Attr::One(vt, value_json(f, v, &ctx.schema.stages)),
+            _ => Attr::One(vt, value_json(f, v, stages)),
         };
         put(f.api_name.into(), rendered);
     }
     if rt == RecordType::Account {
-        let domains =
-            record.domains.iter().map(|d| json!({"domain_name": d.domain_name, "is_primary": d.is_primary})).collect();
+        let domains = record
+            .domains
+            .iter()
+            .map(|d| Out::Json(json!({"domain_name": d.domain_name, "is_primary": d.is_primary})))
+            .collect();
         put("domains".into(), Attr::Many("account_domain", domains));
     }
     if rt == RecordType::Contact {
         let items = |list: &[crate::record::ContactItem], vt: &'static str, key: &str| {
             let rendered = list
                 .iter()
-                .map(|i| json!({"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels}))
+                .map(|i| Out::Json(json!({"id": i.id, key: i.value, "is_primary": i.is_primary, "labels": i.labels})))
                 .collect();
             Attr::Many(vt, rendered)
         };
-        put("primary_email".into(), Attr::One("email", json!(record.primary_email())));
+        put("primary_email".into(), Attr::One("email", text(record.primary_email())));
         put("contact_emails".into(), items(&record.emails, "contact_email", "email"));
-        put("primary_phone_number".into(), Attr::One("phone_number", json!(record.primary_phone())));
+        put("primary_phone_number".into(), Attr::One("phone_number", text(record.primary_phone())));
         put("contact_phone_numbers".into(), items(&record.phones, "contact_phone_number", "phone_number"));
     }
     for def in &ctx.schema.custom {
@@ -342,10 +424,17 @@ fn attributes<'a>(record: &'a Record, ctx: &RenderContext<'a>) -> Vec<(Cow<'a, s
                     ),
                     _ => Value::Text(i.clone()),
                 };
-                Attr::Many(vt, items.iter().map(|i| value_json_of(def.value_type, &item(i), &def.options)).collect())
+                // Made from the stored JSON here: kept as JSON (custom values are few).
+                Attr::Many(
+                    vt,
+                    items
+                        .iter()
+                        .map(|i| Out::Json(value_json_of(def.value_type, &item(i), &def.options).to_json()))
+                        .collect(),
+                )
             }
             (_, true) => Attr::Many(vt, Vec::new()),
-            _ => Attr::One(vt, value_json_of(def.value_type, &value, &def.options)),
+            _ => Attr::One(vt, Out::Json(value_json_of(def.value_type, &value, &def.options).to_json())),
         };
         put(Cow::Borrowed(def.api_name.as_str()), rendered);
     }
