@@ -11,9 +11,8 @@ use crate::custom::{CustomAttribute, TenantSchema, from_stored};
 use crate::ids::{RecordId, RecordType};
 use crate::record::Record;
 use crate::schema::{FieldDef, ValueType, fields};
-use crate::timestamp::Timestamp;
-use crate::value::{Address, Value};
-use rust_decimal::Decimal;
+use crate::v2::{Out, value_json_of};
+use crate::value::Value;
 use serde::Serialize;
 use serde_json::Value as Json;
 use std::borrow::Cow;
@@ -74,28 +73,25 @@ impl Columns {
 
     /// A record's values, in CSV order (`null` for unset).
     pub fn values(&self, record: &Record) -> Vec<Json> {
-        self.columns
-            .iter()
-            .map(|(_, source)| serde_json::to_value(value(record, source)).unwrap_or(Json::Null))
-            .collect()
+        self.columns.iter().map(|(_, source)| value(record, source).to_json()).collect()
     }
 
     /// A record's CSV cells, in column order: text as is, arrays `;`-joined, other values
     /// as JSON, unset as empty.
     pub fn cells<'a>(&self, record: &'a Record) -> Vec<Cow<'a, str>> {
-        self.columns.iter().map(|(_, source)| value(record, source).cell()).collect()
+        self.columns.iter().map(|(_, source)| cell(value(record, source))).collect()
     }
 
     /// Appends a record as one NDJSON line: an object with the set values (unset ones and
     /// empty arrays left out), keys sorted, values serialised from the record in place.
     pub fn write_ndjson(&self, record: &Record, out: &mut Vec<u8>) {
-        let entries: Vec<(&str, Plain<'_>)> = self
+        let entries: Vec<(&str, Out<'_>)> = self
             .sorted
             .iter()
             .map(|&i| (self.columns[i].0.as_str(), value(record, &self.columns[i].1)))
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|(_, v)| !is_empty(v))
             .collect();
-        struct Line<'a>(&'a [(&'a str, Plain<'a>)]);
+        struct Line<'a>(&'a [(&'a str, Out<'a>)]);
         impl Serialize for Line<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_map(self.0.iter().map(|(k, v)| (*k, v)))
@@ -117,139 +113,73 @@ pub fn csv_cell(value: &Json) -> String {
     }
 }
 
-/// One column's plain value, borrowed from the record where it can be (a row is written
-/// without copying its text into JSON values first).
-#[derive(Debug)]
-enum Plain<'a> {
-    Null,
-    Text(&'a str),
-    Int(i64),
-    Bool(bool),
-    /// A percent: a JSON number.
-    Number(f64),
-    /// An amount: a decimal string.
-    Decimal(&'a Decimal),
-    Time(Timestamp),
-    Id(RecordId),
-    Texts(&'a [String]),
-    /// Reference ids (an unreadable one reads as the nil id).
-    Ids(RecordType, &'a [String]),
-    Address(&'a Address),
-    Addresses(&'a [Address]),
-    EmptyList,
-    /// A custom attribute's value, made from its stored JSON.
-    Owned(Json),
-}
-
-impl<'a> Plain<'a> {
-    /// Unset: left out of NDJSON lines.
-    fn is_empty(&self) -> bool {
-        match self {
-            Plain::Null | Plain::EmptyList => true,
-            Plain::Texts(l) | Plain::Ids(_, l) => l.is_empty(),
-            Plain::Addresses(l) => l.is_empty(),
-            Plain::Owned(j) => j.is_null() || j.as_array().is_some_and(Vec::is_empty),
-            _ => false,
-        }
-    }
-
-    fn cell(self) -> Cow<'a, str> {
-        match self {
-            Plain::Null | Plain::EmptyList => Cow::Borrowed(""),
-            Plain::Text(s) => Cow::Borrowed(s),
-            Plain::Int(n) => Cow::Owned(n.to_string()),
-            Plain::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
-            Plain::Number(_) | Plain::Address(_) => Cow::Owned(serde_json::to_string(&self).unwrap_or_default()),
-            Plain::Decimal(d) => Cow::Owned(d.to_string()),
-            Plain::Time(t) => Cow::Owned(t.to_rfc3339()),
-            Plain::Id(id) => Cow::Owned(id.canonical()),
-            Plain::Texts(items) => Cow::Owned(items.join(";")),
-            Plain::Ids(rt, items) => {
-                Cow::Owned(items.iter().map(|i| reference(rt, i).canonical()).collect::<Vec<_>>().join(";"))
-            }
-            Plain::Addresses(list) => {
-                Cow::Owned(list.iter().map(|a| sorted(a).to_string()).collect::<Vec<_>>().join(";"))
-            }
-            Plain::Owned(j) => Cow::Owned(csv_cell(&j)),
-        }
+/// Unset: left out of NDJSON lines.
+fn is_empty(v: &Out<'_>) -> bool {
+    match v {
+        Out::Null | Out::EmptyList => true,
+        Out::Texts(l) => l.is_empty(),
+        Out::Addresses(l) => l.is_empty(),
+        Out::Json(j) => j.is_null() || j.as_array().is_some_and(Vec::is_empty),
+        _ => false,
     }
 }
 
-impl Serialize for Plain<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Plain::Null => s.serialize_unit(),
-            Plain::Text(t) => s.serialize_str(t),
-            Plain::Int(n) => s.serialize_i64(*n),
-            Plain::Bool(b) => s.serialize_bool(*b),
-            Plain::Number(f) => s.serialize_f64(*f),
-            Plain::Decimal(d) => s.collect_str(d),
-            Plain::Time(t) => s.serialize_str(&t.to_rfc3339()),
-            Plain::Id(id) => s.collect_str(&id.0.hyphenated()),
-            Plain::Texts(items) => s.collect_seq(items.iter()),
-            Plain::Ids(rt, items) => s.collect_seq(items.iter().map(|i| reference(*rt, i).0.hyphenated())),
-            // Through a JSON value: its keys sorted, as every object Corral writes.
-            Plain::Address(a) => sorted(a).serialize(s),
-            Plain::Addresses(list) => s.collect_seq(list.iter().map(sorted)),
-            Plain::EmptyList => s.collect_seq(std::iter::empty::<()>()),
-            Plain::Owned(j) => j.serialize(s),
-        }
+/// A CSV cell: text as is, arrays `;`-joined, other values as JSON, unset as empty.
+fn cell(v: Out<'_>) -> Cow<'_, str> {
+    match v {
+        Out::Null | Out::EmptyList => Cow::Borrowed(""),
+        Out::Text(s) => Cow::Borrowed(s),
+        Out::Int(n) => Cow::Owned(n.to_string()),
+        Out::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+        Out::DecimalText(d) => Cow::Owned(d.to_string()),
+        Out::Time(t) => Cow::Owned(t.to_rfc3339()),
+        Out::Id(id) => Cow::Owned(id.canonical()),
+        Out::Texts(items) => Cow::Owned(items.join(";")),
+        Out::Json(j) => Cow::Owned(csv_cell(&j)),
+        other => Cow::Owned(csv_cell(&other.to_json())),
     }
 }
 
-/// An address as a JSON object (keys sorted).
-fn sorted(a: &Address) -> Json {
-    serde_json::to_value(a).unwrap_or(Json::Null)
-}
-
-fn reference(rt: RecordType, raw: &str) -> RecordId {
-    RecordId::parse(rt, raw).unwrap_or(RecordId(uuid::Uuid::nil()))
-}
-
-fn value<'a>(record: &'a Record, source: &Source) -> Plain<'a> {
+fn value<'a>(record: &'a Record, source: &Source) -> Out<'a> {
     match source {
-        Source::Id => Plain::Id(record.meta.id),
-        Source::PrimaryDomain => record.primary_domain().map_or(Plain::Null, Plain::Text),
-        Source::PrimaryEmail => record.primary_email().map_or(Plain::Null, Plain::Text),
-        Source::PrimaryPhone => record.primary_phone().map_or(Plain::Null, Plain::Text),
+        Source::Id => Out::Id(record.meta.id),
+        Source::PrimaryDomain => record.primary_domain().map_or(Out::Null, Out::Text),
+        Source::PrimaryEmail => record.primary_email().map_or(Out::Null, Out::Text),
+        Source::PrimaryPhone => record.primary_phone().map_or(Out::Null, Out::Text),
         Source::Field(i) => {
             let f: &FieldDef = &record.fields()[*i];
             // The account's address list exports as its first address, as v2 shows it.
             let is_array = f.is_array && !crate::v2::is_first_of_list(record.record_type, f);
-            record.values.get(*i).map_or(Plain::Null, |v| plain(f.value_type, is_array, v))
+            record.values.get(*i).map_or(Out::Null, |v| plain(f.value_type, is_array, v))
         }
         Source::Custom(def) => match record.custom.get(&def.api_name) {
-            // Made from the stored JSON here, so kept as JSON (custom values are few).
-            Some(stored) => Plain::Owned(
-                serde_json::to_value(plain(def.value_type, def.is_array, &from_stored(def, stored)))
-                    .unwrap_or(Json::Null),
-            ),
-            None if def.is_array => Plain::EmptyList,
-            None => Plain::Null,
+            // Made from the stored JSON here, so kept as JSON (custom values are few). A
+            // reference list's unreadable items read as the nil id, as v2 shows them.
+            Some(stored) => match (from_stored(def, stored), def.value_type) {
+                (Value::List(items), ValueType::Reference(rt)) => Out::Json(Json::Array(
+                    items
+                        .iter()
+                        .map(|i| {
+                            Json::String(RecordId::parse(rt, i).unwrap_or(RecordId(uuid::Uuid::nil())).canonical())
+                        })
+                        .collect(),
+                )),
+                (value, vt) => Out::Json(plain(vt, def.is_array, &value).to_json()),
+            },
+            None if def.is_array => Out::EmptyList,
+            None => Out::Null,
         },
     }
 }
 
-/// The plain value of a value of this shape (what the v2 attribute's `value` names).
-fn plain(vt: ValueType, is_array: bool, v: &Value) -> Plain<'_> {
+/// The plain value of a value of this shape: v2's read value ([`crate::v2`]) in its plain
+/// spelling, arrays as arrays.
+fn plain(vt: ValueType, is_array: bool, v: &Value) -> Out<'_> {
     match v {
-        Value::Null | Value::Match { .. } if is_array => Plain::EmptyList,
-        Value::Null | Value::Match { .. } => Plain::Null,
-        Value::Text(s) => Plain::Text(s),
-        Value::Int(n) => Plain::Int(*n),
-        Value::Decimal(d) if vt == ValueType::Percent => {
-            d.to_string().parse().ok().filter(|f: &f64| f.is_finite()).map_or(Plain::Null, Plain::Number)
-        }
-        Value::Decimal(d) => Plain::Decimal(d),
-        Value::Bool(b) => Plain::Bool(*b),
-        Value::Time(t) => Plain::Time(*t),
-        Value::Ref(id) => Plain::Id(*id),
-        Value::List(items) => match vt {
-            ValueType::Reference(rt) => Plain::Ids(rt, items),
-            _ => Plain::Texts(items),
-        },
-        Value::Addresses(list) if is_array => Plain::Addresses(list),
-        Value::Addresses(list) => list.first().map_or(Plain::Null, Plain::Address),
+        Value::Null | Value::Match { .. } if is_array => Out::EmptyList,
+        Value::Addresses(list) if is_array => Out::Addresses(list),
+        // Options are spelled by their api_name, which is the stored value: no lookup.
+        _ => value_json_of(vt, v, &[]).plain(),
     }
 }
 

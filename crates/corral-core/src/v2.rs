@@ -181,9 +181,10 @@ pub struct RenderContext<'a> {
 /// One attribute's read `value`, borrowed from the record where it can be and serialised in
 /// place: the JSON a client reads, without building a `serde_json::Value` tree (and copying
 /// its text) per attribute of every record of a page. Objects are written with their keys
-/// sorted, as every object Corral writes.
+/// sorted, as every object Corral writes. Export rows ([`crate::export`]) write the same
+/// values in their [`Out::plain`] spelling.
 #[derive(Debug)]
-enum Out<'a> {
+pub(crate) enum Out<'a> {
     Null,
     Text(&'a str),
     Int(i64),
@@ -200,7 +201,13 @@ enum Out<'a> {
     /// `{"related_record_id", "related_record_type"}`.
     Ref(RecordId, RecordType),
     Texts(&'a [String]),
-    /// Anything else (addresses, domains, contact items, custom values).
+    /// An amount as its decimal string (the plain spelling of [`Out::Amount`]).
+    DecimalText(&'a Decimal),
+    /// A list of addresses (objects).
+    Addresses(&'a [crate::value::Address]),
+    /// An array attribute without values.
+    EmptyList,
+    /// Anything else (domains, contact items, custom values).
     Json(Json),
 }
 
@@ -243,15 +250,31 @@ impl Serialize for Out<'_> {
                 map.end()
             }
             Out::Texts(items) => s.collect_seq(items.iter()),
+            Out::DecimalText(d) => s.collect_str(d),
+            // Through a JSON value: its keys sorted.
+            Out::Addresses(list) => s.collect_seq(list.iter().map(|a| json!(a))),
+            Out::EmptyList => s.collect_seq(std::iter::empty::<()>()),
             Out::Json(j) => j.serialize(s),
         }
     }
 }
 
-impl Out<'_> {
+impl<'a> Out<'a> {
     /// The same value as a JSON tree (for values made on the spot, such as custom ones).
-    fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+
+    /// The plain spelling export rows use: an amount as its decimal string, an option by its
+    /// api_name, a reference by its id; everything else as it is.
+    pub(crate) fn plain(self) -> Out<'a> {
+        match self {
+            Out::Amount(d) => Out::DecimalText(d),
+            Out::Option(st) => Out::Text(&st.api_name),
+            Out::UnknownOption(name) => Out::Text(name),
+            Out::Ref(id, _) => Out::Id(id),
+            other => other,
+        }
     }
 }
 
@@ -261,7 +284,7 @@ fn value_json<'a>(f: &FieldDef, v: &'a Value, stages: &'a [Stage]) -> Out<'a> {
 }
 
 /// The read `value` of a value of type `vt`; `options` resolve stage and select values.
-fn value_json_of<'a>(vt: ValueType, v: &'a Value, stages: &'a [Stage]) -> Out<'a> {
+pub(crate) fn value_json_of<'a>(vt: ValueType, v: &'a Value, stages: &'a [Stage]) -> Out<'a> {
     match v {
         Value::Null | Value::Match { .. } => Out::Null,
         Value::Text(s) if matches!(vt, ValueType::Stage | ValueType::Select) => {
