@@ -14,8 +14,11 @@ REQUESTS=${REQUESTS:-100}
 PORT=${PORT:-18188}
 
 cargo build --release -q -p corral
-BIN=${CARGO_TARGET_DIR:-target}/release/corral
 WORK=$(mktemp -d)
+# A copy: a build during a long run (a 1,000,000-account seed takes most of an hour) must not
+# replace the binary the run is using.
+cp "${CARGO_TARGET_DIR:-target}/release/corral" "$WORK/corral"
+BIN=$WORK/corral
 SERVER=
 trap '[ -n "$SERVER" ] && { kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
 
@@ -29,7 +32,8 @@ for n in $SIZES; do
   echo
   CORRAL_LOG=warn CORRAL_RATE_LIMIT_PER_SECOND=0 $BIN --data-dir "$WORK" --database-url "$db" serve --listen "127.0.0.1:$PORT" >/dev/null &
   SERVER=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
+  # Start-up analyses a large database first: wait up to 5 minutes.
+  for _ in $(seq 3000); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
   token=$($BIN --data-dir "$WORK" --database-url "$db" token --tenant bench --ttl 2h)
   echo "| request | p50 ms | p99 ms |"
   echo "| --- | ---: | ---: |"

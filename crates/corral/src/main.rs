@@ -15,12 +15,6 @@ use corral_store::{DatabaseUrl, PgOptions, Store};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// mimalloc instead of the system allocator: a page of records is allocated by the thread
-/// that reads it and freed by the one that renders it, and glibc's arenas spent a quarter of
-/// an export on such frees (docs/PERFORMANCE.md, Export).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser, Debug)]
 #[command(name = "corral", version, about = "A fast, multi-tenant CRM records server")]
 struct Cli {

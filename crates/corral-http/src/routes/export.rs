@@ -76,13 +76,14 @@ pub async fn export(
     let columns = Columns::new(rt, &schema);
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (pages_tx, pages_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (spent_tx, spent_rx) = std::sync::mpsc::channel();
     let (first_tx, first_rx) = oneshot::channel();
     let reader = Reader { state, actor, rt, plan, runtime: tokio::runtime::Handle::current() };
     let id = request_id::current();
     // Two threads: one reads pages while the other renders the previous one.
     let reader_id = id.clone();
-    tokio::task::spawn_blocking(move || reader.run(reader_id, first_tx, pages_tx));
-    tokio::task::spawn_blocking(move || render(id, columns, format, pages_rx, tx));
+    tokio::task::spawn_blocking(move || reader.run(reader_id, first_tx, pages_tx, spent_rx));
+    tokio::task::spawn_blocking(move || render(id, columns, format, pages_rx, spent_tx, tx));
     // The first page decides the status: an error before any row is an ordinary error answer.
     match first_rx.await {
         Ok(Err(e)) => return Err(e.into()),
@@ -121,10 +122,14 @@ impl Reader {
         request_id: String,
         first: oneshot::Sender<Result<(), corral_store::StoreError>>,
         pages: mpsc::Sender<PageRead>,
+        spent: std::sync::mpsc::Receiver<Vec<Record>>,
     ) {
         let mut first = Some(first);
         let mut after: Option<Vec<Json>> = None;
         loop {
+            // Pages the renderer is done with are freed here, by the thread that allocated
+            // them: the system allocator frees another thread's memory slowly (docs/PERFORMANCE.md).
+            spent.try_iter().for_each(drop);
             let page = self.runtime.block_on(request_id::within(
                 request_id.clone(),
                 self.state.store().list_records(&self.actor, self.rt, &self.plan, after.as_deref(), PAGE),
@@ -163,20 +168,26 @@ fn render(
     columns: Columns,
     format: Format,
     mut pages: mpsc::Receiver<PageRead>,
+    spent: std::sync::mpsc::Sender<Vec<Record>>,
     tx: mpsc::Sender<Result<Bytes, StreamCut>>,
 ) {
     // The CSV header row goes before the first page's rows, also when nothing matches.
     let mut csv_header = format == Format::Csv;
     while let Some(page) = pages.blocking_recv() {
-        let chunk = page.map_err(|e| e.to_string()).and_then(|records| match format {
-            Format::Csv => csv_page(&columns, std::mem::take(&mut csv_header), &records),
-            Format::Ndjson => {
-                let mut out = Vec::with_capacity(records.len() * 512);
-                for record in &records {
-                    columns.write_ndjson(record, &mut out);
+        let chunk = page.map_err(|e| e.to_string()).and_then(|records| {
+            let chunk = match format {
+                Format::Csv => csv_page(&columns, std::mem::take(&mut csv_header), &records),
+                Format::Ndjson => {
+                    let mut out = Vec::with_capacity(records.len() * 512);
+                    for record in &records {
+                        columns.write_ndjson(record, &mut out);
+                    }
+                    Ok(Bytes::from(out))
                 }
-                Ok(Bytes::from(out))
-            }
+            };
+            // Back to the reader to free (dropped here if it has finished).
+            let _ = spent.send(records);
+            chunk
         });
         let sent = match chunk {
             Ok(chunk) if chunk.is_empty() => Ok(()),
