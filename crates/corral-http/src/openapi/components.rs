@@ -135,9 +135,9 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
         let name = format!("{p}Filter{}", pascal(key));
         out.insert(
             name.clone(),
-            // A list of nodes (empty allowed: `and` holds, `or` and `not` do not; docs/API.md)
-            // or a single node, as the parser takes them.
-            object(json!({key: {"anyOf": [{"type": "array", "items": filter.clone()}, filter.clone()]}}), &[key]),
+            // A list of nodes; an empty one is allowed (`and` holds, `or` and `not` do not;
+            // docs/API.md).
+            object(json!({key: {"type": "array", "items": filter.clone()}}), &[key]),
         );
         members.push(reference(&name));
     }
