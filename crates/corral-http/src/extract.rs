@@ -218,8 +218,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
         let s = s.strip_prefix("W/").unwrap_or(s);
         let s = s.trim_matches('"');
-        // A malformed precondition is a bad request, not a failed precondition.
-        let version = s.parse::<i64>().map_err(|_| {
+        // A malformed precondition is a bad request, not a failed precondition: 1-18 digits
+        // only, as the document's pattern says (`+0` or `-1` would parse as numbers).
+        let digits = (1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        let version = s.parse::<i64>().ok().filter(|_| digits).ok_or(()).map_err(|_| {
             let mut e = ApiError::new(ErrorCode::InvalidHeader, "If-Match must be a record version such as \"3\"");
             e.details.insert("header".into(), "If-Match".into());
             e
