@@ -8,16 +8,16 @@ use crate::error::ApiResult;
 use crate::extract::JsonBody;
 use crate::routes::shared::{
     body_cursor, body_fields, body_filters, body_limit, continue_query, json_response, next_cursor, object,
+    resolve_plan,
 };
 use crate::routes::v2_records::writable;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use corral_core::filter::Schemas;
+use corral_core::CoreError;
 use corral_core::list::{Dialect as ListDialect, ListQuery};
 use corral_core::v2::{self, RenderContext};
-use corral_core::{CoreError, RecordType};
 use corral_store::duplicates::{MAX_LIMIT, Position};
 use serde_json::{Value as Json, json};
 
@@ -96,9 +96,7 @@ pub async fn duplicates(
         }
         None => (None, min_score.unwrap_or(0.0)),
     };
-    let other_type = if rt == RecordType::Account { RecordType::Contact } else { RecordType::Account };
-    let other = state.schema(&actor.tenant, other_type).await?;
-    let plan = query.resolve(rt, Schemas { own: &schema, other: Some(&other) })?;
+    let (plan, _) = resolve_plan(&state, actor, rt, &query).await?;
     let (groups, next) =
         state.store().duplicate_candidates(actor, rt, plan.filter.as_ref(), min_score, after, limit).await?;
     let next = next.map(|(kind, key)| vec![json!(CURSOR_TAG), json!(kind), json!(key), json!(min_score)]);
