@@ -415,8 +415,10 @@ fn attribute(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<Attrib
         return Some(Attribute { target, kind, value_type, is_array: false });
     }
     if let Some((_, column, vt)) = META.iter().find(|(n, _, _)| *n == name) {
-        let kind = if name == "id" || name == "app_id" { Kind::Exact } else { kind_of(*vt) };
-        return Some(Attribute { target: Target::Column(column), kind, value_type: *vt, is_array: false });
+        // A record's own id is a reference to its own type (`con-…` on contacts).
+        let vt = if name == "id" { ValueType::Reference(rt) } else { *vt };
+        let kind = if name == "id" || name == "app_id" { Kind::Exact } else { kind_of(vt) };
+        return Some(Attribute { target: Target::Column(column), kind, value_type: vt, is_array: false });
     }
     match (rt, name) {
         (RecordType::Account, "domains") => {
@@ -486,42 +488,59 @@ fn allowed(a: &Attribute) -> &'static [&'static str] {
     crate::v2::filter_operators(vt)
 }
 
-/// One value of a condition, typed for comparison.
+/// A whole number spelled as a string in a filter (`"42"`): the OpenAPI document states this
+/// pattern and [`whole_text`] checks it, so the two cannot drift.
+pub const WHOLE_NUMBER_TEXT: &str = "^[+-]?[0-9]{1,18}$";
+/// A decimal spelled as a string in a filter (`"1250.50"`), checked by [`decimal_text`].
+pub const DECIMAL_TEXT: &str = "^[+-]?[0-9]{1,15}(\\.[0-9]{1,10})?$";
+/// Largest magnitude a currency or percent filter value may have (what a write stores).
+pub const MAX_DECIMAL_MAGNITUDE: f64 = 1e15;
+
+/// Digits only, between `min` and `max` of them.
+fn digits(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `s` matches [`WHOLE_NUMBER_TEXT`].
+pub fn whole_text(s: &str) -> bool {
+    digits(s.strip_prefix(['+', '-']).unwrap_or(s), 1, 18)
+}
+
+/// `s` matches [`DECIMAL_TEXT`].
+pub fn decimal_text(s: &str) -> bool {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    match unsigned.split_once('.') {
+        Some((whole, fraction)) => digits(whole, 1, 15) && digits(fraction, 1, 10),
+        None => digits(unsigned, 1, 15),
+    }
+}
+
+/// One value of a condition, typed for comparison. What each attribute type takes is what
+/// the OpenAPI document's filter schemas state (a test probes every documented condition
+/// shape against this function through `_query`): text of at most 1,000 characters without
+/// NUL, options and enums by name, ids in either spelling, numbers in range.
 fn typed(name: &str, label: &str, a: &Attribute, op: Op, json: &Json, schema: &TenantSchema) -> CoreResult<Value> {
-    let substring = matches!(op, Op::Contains | Op::StartsWith | Op::EndsWith);
     let bad = |r: &str| CoreError::invalid_value(label, r);
+    if json.is_null() {
+        return Err(bad("a value is required"));
+    }
+    // A substring operator takes a fragment of text, whatever the attribute's type: text and
+    // domains / emails compare lower-cased, enums as stored.
+    if matches!(op, Op::Contains | Op::StartsWith | Op::EndsWith) {
+        let s = json.as_str().ok_or_else(|| bad("expected a string"))?;
+        let s = normalize::bounded(s, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?;
+        return Ok(Value::Text(match (&a.target, a.kind) {
+            (Target::Domains | Target::Emails, _) => s.trim().to_ascii_lowercase(),
+            (_, Kind::Text) => s.to_ascii_lowercase(),
+            _ => s,
+        }));
+    }
     let value = match (a.kind, json) {
-        (_, Json::Null) => return Err(bad("a value is required")),
         (Kind::Text, Json::String(s)) => {
             Value::Text(normalize::bounded(s, normalize::MAX_STRING_CHARS).map_err(|r| bad(&r))?.to_ascii_lowercase())
         }
         (Kind::Text, _) => return Err(bad("expected a string")),
-        (Kind::Exact, Json::String(s))
-            if matches!(a.target, Target::Custom { .. }) && a.value_type == ValueType::Timestamp =>
-        {
-            Value::Text(Timestamp::parse(s).ok_or_else(|| bad("expected an RFC 3339 timestamp"))?.to_rfc3339())
-        }
-        (Kind::Exact, Json::String(s))
-            if matches!(a.target, Target::Custom { .. }) && a.value_type == ValueType::Select =>
-        {
-            let def = schema.custom(name).ok_or_else(|| bad("unknown attribute"))?;
-            Value::Text(resolve_stage(&def.options, s).ok_or_else(|| bad("unknown option"))?.api_name.clone())
-        }
-        (Kind::Exact, Json::String(s)) => match (&a.target, a.value_type) {
-            // A fragment of a domain or email is matched as lower-cased text.
-            (Target::Domains | Target::Emails, _) if substring => Value::Text(s.trim().to_ascii_lowercase()),
-            (Target::Domains, _) => Value::Text(normalize::domain(s).map_err(bad)?),
-            (Target::Emails, _) => Value::Text(normalize::email_key(s.trim())),
-            (_, ValueType::Stage) => {
-                Value::Text(resolve_stage(&schema.stages, s).ok_or_else(|| bad("unknown stage"))?.api_name.clone())
-            }
-            // Parsed like every id (trimmed; the target type's v1 prefix or none), so a filter
-            // takes what the OpenAPI document's id pattern describes (found by schemathesis).
-            (_, ValueType::Reference(target)) => {
-                Value::Text(crate::RecordId::parse(target, s).ok_or_else(|| bad("expected an id"))?.canonical())
-            }
-            _ => Value::Text(s.clone()),
-        },
+        (Kind::Exact, Json::String(s)) => Value::Text(exact(name, a, s, schema).map_err(|r| bad(&r))?),
         (Kind::Exact, _) => return Err(bad("expected a string")),
         (Kind::Int, _) if a.value_type == ValueType::Timestamp => match json {
             Json::String(s) => {
@@ -532,17 +551,24 @@ fn typed(name: &str, label: &str, a: &Attribute, op: Op, json: &Json, schema: &T
         (Kind::Int, Json::Number(n)) => {
             Value::Int(crate::value::whole_number(n).ok_or_else(|| bad("expected a whole number"))?)
         }
-        (Kind::Int, Json::String(s)) => Value::Int(s.trim().parse().map_err(|_| bad("expected a whole number"))?),
-        (Kind::Int, _) => return Err(bad("expected a number")),
+        (Kind::Int, Json::String(s)) if whole_text(s) => {
+            Value::Int(s.parse().map_err(|_| bad("expected a whole number"))?)
+        }
+        (Kind::Int, _) => return Err(bad("expected a whole number, or a string of at most 18 digits")),
         (Kind::Real, _) => {
+            let amount = match json {
+                Json::Object(o) if o.len() == 1 && o.contains_key("amount") => &o["amount"],
+                Json::Object(_) => return Err(bad("an amount object takes `amount` only")),
+                other => other,
+            };
+            match amount {
+                Json::Number(n) if n.as_f64().is_some_and(|f| f.abs() <= MAX_DECIMAL_MAGNITUDE) => {}
+                Json::Number(_) => return Err(bad("at most 10^15 in magnitude")),
+                Json::String(s) if decimal_text(s) => {}
+                _ => return Err(bad("expected a number, or a decimal string such as \"1250.50\"")),
+            }
             let spec = Spec { name: label, value_type: ValueType::Percent, is_array: false, options: &[] };
-            match coerce_spec(
-                &spec,
-                match json {
-                    Json::Object(o) => o.get("amount").unwrap_or(&Json::Null),
-                    other => other,
-                },
-            )? {
+            match coerce_spec(&spec, amount)? {
                 Value::Decimal(d) => Value::Decimal(d),
                 _ => return Err(bad("expected a number")),
             }
@@ -551,6 +577,41 @@ fn typed(name: &str, label: &str, a: &Attribute, op: Op, json: &Json, schema: &T
         (Kind::Bool, _) => return Err(bad("expected true or false")),
     };
     Ok(value)
+}
+
+/// The comparison text of a string value of an exactly-compared attribute (`eq`, `in`, ranges).
+fn exact(name: &str, a: &Attribute, s: &str, schema: &TenantSchema) -> Result<String, String> {
+    let custom = matches!(a.target, Target::Custom { .. });
+    Ok(match (&a.target, a.value_type) {
+        (_, ValueType::Timestamp) if custom => {
+            Timestamp::parse(s).ok_or("expected an RFC 3339 timestamp")?.to_rfc3339()
+        }
+        (_, ValueType::Select) if custom => {
+            let def = schema.custom(name).ok_or("unknown attribute")?;
+            resolve_stage(&def.options, s).ok_or("unknown option")?.api_name.clone()
+        }
+        (_, ValueType::Date) if custom => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(s, &format).map_err(|_| "expected a date as YYYY-MM-DD")?;
+            s.to_owned()
+        }
+        // A domain (or a URL naming one), normalised as a write normalises it; an email is
+        // not a domain here, although a URL's user part would be dropped.
+        (Target::Domains, _) if s.contains('@') => return Err("expected a domain, not an email".into()),
+        (Target::Domains, _) => normalize::domain(s)?,
+        (Target::Emails, _) => normalize::email_key(normalize::bounded(s, normalize::MAX_STRING_CHARS)?.trim()),
+        (_, ValueType::Stage) => resolve_stage(&schema.stages, s).ok_or("unknown stage")?.api_name.clone(),
+        (_, ValueType::Enum(allowed)) => {
+            if !allowed.contains(&s) {
+                return Err(format!("must be one of: {}", allowed.join(", ")));
+            }
+            s.to_owned()
+        }
+        // Parsed like every id (trimmed; the target type's v1 prefix or none), so a filter
+        // takes what the OpenAPI document's id pattern describes (found by schemathesis).
+        (_, ValueType::Reference(target)) => crate::RecordId::parse(target, s).ok_or("expected an id")?.canonical(),
+        _ => normalize::bounded(s, normalize::MAX_STRING_CHARS)?,
+    })
 }
 
 /// Resolves a filter tree against the record type's schema: unknown fields are
@@ -709,6 +770,39 @@ mod tests {
             code(json!({"field": "current_stage_id", "operator": "eq", "value": "married"})),
             ErrorCode::FieldValueInvalid
         );
+    }
+
+    #[test]
+    fn values_are_held_to_their_documented_spellings() {
+        let ok = |j: Json| resolve_json(j.clone()).unwrap_or_else(|e| panic!("{j}: {e:?}"));
+        let refused = |j: Json| assert!(resolve_json(j.clone()).is_err(), "{j} was accepted");
+        let leaf = |field: &str, op: &str, value: Json| json!({"field": field, "operator": op, "value": value});
+        // Numbers spelled as strings: the exact patterns the OpenAPI document states.
+        ok(leaf("employee_count", "eq", json!("-42")));
+        ok(leaf("employee_count", "eq", json!("+42")));
+        refused(leaf("employee_count", "eq", json!(" 42")));
+        refused(leaf("employee_count", "eq", json!("1234567890123456789")));
+        ok(leaf("estimated_annual_revenue", "gt", json!("1250.50")));
+        ok(leaf("estimated_annual_revenue", "gt", json!({"amount": 10})));
+        ok(leaf("estimated_annual_revenue", "gt", json!(-1e15)));
+        refused(leaf("estimated_annual_revenue", "gt", json!(-1_000_000_000_000_001.0)));
+        refused(leaf("estimated_annual_revenue", "gt", json!("1e3")));
+        refused(leaf("estimated_annual_revenue", "gt", json!({"amount": 10, "x": 1})));
+        // Enums by value; text of every kind bounded; a fragment is any text.
+        ok(leaf("source_type", "eq", json!("api")));
+        refused(leaf("source_type", "eq", json!("API")));
+        ok(leaf("source_type", "contains", json!("AP")));
+        refused(leaf("app_id", "eq", json!("a\u{0}b")));
+        refused(leaf("industry", "contains", json!("x".repeat(1_001))));
+        // Domains: not an email; ids: the record type's own v1 prefix.
+        refused(leaf("domains", "eq", json!("jo@acme.com")));
+        ok(leaf("domains", "contains", json!("@acme")));
+        let id = "0b6d3c38-7f0e-4f4b-9a51-6c6f0d1c2e3a";
+        ok(leaf("id", "eq", json!(format!("acc-{id}"))));
+        refused(leaf("id", "eq", json!(format!("con-{id}"))));
+        let contact = TenantSchema::builtin("t", RecordType::Contact);
+        let parsed = Filter::parse(&leaf("id", "eq", json!(format!("con-{id}")))).unwrap();
+        assert!(resolve(RecordType::Contact, &parsed, &contact).is_ok(), "a contact's id takes con-");
     }
 
     #[test]

@@ -162,6 +162,20 @@ fn v1_leaf(param: &str, raw: &str) -> CoreResult<Filter> {
 /// The one parser of boolean query parameters (`purge`, `include_deleted`, `exists`, boolean
 /// filters): `true|false|1|0`, any case. Anything else, the empty value included, is refused:
 /// a destructive flag such as `?purge=` must never be read as a yes.
+/// A number in a query string is the text of a JSON number (`5`, `-0.25`, `1e-05`): read as
+/// one, so a v1 parameter takes every spelling of the number its document allows, where a v2
+/// body's string spelling of a number is the narrower one `corral_core::filter` states.
+fn query_number(value: &Json, value_type: crate::schema::ValueType) -> Json {
+    use crate::schema::ValueType;
+    let Json::String(s) = value else { return value.clone() };
+    let number = match value_type {
+        ValueType::Number => s.trim().parse::<i64>().ok().map(serde_json::Number::from),
+        ValueType::Currency | ValueType::Percent => s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64),
+        _ => None,
+    };
+    number.map(Json::Number).unwrap_or_else(|| value.clone())
+}
+
 pub fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
     if value.eq_ignore_ascii_case("true") || value == "1" {
         Ok(true)
@@ -286,7 +300,9 @@ fn v1_cond(
     let value = match (value, value_type) {
         // Query strings carry text; booleans arrive as "true" / "false".
         (Json::String(s), Some(crate::schema::ValueType::Boolean)) => Json::Bool(parse_bool(label, s)?),
-        (v, _) => v.clone(),
+        (Json::Array(items), Some(vt)) => Json::Array(items.iter().map(|i| query_number(i, vt)).collect()),
+        (v, Some(vt)) => query_number(v, vt),
+        (v, None) => v.clone(),
     };
     filter::resolve_leaf(rt, name, label, operator, &value, schema).map_err(|e| as_parameter_error(e, label))
 }

@@ -71,6 +71,15 @@ pub fn stem(rt: RecordType) -> &'static str {
     }
 }
 
+/// An attribute of `owner` as a filter sees it: a record's own `id` (a uuid) refers to its
+/// own type, so its filter value takes that type's v1 spelling too (`con-…` on contacts).
+fn owned_by(mut attribute: Json, owner: RecordType) -> Json {
+    if attribute["api_name"] == "id" {
+        attribute["type_info"]["target"] = json!(owner.api_name());
+    }
+    attribute
+}
+
 /// The v2 components of one record type: the record, its attributes, its writes, `_query`
 /// and (for accounts and contacts) `_assert`.
 fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSchema>, out: &mut Map<String, Json>) {
@@ -85,13 +94,15 @@ fn v2_record_type(rt: RecordType, schema: &TenantSchema, other: Option<&TenantSc
             let target = relation.target();
             let target_schema = if target == rt { Some(schema) } else { other };
             let doc = target_schema.map(|s| v2::schema_document(target, s)).unwrap_or_default();
-            doc["attributes"].as_array().cloned().unwrap_or_default().into_iter().map(move |mut a| {
+            doc["attributes"].as_array().cloned().unwrap_or_default().into_iter().map(move |a| {
+                let mut a = owned_by(a, target);
                 a["api_name"] = json!(format!("{}.{}", relation.name(), a["api_name"].as_str().unwrap_or_default()));
                 a
             })
         })
         .collect();
-    let filterable: Vec<Attribute<'_>> = entries.iter().chain(&related_entries).map(Attribute).collect();
+    let own_entries: Vec<Json> = entries.iter().cloned().map(|a| owned_by(a, rt)).collect();
+    let filterable: Vec<Attribute<'_>> = own_entries.iter().chain(&related_entries).map(Attribute).collect();
     let names: Vec<&str> = attributes.iter().map(Attribute::name).collect();
 
     let read: Map<String, Json> = attributes.iter().map(|a| (a.name().to_owned(), read_envelope(a))).collect();

@@ -232,23 +232,47 @@ pub struct ConditionShape {
     pub value: Option<Json>,
 }
 
-/// The value a filter compares an attribute with: what the filter compiler accepts, which is
-/// wider than what a write accepts (negative numbers, any text up to 1,000 characters).
+/// An id of `target` in either spelling: the bare UUID or the v1 `acc-…` form.
+fn id_value(target: &str) -> Json {
+    json!({"anyOf": [
+        {"type": "string", "format": "uuid", "description": format!("a {target} id")},
+        {"type": "string", "pattern": format!("^{}-[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$", id_prefix(target)), "description": "the v1 spelling"}
+    ]})
+}
+
+/// The value a filter compares an attribute with: what the filter compiler accepts
+/// (`corral_core::filter`), which is wider than what a write accepts (negative numbers, any
+/// text of up to 1,000 characters, numbers spelled as strings, an email-typed attribute
+/// compared with any text). The filter-value test in the API suite probes every shape.
 fn filter_value(attr: &Attribute<'_>) -> Option<Json> {
+    use corral_core::filter::{DECIMAL_TEXT, MAX_DECIMAL_MAGNITUDE, WHOLE_NUMBER_TEXT};
     Some(match attr.value_type() {
-        "number" => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
-        "currency" | "percent" => json!({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+        "number" => json!({"anyOf": [
+            {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+            {"type": "string", "pattern": WHOLE_NUMBER_TEXT, "description": "digits are read as the number"}
+        ]}),
+        "currency" | "percent" => {
+            let number = json!({"type": "number", "minimum": -MAX_DECIMAL_MAGNITUDE, "maximum": MAX_DECIMAL_MAGNITUDE});
+            let string = json!({"type": "string", "pattern": DECIMAL_TEXT});
+            json!({"anyOf": [number, string, {"type": "object", "additionalProperties": false, "required": ["amount"],
+                "properties": {"amount": {"anyOf": [number, string]}}}]})
+        }
         "boolean" => json!({"type": "boolean"}),
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
         "account_domain" => text(DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS),
-        "email" | "contact_email" => text(EMAIL, 320),
-        "record_reference" | "uuid" => json!({"type": "string", "format": "uuid"}),
+        "record_reference" | "uuid" => id_value(attr.target()),
         "enum" | "account_stage" | "contact_stage" | "select" => write_scalar(attr),
         "address" => return None,
-        // Text of every kind is compared as text of at most 1,000 characters.
-        _ => text(TEXT, MAX_STRING_CHARS),
+        // Text of every kind (emails too) is compared as text of at most 1,000 characters.
+        _ => fragment(),
     })
+}
+
+/// What a substring operator takes, whatever the attribute's type: text of at most 1,000
+/// characters.
+fn fragment() -> Json {
+    text(TEXT, MAX_STRING_CHARS)
 }
 
 /// The condition shapes of an attribute, one per value shape its operators take.
@@ -258,12 +282,9 @@ pub fn filter_conditions(attr: &Attribute<'_>) -> Vec<ConditionShape> {
         return Vec::new();
     }
     let Some(scalar) = filter_value(attr) else { return Vec::new() };
-    let groups: [(&str, &[&str], Option<Json>); 4] = [
-        (
-            "Comparison",
-            &["eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "ends_with"],
-            Some(scalar.clone()),
-        ),
+    let groups: [(&str, &[&str], Option<Json>); 5] = [
+        ("Comparison", &["eq", "ne", "gt", "gte", "lt", "lte"], Some(scalar.clone())),
+        ("Match", &["contains", "starts_with", "ends_with"], Some(fragment())),
         (
             "List",
             &["in", "not_in"],

@@ -15,6 +15,7 @@ mod duplicates;
 mod edge;
 mod errors;
 mod export;
+mod filter_values;
 mod helpers;
 mod isolation;
 mod listing;
