@@ -22,19 +22,6 @@ struct Op {
 const ID_PATTERN: &str =
     "^\\s*([A-Za-z]{3}-)?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\\s*$";
 
-/// The id of a `record_type` record exactly as a filter takes it (`RecordId::parse`): a uuid,
-/// hyphenated or not, optionally with the type's v1 prefix (any case), white space around
-/// (Unicode's White_Space, what the server trims). A path id may be looser (ID_PATTERN): a
-/// malformed one names no record (404).
-fn filter_id_pattern(record_type: RecordType) -> String {
-    const WS: &str = "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
-    let prefix: String =
-        record_type.v1_prefix().chars().map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c)).collect();
-    format!(
-        "^{WS}({prefix}-)?([0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|[0-9a-fA-F]{{32}}){WS}$"
-    )
-}
-
 fn op(
     method: &'static str,
     path: impl Into<String>,
@@ -247,10 +234,10 @@ fn v1_filter_schema(rt: RecordType, attr: &Attribute<'_>, op: &str) -> Json {
         "boolean" => json!({"type": "boolean"}),
         "timestamp" => json!({"type": "string", "format": "date-time", "pattern": values::TIMESTAMP}),
         "date" => json!({"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}$"}),
-        "uuid" => json!({"type": "string", "pattern": filter_id_pattern(rt)}),
+        "uuid" => json!({"type": "string", "pattern": values::filter_id_pattern(rt)}),
         "record_reference" => {
             let target = RecordType::from_api_name(attr.target()).unwrap_or(RecordType::Account);
-            json!({"type": "string", "pattern": filter_id_pattern(target)})
+            json!({"type": "string", "pattern": values::filter_id_pattern(target)})
         }
         "account_domain" if matches!(op, "eq" | "ne" | "in" | "not_in") => {
             values::text(values::DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS)
@@ -359,7 +346,7 @@ fn v1_filter_params(rt: RecordType, schema: &TenantSchema, prefix: &str, out: &m
     }
     for (name, kind) in v1_only {
         let scalar = if kind == "id" {
-            json!({"type": "string", "pattern": filter_id_pattern(RecordType::Account)})
+            json!({"type": "string", "pattern": values::filter_id_pattern(RecordType::Account)})
         } else {
             json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"})
         };

@@ -232,12 +232,24 @@ pub struct ConditionShape {
     pub value: Option<Json>,
 }
 
-/// An id of `target` in either spelling: the bare UUID or the v1 `acc-…` form.
+/// The id of a `record_type` record exactly as a filter takes it (`RecordId::parse`): a uuid,
+/// hyphenated or not, optionally with the type's v1 prefix (any case), white space around
+/// (Unicode's White_Space, what the server trims). A path id may be looser (ID_PATTERN): a
+/// malformed one names no record (404).
+pub fn filter_id_pattern(record_type: corral_core::RecordType) -> String {
+    const WS: &str = "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
+    let prefix: String =
+        record_type.v1_prefix().chars().map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c)).collect();
+    format!(
+        "^{WS}({prefix}-)?([0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|[0-9a-fA-F]{{32}}){WS}$"
+    )
+}
+
+/// An id of `target` as a filter takes it ([`filter_id_pattern`]).
 fn id_value(target: &str) -> Json {
-    json!({"anyOf": [
-        {"type": "string", "format": "uuid", "description": format!("a {target} id")},
-        {"type": "string", "pattern": format!("^{}-[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$", id_prefix(target)), "description": "the v1 spelling"}
-    ]})
+    let record_type = corral_core::RecordType::from_api_name(target).unwrap_or(corral_core::RecordType::Account);
+    json!({"type": "string", "pattern": filter_id_pattern(record_type),
+           "description": format!("a {target} id: the UUID, or its v1 spelling ({}-…)", record_type.v1_prefix())})
 }
 
 /// The value a filter compares an attribute with: what the filter compiler accepts
