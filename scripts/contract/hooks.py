@@ -191,6 +191,41 @@ _RECORD_DELETES = {
 }
 
 
+# Ids (bare) of the records a successful generated DELETE archived or purged during the run.
+_GONE = set()
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """A valid write does not name a record the run itself archived.
+
+    `map_case_state` points generated references at live records, but the stateful phase fills
+    references in from earlier responses too (links: a `_query` with `include_archived`, a create
+    that a later step archived). A reference to an archived or purged record is
+    `422 target_record_not_found` (docs/API.md, Errors): right for the server, a state the run
+    made for the request. Just before a valid request is sent, such a reference moves to the
+    live target; references to records still active keep the value the link gave them.
+    """
+    meta = case.meta
+    if not _GONE or meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return
+    targets = _targets()
+    containers = [case.body]
+    if isinstance(case.body.get("attributes"), dict):
+        containers.append(case.body["attributes"])
+    for container in containers:
+        for name, record_type in _REFERENCES.items():
+            value = container.get(name)
+            holder, key = (value, "value") if isinstance(value, dict) else (container, name)
+            current = holder.get(key)
+            if isinstance(current, str) and _bare_id(current) in _GONE and record_type in targets:
+                holder[key] = targets[record_type]
+    related = case.body.get("related_record_id")
+    if "/relationship/" in case.path and isinstance(related, str) and _bare_id(related) in _GONE:
+        other = "contact" if case.path.startswith("/api/v2/account/") else "account"
+        case.body["related_record_id"] = targets.get(other, related)
+
+
 @schemathesis.hook
 def after_call(context, case, response):
     """A reference target that a generated DELETE removed is replaced by a new record.
@@ -201,13 +236,15 @@ def after_call(context, case, response):
     right for the server and wrong for the run. The DELETE and its response are checked as sent
     (nothing is restored: a later read of the deleted record must still be 404); only the
     targets later cases are pointed at move to a fresh record, made the way scripts/contract-check
-    made the first (v1 POST with the run's token).
+    made the first (v1 POST with the run's token). Every record a DELETE removed is remembered
+    (`_GONE`) for `before_call`.
     """
     record_type = _RECORD_DELETES.get(case.operation.path)
     if case.method.upper() != "DELETE" or record_type is None or not 200 <= response.status_code < 300:
         return
     targets = _targets()
     deleted = _bare_id(str((case.path_parameters or {}).get("id", "")))
+    _GONE.add(deleted)
     if targets.get(record_type) != deleted:
         return
     base = response.request.url.split("/api/", 1)[0]
