@@ -251,25 +251,25 @@ pub fn parse_option(body: &Json) -> CoreResult<Stage> {
     Ok(Stage {
         id: RecordId::generate(),
         display_value: string_field(obj, "display_value")?.unwrap_or_else(|| api_name.clone()),
-        color: string_field(obj, "color")?.unwrap_or_else(|| "#94a3b8".to_owned()),
+        color: string_field(obj, "color")?.unwrap_or_else(|| DEFAULT_OPTION_COLOR.to_owned()),
         api_name,
     })
 }
 
-/// Applies an option PATCH (`display_value`, `color`).
+/// The color of an option created without one.
+pub const DEFAULT_OPTION_COLOR: &str = "#94a3b8";
+
+/// Applies an option PATCH (`display_value`, `color`); `null` puts back what a create without
+/// the key gives (the api_name as display value, the default color).
 pub fn patch_option(option: &mut Stage, body: &Json) -> CoreResult<()> {
     let obj =
         body.as_object().ok_or_else(|| CoreError::new(ErrorCode::InvalidJson, "the body must be a JSON object"))?;
     for key in obj.keys() {
         match key.as_str() {
             "display_value" => {
-                option.display_value =
-                    string_field(obj, key)?.ok_or_else(|| CoreError::invalid_value(key, "cannot be empty"))?
+                option.display_value = string_field(obj, key)?.unwrap_or_else(|| option.api_name.clone())
             }
-            "color" => {
-                option.color =
-                    string_field(obj, key)?.ok_or_else(|| CoreError::invalid_value(key, "cannot be empty"))?
-            }
+            "color" => option.color = string_field(obj, key)?.unwrap_or_else(|| DEFAULT_OPTION_COLOR.to_owned()),
             "api_name" => return Err(CoreError::field_not_updatable(key)),
             other => return Err(CoreError::unknown_field(other)),
         }
@@ -309,7 +309,7 @@ pub fn options_from_json(j: &Json) -> Vec<Stage> {
                         id: RecordId(uuid::Uuid::try_parse(o["id"].as_str()?).ok()?),
                         api_name: o["api_name"].as_str()?.to_owned(),
                         display_value: o["display_value"].as_str()?.to_owned(),
-                        color: o["color"].as_str().unwrap_or("#94a3b8").to_owned(),
+                        color: o["color"].as_str().unwrap_or(DEFAULT_OPTION_COLOR).to_owned(),
                     })
                 })
                 .collect()

@@ -470,6 +470,12 @@ fn attribute(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<Attrib
     }
 }
 
+/// The value type a filter on attribute `name` of `rt` compares (none when it cannot be
+/// filtered).
+pub fn value_type(rt: RecordType, name: &str, schema: &TenantSchema) -> Option<ValueType> {
+    attribute(rt, name, schema).map(|a| a.value_type)
+}
+
 /// The operators an attribute of this shape accepts (what `_schema` lists).
 /// The operators `_query` takes on attribute `name` of `rt` (none when it cannot be
 /// filtered): `_schema` lists exactly these, so the two never disagree.

@@ -165,24 +165,31 @@ fn v1_leaf(param: &str, raw: &str) -> CoreResult<Filter> {
 /// A number in a query string is the text of a JSON number (`5`, `-0.25`, `1e-05`): read as
 /// one, so a v1 parameter takes every spelling of the number its document allows, where a v2
 /// body's string spelling of a number is the narrower one `corral_core::filter` states.
-fn query_number(value: &Json, value_type: crate::schema::ValueType) -> Json {
+fn query_number(value: &Json, value_type: crate::schema::ValueType, label: &str) -> CoreResult<Json> {
     use crate::schema::ValueType;
-    let Json::String(s) = value else { return value.clone() };
-    let number = match value_type {
-        ValueType::Number => s.trim().parse::<i64>().ok().map(serde_json::Number::from),
-        ValueType::Currency | ValueType::Percent => s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64),
-        _ => None,
-    };
-    number.map(Json::Number).unwrap_or_else(|| value.clone())
+    let Json::String(s) = value else { return Ok(value.clone()) };
+    // JSON's number grammar, nothing around it: `+5`, ` 5` or `.5` are refused.
+    let number = serde_json::from_str::<serde_json::Number>(s).ok();
+    Ok(match value_type {
+        ValueType::Number => Json::Number(
+            number
+                .filter(serde_json::Number::is_i64)
+                .ok_or_else(|| CoreError::invalid_query_parameter(label, "expected a whole number"))?,
+        ),
+        ValueType::Currency | ValueType::Percent => {
+            Json::Number(number.ok_or_else(|| CoreError::invalid_query_parameter(label, "expected a number"))?)
+        }
+        _ => value.clone(),
+    })
 }
 
+/// A boolean query parameter: `true` or `false`, spelled as JSON spells them (what the OpenAPI
+/// document's `boolean` says; `1`, `0` or `TRUE` are refused, found by probing the document).
 pub fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
-    if value.eq_ignore_ascii_case("true") || value == "1" {
-        Ok(true)
-    } else if value.eq_ignore_ascii_case("false") || value == "0" {
-        Ok(false)
-    } else {
-        Err(CoreError::invalid_query_parameter(name, "expected true, false, 1 or 0"))
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(CoreError::invalid_query_parameter(name, "expected true or false")),
     }
 }
 
@@ -238,6 +245,10 @@ fn v1_only(rt: RecordType, field: &str, label: &str, operator: &str, value: &Jso
             })?;
         let text = |j: &Json| -> CoreResult<Value> {
             let s = j.as_str().unwrap_or_default();
+            // The document's bounds: something besides white space, at most 1,000 characters.
+            if s.trim().is_empty() || s.chars().count() > crate::normalize::MAX_STRING_CHARS {
+                return Err(CoreError::invalid_query_parameter(label, "expected 1-1000 characters, not only spaces"));
+            }
             if column == "primary_account_id" {
                 let id = crate::ids::RecordId::parse(RecordType::Account, s)
                     .ok_or_else(|| CoreError::invalid_query_parameter(label, "expected an account id"))?;
@@ -295,13 +306,14 @@ fn v1_cond(
             CoreError::invalid_query_parameter(label, "unknown parameter or field that cannot be filtered")
         })?,
     };
-    let value_type =
-        field_by_v1_name(rt, field).map(|(_, f)| f.value_type).or_else(|| schema.custom(name).map(|d| d.value_type));
+    let value_type = filter::value_type(rt, name, schema);
     let value = match (value, value_type) {
         // Query strings carry text; booleans arrive as "true" / "false".
         (Json::String(s), Some(crate::schema::ValueType::Boolean)) => Json::Bool(parse_bool(label, s)?),
-        (Json::Array(items), Some(vt)) => Json::Array(items.iter().map(|i| query_number(i, vt)).collect()),
-        (v, Some(vt)) => query_number(v, vt),
+        (Json::Array(items), Some(vt)) => {
+            Json::Array(items.iter().map(|i| query_number(i, vt, label)).collect::<CoreResult<_>>()?)
+        }
+        (v, Some(vt)) => query_number(v, vt, label)?,
         (v, None) => v.clone(),
     };
     filter::resolve_leaf(rt, name, label, operator, &value, schema).map_err(|e| as_parameter_error(e, label))

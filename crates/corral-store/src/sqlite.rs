@@ -24,6 +24,8 @@ const MAX_IDLE_READERS: usize = 16;
 pub struct SqliteDb {
     path: PathBuf,
     writer: tokio::sync::Mutex<Connection>,
+    /// Wakes the checkpointer after commits (see [`Checkpointer`]).
+    checkpointer: Checkpointer,
     readers: Mutex<Vec<Connection>>,
     stats: Arc<SqliteStats>,
     /// Whether migration 0011's search-index queue exists (it never goes away once it does).
@@ -122,9 +124,13 @@ impl SqliteDb {
                 .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = open_connection(path, false)?;
+        // Checkpoints happen on the checkpointer's thread, not inside a writer's COMMIT.
+        let checkpointer = Checkpointer::start(open_connection(path, false)?)?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(map_error)?;
         Ok(SqliteDb {
             path: path.to_owned(),
             writer: tokio::sync::Mutex::new(writer),
+            checkpointer,
             readers: Mutex::new(Vec::new()),
             stats: Arc::default(),
             search_queue: Default::default(),
@@ -154,7 +160,13 @@ impl SqliteDb {
             }
         };
         guard.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
-        Ok(SqliteTx { conn: guard, open: true, outbox: Default::default(), search_queue: &self.search_queue })
+        Ok(SqliteTx {
+            conn: guard,
+            open: true,
+            outbox: Default::default(),
+            search_queue: &self.search_queue,
+            checkpointer: &self.checkpointer,
+        })
     }
 
     /// Checks out a read connection.
@@ -184,6 +196,7 @@ pub struct SqliteTx<'a> {
     /// Change events of the open transaction, appended before it commits.
     outbox: crate::changes::Outbox,
     search_queue: &'a std::sync::atomic::AtomicBool,
+    checkpointer: &'a Checkpointer,
 }
 
 impl SqliteTx<'_> {
@@ -191,7 +204,9 @@ impl SqliteTx<'_> {
         // On failure the transaction is still open, and dropping it rolls it back.
         index_queued_search_values(&self.conn, self.search_queue).map_err(map_error)?;
         self.open = false;
-        self.conn.execute_batch("COMMIT").map_err(map_error)
+        self.conn.execute_batch("COMMIT").map_err(map_error)?;
+        self.checkpointer.nudge();
+        Ok(())
     }
 
     pub async fn rollback(mut self) -> DbResult<()> {
@@ -205,6 +220,45 @@ impl Drop for SqliteTx<'_> {
         if self.open {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+/// Copies committed WAL pages back into the database file on a thread of its own.
+///
+/// SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages: that
+/// writer then copies the pages and fsyncs the database file while every other writer waits
+/// for it (measured: ~12 % of a create's time, and the fsync's wait on top). Here the writer
+/// only nudges this thread after a commit; it runs a PASSIVE checkpoint (which never blocks
+/// readers or the writer) at most every [`CHECKPOINT_EVERY`] while writes go on, and sleeps
+/// while there are none. Durability is unchanged: a commit is in the WAL either way.
+struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+}
+
+/// Shortest pause between two checkpoints while writes go on.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Checkpointer {
+    fn start(conn: Connection) -> DbResult<Self> {
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Ends when the database (the sender) is dropped.
+                while woken.recv().is_ok() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+                    }
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                }
+            })
+            .map_err(|e| DbError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer { wake })
+    }
+
+    /// Asks for a checkpoint soon; never blocks (one pending request is enough).
+    fn nudge(&self) {
+        let _ = self.wake.try_send(());
     }
 }
 

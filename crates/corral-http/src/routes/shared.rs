@@ -76,7 +76,15 @@ pub fn idempotency_key(
     actor: &Actor,
 ) -> ApiResult<Option<IdempotencyKey>> {
     let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = raw.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
+    // Exactly the document's pattern: 1-255 printable ASCII characters (spaces only inside).
+    // `to_str` alone would also pass a tab (found by schemathesis).
+    let printable = |k: &&str| {
+        (1..=255).contains(&k.len())
+            && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
+            && !k.starts_with(' ')
+            && !k.ends_with(' ')
+    };
+    let key = raw.to_str().ok().filter(printable).ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidQueryParameter, "Idempotency-Key must be 1-255 visible characters")
     })?;
     let request_hash = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();

@@ -170,3 +170,77 @@ async fn query_takes_exactly_the_filter_values_the_document_allows() {
     assert!(checked > 1_000, "only {checked} conditions were probed");
     assert!(mismatches.is_empty(), "{} of {checked} disagree:\n{}", mismatches.len(), mismatches.join("\n"));
 }
+
+/// A probe as query-string text (lists joined by commas, as `style: form` sends them).
+fn query_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => items.iter().map(query_text).collect::<Option<Vec<_>>>().map(|t| t.join(",")),
+        _ => None,
+    }
+}
+
+/// What a query-string text stands for under a parameter schema, as a client that typed it
+/// sent it: a number for a numeric schema when the text is one, a boolean for a boolean one.
+fn as_typed(text: &str, schema: &Value) -> Value {
+    let parsed = serde_json::from_str::<Value>(text).ok();
+    match schema["type"].as_str() {
+        // A client sends an integer as its digits (never `1e3` or `5.0`).
+        Some("integer") => parsed.filter(|v| v.is_i64() || v.is_u64()).unwrap_or_else(|| json!(text)),
+        Some("number") => parsed.filter(Value::is_number).unwrap_or_else(|| json!(text)),
+        Some("boolean") => parsed.filter(Value::is_boolean).unwrap_or_else(|| json!(text)),
+        Some("array") => json!(text.split(',').map(|t| as_typed(t, &schema["items"])).collect::<Vec<_>>()),
+        _ => json!(text),
+    }
+}
+
+#[tokio::test]
+async fn v1_lists_take_exactly_the_filter_values_the_document_allows() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let (_, doc) = raw_send(&app.router, "GET", "/openapi.json", &admin, None).await;
+    const NOT_FILTERS: &[&str] = &["limit", "cursor", "sort", "include_deleted", "q", "count", "fields"];
+    let mut probes = probes();
+    probes.extend([json!(i64::MIN), json!(1e-5), json!(0.333_333_333_333_333_3), json!(["5", "x"])]);
+    let mut mismatches = Vec::new();
+    let mut checked = 0usize;
+    for collection in ["accounts", "contacts"] {
+        let path = format!("/api/v1/crm/{collection}");
+        let parameters = doc["paths"][&path]["get"]["parameters"].as_array().unwrap();
+        for parameter in parameters.iter().filter(|p| p["in"] == "query") {
+            let name = parameter["name"].as_str().unwrap();
+            if NOT_FILTERS.contains(&name) {
+                continue;
+            }
+            let mut root = json!({"components": doc["components"]});
+            root["allOf"] = json!([parameter["schema"]]);
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap();
+            for probe in &probes {
+                let Some(text) = query_text(probe) else { continue };
+                let documented = validator.is_valid(&as_typed(&text, &parameter["schema"]));
+                let query: String =
+                    url::form_urlencoded::Serializer::new(String::new()).append_pair(name, &text).finish();
+                let (status, answer) =
+                    raw_send(&app.router, "GET", &format!("{path}?{query}&limit=1"), &admin, None).await;
+                checked += 1;
+                let accepted = match status {
+                    200 => true,
+                    400 | 422 | 414 => false,
+                    other => panic!("{path}?{query}: answered {other}: {answer}"),
+                };
+                if accepted != documented {
+                    let verdict = if documented { "documented, refused" } else { "undocumented, accepted" };
+                    mismatches.push(format!("{verdict}: {path}?{query} -> {}", answer["error"]["message"]));
+                }
+            }
+        }
+    }
+    assert!(checked > 1_000, "only {checked} parameters were probed");
+    assert!(mismatches.is_empty(), "{} of {checked} disagree:\n{}", mismatches.len(), mismatches.join("\n"));
+}
