@@ -2,7 +2,8 @@
 //!
 //! WAL mode; one writer connection behind an async mutex, each write transaction opened with
 //! `BEGIN IMMEDIATE` so it never fails half-way on a lock upgrade; a pool of read
-//! connections, one checked out per read. SQLite calls are microseconds for point reads and
+//! connections, one checked out per read; WAL checkpoints on a thread of their own
+//! ([`Checkpointer`]). SQLite calls are microseconds for point reads and
 //! run on the calling task: there is no thread hop on the hot path.
 //!
 //! [`SqliteStats`] counts connections and the queue in front of the writer for `/metrics`:
@@ -126,7 +127,10 @@ impl SqliteDb {
         let writer = open_connection(path, false)?;
         // Checkpoints happen on the checkpointer's thread, not inside a writer's COMMIT.
         let checkpointer = Checkpointer::start(open_connection(path, false)?)?;
-        writer.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(map_error)?;
+        // After a rewind the WAL file is cut back to 64 MiB (it is reused, not shrunk, otherwise).
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
+            .map_err(map_error)?;
         Ok(SqliteDb {
             path: path.to_owned(),
             writer: tokio::sync::Mutex::new(writer),
@@ -205,7 +209,7 @@ impl SqliteTx<'_> {
         index_queued_search_values(&self.conn, self.search_queue).map_err(map_error)?;
         self.open = false;
         self.conn.execute_batch("COMMIT").map_err(map_error)?;
-        self.checkpointer.nudge();
+        self.checkpointer.after_commit(&self.conn);
         Ok(())
     }
 
@@ -227,37 +231,74 @@ impl Drop for SqliteTx<'_> {
 ///
 /// SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages: that
 /// writer then copies the pages and fsyncs the database file while every other writer waits
-/// for it (measured: ~12 % of a create's time, and the fsync's wait on top). Here the writer
+/// for it (measured: ~12 % of a create's CPU, and the fsync's wait on top). Here the writer
 /// only nudges this thread after a commit; it runs a PASSIVE checkpoint (which never blocks
 /// readers or the writer) at most every [`CHECKPOINT_EVERY`] while writes go on, and sleeps
 /// while there are none. Durability is unchanged: a commit is in the WAL either way.
+///
+/// A checkpoint running beside the writer never catches up with it, and the WAL is only
+/// rewound from its start once a checkpoint has copied all of it: so when the WAL passes
+/// [`WAL_REWIND_FRAMES`], the writer itself runs one PASSIVE checkpoint right after its next
+/// commit, as the automatic checkpoint did, but with only the frames since this thread's last
+/// one left to copy (without it the WAL grew by gigabytes under a write load).
 struct Checkpointer {
     wake: std::sync::mpsc::SyncSender<()>,
+    /// Set by the thread when the WAL has grown past [`WAL_REWIND_FRAMES`].
+    wal_long: Arc<std::sync::atomic::AtomicBool>,
+    /// When the writer last checkpointed (at most one try per [`CHECKPOINT_EVERY`], so a long
+    /// reader that keeps the WAL from being copied does not cost every commit a checkpoint).
+    writer_tried: Mutex<Instant>,
 }
 
-/// Shortest pause between two checkpoints while writes go on.
+/// Shortest pause between two background checkpoints while writes go on.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// WAL frames (pages) after which the writer checkpoints so the WAL can be rewound: ~32 MiB
+/// with 4 KiB pages, eight times SQLite's default automatic checkpoint.
+const WAL_REWIND_FRAMES: i64 = 8_000;
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`: whether it was blocked, WAL frames, frames copied.
+fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?)))
+}
 
 impl Checkpointer {
     fn start(conn: Connection) -> DbResult<Self> {
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let wal_long = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = wal_long.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 // Ends when the database (the sender) is dropped.
                 while woken.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+                    match passive_checkpoint(&conn) {
+                        Ok((_, frames, _)) if frames >= WAL_REWIND_FRAMES => flag.store(true, Relaxed),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it"),
                     }
                     std::thread::sleep(CHECKPOINT_EVERY);
                 }
             })
             .map_err(|e| DbError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer { wake })
+        Ok(Checkpointer { wake, wal_long, writer_tried: Mutex::new(Instant::now()) })
     }
 
-    /// Asks for a checkpoint soon; never blocks (one pending request is enough).
-    fn nudge(&self) {
+    /// After a commit on the writer connection `writer`: a checkpoint there when the WAL is
+    /// long (see above), and a nudge to the thread; never blocks on the thread.
+    fn after_commit(&self, writer: &Connection) {
+        if self.wal_long.load(Relaxed) {
+            let mut tried = self.writer_tried.lock().unwrap_or_else(|p| p.into_inner());
+            if tried.elapsed() >= CHECKPOINT_EVERY {
+                *tried = Instant::now();
+                // Done when it copied every frame; else (a reader or the thread's own
+                // checkpoint in the way) a later commit tries again.
+                if let Ok((false, frames, copied)) = passive_checkpoint(writer)
+                    && copied == frames
+                {
+                    self.wal_long.store(false, Relaxed);
+                }
+            }
+        }
         let _ = self.wake.try_send(());
     }
 }
@@ -461,5 +502,49 @@ mod tests {
         assert!(gave_up.is_err());
         assert_eq!(stats.snapshot().writer_waiting, 0);
         drop(held);
+    }
+
+    /// Commits are copied into the database file by the checkpoint thread (the writer has
+    /// automatic checkpoints off), and a long WAL is checkpointed by the writer so it can be
+    /// rewound.
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_commits_and_a_long_wal_is_rewound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = SqliteDb::open(&path).unwrap();
+        let tx = db.begin().await.unwrap();
+        tx.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        tx.commit().await.unwrap();
+        let file_size = || std::fs::metadata(&path).unwrap().len();
+        let before = file_size();
+        for i in 0..50 {
+            let tx = db.begin().await.unwrap();
+            tx.conn.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, "x".repeat(4_000)]).unwrap();
+            tx.commit().await.unwrap();
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while file_size() <= before + 50 * 4_000 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(file_size() > before + 50 * 4_000, "the checkpoint thread copied nothing into the file");
+        // A long WAL: the writer checkpoints after a commit, and the next write rewinds it.
+        db.checkpointer.wal_long.store(true, Relaxed);
+        *db.checkpointer.writer_tried.lock().unwrap() = Instant::now() - CHECKPOINT_EVERY;
+        let tx = db.begin().await.unwrap();
+        tx.conn.execute("INSERT INTO t (id, v) VALUES (1000, 'y')", []).unwrap();
+        tx.commit().await.unwrap();
+        assert!(!db.checkpointer.wal_long.load(Relaxed), "the writer's checkpoint did not copy the whole WAL");
+        let tx = db.begin().await.unwrap();
+        tx.conn.execute("INSERT INTO t (id, v) VALUES (1001, 'z')", []).unwrap();
+        tx.commit().await.unwrap();
+        let frames: i64 = db
+            .reader()
+            .unwrap()
+            .conn
+            .as_ref()
+            .unwrap()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap();
+        assert!(frames < 10, "the WAL was not rewound: {frames} frames");
     }
 }
