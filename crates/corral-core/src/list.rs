@@ -195,11 +195,15 @@ pub fn parse_bool(name: &str, value: &str) -> CoreResult<bool> {
 
 fn parse_sort(value: &str) -> CoreResult<Vec<(String, bool)>> {
     let mut keys = Vec::new();
-    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    // Exactly the document's form: `field` or `-field`, comma-separated, none empty.
+    for part in value.split(',') {
         let (name, desc) = match part.strip_prefix('-') {
             Some(n) => (n, true),
-            None => (part.strip_prefix('+').unwrap_or(part), false),
+            None => (part, false),
         };
+        if name.is_empty() {
+            return Err(CoreError::invalid_query_parameter("sort", "expected field or -field, comma-separated"));
+        }
         if keys.iter().any(|(k, _): &(String, bool)| k == name) {
             return Err(CoreError::invalid_query_parameter("sort", format!("`{name}` appears twice")));
         }
@@ -245,9 +249,14 @@ fn v1_only(rt: RecordType, field: &str, label: &str, operator: &str, value: &Jso
             })?;
         let text = |j: &Json| -> CoreResult<Value> {
             let s = j.as_str().unwrap_or_default();
-            // The document's bounds: something besides white space, at most 1,000 characters.
-            if s.trim().is_empty() || s.chars().count() > crate::normalize::MAX_STRING_CHARS {
-                return Err(CoreError::invalid_query_parameter(label, "expected 1-1000 characters, not only spaces"));
+            // The document's bounds: something besides white space, at most 1,000 characters,
+            // no comma (it separates list items) and no NUL (PostgreSQL cannot hold one: a 500).
+            if s.trim().is_empty() || s.chars().count() > crate::normalize::MAX_STRING_CHARS || s.contains([',', '\0'])
+            {
+                return Err(CoreError::invalid_query_parameter(
+                    label,
+                    "expected 1-1000 characters, not only spaces, without commas or NUL",
+                ));
             }
             if column == "primary_account_id" {
                 let id = crate::ids::RecordId::parse(RecordType::Account, s)

@@ -352,7 +352,7 @@ fn v1_filter_params(rt: RecordType, schema: &TenantSchema, prefix: &str, out: &m
         let scalar = if kind == "id" {
             json!({"type": "string", "pattern": values::filter_id_pattern(RecordType::Account)})
         } else {
-            json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,]*\\S[^,]*$"})
+            json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^,\\u0000]*[^,\\u0000\\s][^,\\u0000]*$"})
         };
         let params = [
             (format!("{prefix}{name}"), scalar.clone(), false),
