@@ -243,9 +243,7 @@ fn v1_filter_schema(rt: RecordType, attr: &Attribute<'_>, op: &str) -> Json {
             values::text(values::DOMAIN, corral_core::normalize::MAX_DOMAIN_INPUT_CHARS)
         }
         // A substring operator takes any fragment, whatever the attribute's type.
-        _ if matches!(op, "contains" | "starts_with" | "ends_with") => {
-            json!({"type": "string", "maxLength": 1000, "pattern": "^[^\\u0000]*$"})
-        }
+        _ if matches!(op, "contains" | "starts_with" | "ends_with") => values::fragment(),
         "enum" | "account_stage" | "contact_stage" | "select" => {
             json!({"type": "string", "enum": attr.0["type_info"]["options"].as_array().map(|o| o.iter().filter_map(|o| o.as_str().or_else(|| o["api_name"].as_str())).collect::<Vec<_>>()).unwrap_or_default()})
         }
@@ -253,7 +251,7 @@ fn v1_filter_schema(rt: RecordType, attr: &Attribute<'_>, op: &str) -> Json {
         _ if matches!(op, "in" | "not_in" | "between") => {
             json!({"type": "string", "maxLength": 1000, "pattern": "^[^,\\u0000]*$"})
         }
-        _ => json!({"type": "string", "maxLength": 1000, "pattern": "^[^\\u0000]*$"}),
+        _ => values::fragment(),
     };
     match op {
         "exists" | "not_exists" => json!({"type": "boolean"}),

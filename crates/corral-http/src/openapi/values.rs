@@ -283,7 +283,7 @@ fn filter_value(attr: &Attribute<'_>) -> Option<Json> {
 
 /// What a substring operator takes, whatever the attribute's type: text of at most 1,000
 /// characters.
-fn fragment() -> Json {
+pub fn fragment() -> Json {
     text(TEXT, MAX_STRING_CHARS)
 }
 
