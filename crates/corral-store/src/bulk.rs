@@ -14,10 +14,11 @@
 //! is always decided in the same database state as with one savepoint per line, and the rows
 //! and events written are those of the lines that succeed, exactly as line by line.
 
-use crate::StoreResult;
 use crate::db::{Conn, Dialect};
 use crate::records::{self, MatchKey};
+use crate::{StoreResult, batch};
 use corral_core::{Actor, Record, RecordType, RecordWrite, Timestamp};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One line of a bulk request, parsed and validated.
@@ -42,12 +43,20 @@ pub const MAX_GROUP: usize = 64;
 /// savepoint made imports slower than one).
 pub const MAX_GROUP_SQLITE: usize = 8;
 
+/// Lines planned together by the batch write path ([`batch::plan`]): one transaction's
+/// worth, and few enough that their key lookups stay a handful of statements.
+pub const PLAN_LINES: usize = 512;
+
 /// Runs `ops` in order on `c` (an open write transaction), stopping early once `budget` has
 /// passed (after at least one line): the outcomes are for a prefix of `ops`, and the caller
 /// writes the rest in its next transaction. The time bound keeps each transaction short on a
 /// slow or loaded database, so results (and with them, progress on the connection) keep
 /// flowing. The outer error is the batch failing as a whole (the connection broke, a savepoint
 /// could not be taken): the caller's transaction then rolls back and no line of it is written.
+///
+/// Runs of plain creates are written together ([`crate::batch`]); the other lines go one by
+/// one, grouped under savepoints ([`run_grouped`]). A batch that fails (a key a concurrent
+/// transaction claimed) is rolled back and its lines go one by one too.
 pub async fn run<C: Conn>(
     c: &mut C,
     actor: &Actor,
@@ -59,7 +68,52 @@ pub async fn run<C: Conn>(
         Dialect::Sqlite => MAX_GROUP_SQLITE,
         Dialect::Postgres => MAX_GROUP,
     };
-    run_grouped(c, actor, rt, ops, budget, max_group).await
+    let started = Instant::now();
+    let mut out: Vec<BulkOutcome> = Vec::with_capacity(ops.len());
+    while out.len() < ops.len() && (out.is_empty() || started.elapsed() < budget) {
+        let rest = &ops[out.len()..];
+        let plan = batch::plan(c, actor, rt, &rest[..rest.len().min(PLAN_LINES)], Timestamp::now()).await?;
+        let (mut done, mut single) = (0, plan.single);
+        if !plan.batch.is_empty() {
+            c.execute_batch("SAVEPOINT bulk_batch").await?;
+            if let Some(outbox) = c.outbox() {
+                outbox.savepoint();
+            }
+            match batch::write(c, actor, &plan.batch).await {
+                Ok(()) => {
+                    c.execute_batch("RELEASE SAVEPOINT bulk_batch").await?;
+                    BATCHED_LINES.fetch_add(plan.batch.len() as u64, Ordering::Relaxed);
+                    done = plan.batch.len();
+                    out.extend(plan.batch.into_iter().map(|record| Ok((record, true))));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, lines = plan.batch.len(), "bulk batch refused; writing its lines one by one");
+                    c.execute_batch("ROLLBACK TO SAVEPOINT bulk_batch; RELEASE SAVEPOINT bulk_batch").await?;
+                    if let Some(outbox) = c.outbox() {
+                        outbox.rollback_to_savepoint();
+                    }
+                    single += plan.batch.len();
+                }
+            }
+        }
+        // The plan's one-by-one lines follow at once: that path decides each line in the
+        // state the lines before it left, whatever the plan read.
+        if single == 0 || (!out.is_empty() && started.elapsed() >= budget) {
+            continue;
+        }
+        let left = budget.saturating_sub(started.elapsed());
+        out.extend(run_grouped(c, actor, rt, &rest[done..done + single], left, max_group).await?);
+    }
+    Ok(out)
+}
+
+/// Lines written by the batch write path since the process started (tests check that it
+/// really ran).
+static BATCHED_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// How many lines the batch write path has written in this process.
+pub fn batched_lines() -> u64 {
+    BATCHED_LINES.load(Ordering::Relaxed)
 }
 
 /// [`run`] with at most `max_group` lines per savepoint (1: one savepoint per line, the

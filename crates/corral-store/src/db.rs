@@ -203,6 +203,66 @@ pub async fn lock_name<C: Conn>(c: &mut C, name: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Takes the [`lock_name`] locks of `names` in one statement (one round trip on PostgreSQL), in
+/// sorted order, as concurrent writers taking overlapping sets must.
+pub async fn lock_names<C: Conn>(c: &mut C, names: &[String]) -> DbResult<()> {
+    if c.dialect() != Dialect::Postgres || names.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    for run in row_runs(sorted.len()) {
+        let mut q = SqlBuilder::new("SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM (VALUES ");
+        let rows: Vec<String> =
+            sorted[run].iter().map(|n| format!("({})", q.bind(SqlValue::text(n.as_str())))).collect();
+        q.push(&rows.join(", ")).push(") AS names (n)");
+        c.execute(&q.sql, &q.params).await?;
+    }
+    Ok(())
+}
+
+/// Most rows one multi-row statement writes, and most values one `IN` list holds.
+pub const MAX_ROWS_PER_STATEMENT: usize = 64;
+
+/// Splits `n` rows into statement-sized runs: full runs of [`MAX_ROWS_PER_STATEMENT`], then
+/// the rest in descending powers of two. A handful of statement shapes then serve every
+/// count, and each stays in the prepared-statement cache.
+pub fn row_runs(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        if left == 0 {
+            return None;
+        }
+        let size = if left >= MAX_ROWS_PER_STATEMENT { MAX_ROWS_PER_STATEMENT } else { 1 << left.ilog2() };
+        start += size;
+        Some(start - size..start)
+    })
+}
+
+/// `{head} VALUES (…), (…) {tail}` for every row of `rows` (all of one width), in a few
+/// statements ([`row_runs`]).
+pub async fn insert_rows<C: Conn>(c: &mut C, head: &str, tail: &str, rows: &[Vec<SqlValue>]) -> DbResult<()> {
+    for run in row_runs(rows.len()) {
+        let mut q = SqlBuilder::new(head);
+        q.push(" VALUES ");
+        for (i, row) in rows[run].iter().enumerate() {
+            let values: Vec<String> = row.iter().map(|v| q.bind(v.clone())).collect();
+            q.push(if i == 0 { "(" } else { ", (" }).push(&values.join(", ")).push(")");
+        }
+        q.push(tail);
+        c.execute(&q.sql, &q.params).await?;
+    }
+    Ok(())
+}
+
+/// `(` followed by `values` bound as a comma-separated list and `)`: an `IN` list.
+pub fn bind_list(q: &mut SqlBuilder, values: &[String]) -> String {
+    let placeholders: Vec<String> = values.iter().map(|v| q.bind(SqlValue::text(v.as_str()))).collect();
+    format!("({})", placeholders.join(", "))
+}
+
 /// Builds SQL with numbered placeholders, collecting the bound values alongside.
 #[derive(Debug, Default)]
 pub struct SqlBuilder {
@@ -231,6 +291,16 @@ impl SqlBuilder {
 mod tests {
     use super::*;
     use corral_core::filter::Kind;
+
+    #[test]
+    fn row_runs_cover_every_row_in_a_few_shapes() {
+        for n in 0..300 {
+            let runs: Vec<_> = row_runs(n).collect();
+            assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), n);
+            assert!(runs.windows(2).all(|w| w[0].end == w[1].start && w[0].len() >= w[1].len()));
+            assert!(runs.iter().all(|r| r.len().is_power_of_two() && r.len() <= MAX_ROWS_PER_STATEMENT));
+        }
+    }
 
     #[test]
     fn only_registry_names_are_inlined() {

@@ -11,7 +11,7 @@
 //! scope and filter applied), and scores each block's records by what they share. Trigram
 //! similarity of names is computed only inside a block, never across the tenant.
 
-use crate::db::{Conn, SqlBuilder, SqlValue};
+use crate::db::{Conn, SqlBuilder, SqlValue, insert_rows};
 use crate::records;
 use crate::{StoreError, StoreResult};
 use corral_core::filter::Cond;
@@ -393,6 +393,42 @@ async fn apply<C: Conn>(
         c.execute(&keys.sql, &keys.params).await?;
         c.execute(&blocks.sql, &blocks.params).await?;
     }
+    Ok(())
+}
+
+/// [`sync`] for many new records of one type at once (the batch write path): their keys in
+/// a few multi-row inserts, and each block's count raised once by the number of records
+/// joining it (one statement may not update the same block row twice).
+pub(crate) async fn add_many<C: Conn>(c: &mut C, tenant: &TenantId, records: &[Record]) -> StoreResult<()> {
+    let Some(rt) = records.first().map(|r| r.record_type).filter(|rt| *rt != RecordType::User) else {
+        return Ok(());
+    };
+    let mut rows = Vec::new();
+    let mut joining: BTreeMap<Key, i64> = BTreeMap::new();
+    for record in records {
+        let id = record.meta.id.canonical();
+        for (kind, key) in keys_of(record) {
+            let row = [tenant.as_str(), rt.api_name(), kind.code(), &key, &id];
+            rows.push(row.map(SqlValue::text).to_vec());
+            *joining.entry((kind, key)).or_default() += 1;
+        }
+    }
+    insert_rows(c, "INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id)", "", &rows).await?;
+    // In key order, as [`apply`] takes block rows.
+    let blocks: Vec<Vec<SqlValue>> = joining
+        .into_iter()
+        .map(|((kind, key), n)| {
+            let row = [tenant.as_str(), rt.api_name(), kind.code(), &key].map(SqlValue::text);
+            row.into_iter().chain([SqlValue::Int(n)]).collect()
+        })
+        .collect();
+    insert_rows(
+        c,
+        "INSERT INTO duplicate_blocks (tenant_id, record_type, kind, key, members)",
+        " ON CONFLICT (tenant_id, record_type, kind, key) DO UPDATE SET members = duplicate_blocks.members + excluded.members",
+        &blocks,
+    )
+    .await?;
     Ok(())
 }
 

@@ -9,12 +9,13 @@
 //! `contacts.<id>` on the account) for the change feed.
 
 use crate::changes::edge_json;
-use crate::db::{Conn, SqlValue};
+use crate::db::{Conn, SqlBuilder, SqlValue, bind_list, row_runs};
 use crate::records::{ModifyOptions, Preconditions};
 use crate::{StoreError, StoreResult, keys, records, settings};
 use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, Timestamp, normalize};
 use serde_json::{Map, Value as Json, json};
+use std::collections::HashSet;
 
 /// What happens to a contact's previous primary edge when its primary account moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +147,43 @@ pub(crate) async fn link<C: Conn>(
 /// Whether a domain may auto-associate in this tenant.
 async fn associates<C: Conn>(c: &mut C, tenant: &TenantId, domain: &str) -> StoreResult<bool> {
     Ok(!normalize::is_free_mail(domain) && settings::get(c, tenant).await?.auto_associate_contacts)
+}
+
+/// Of `domains` (of new records of type `rt`), those auto-association could act on: for an
+/// account, the domains of primary emails of active contacts without a primary account (they
+/// would be linked to it, [`associate_account`]); for a contact, email domains an account holds
+/// ([`associate_contact`]). None when the tenant does not auto-associate. A superset is safe
+/// (the app scope is not applied): the batch write path ([`crate::batch`]) leaves such records
+/// to the one-record path, which decides exactly.
+pub(crate) async fn associating_domains<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    domains: &[String],
+) -> StoreResult<HashSet<String>> {
+    let domains: Vec<String> = domains.iter().filter(|d| !normalize::is_free_mail(d)).cloned().collect();
+    if domains.is_empty() || !settings::get(c, tenant).await?.auto_associate_contacts {
+        return Ok(HashSet::new());
+    }
+    if rt != RecordType::Account {
+        return keys::claimed(c, tenant, RecordType::Account, &domains).await;
+    }
+    let mut out = HashSet::new();
+    for run in row_runs(domains.len()) {
+        let mut q = SqlBuilder::default();
+        let t = q.bind(SqlValue::text(tenant));
+        let list = bind_list(&mut q, &domains[run]);
+        let primary = q.bind(SqlValue::Bool(true));
+        q.sql = format!(
+            "SELECT DISTINCT e.email_domain FROM contact_emails e \
+             JOIN contacts k ON k.tenant_id = e.tenant_id AND k.id = e.contact_id \
+             WHERE e.tenant_id = {t} AND e.email_domain IN {list} AND e.is_primary = {primary} AND {} \
+             AND k.deleted_at IS NULL AND k.primary_account_id IS NULL",
+            c.dialect().unreleased("e"),
+        );
+        out.extend(c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)));
+    }
+    Ok(out)
 }
 
 /// A contact without a primary account that gained an email: link it to the active account

@@ -4,9 +4,10 @@
 //! releases its keys. One mechanism serves both kinds of key.
 
 use crate::StoreResult;
-use crate::db::{Conn, DbError, SqlValue};
+use crate::db::{Conn, DbError, SqlBuilder, SqlValue, bind_list, insert_rows, row_runs};
 use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, normalize};
+use std::collections::HashSet;
 
 /// One kind of unique key.
 pub(crate) struct KeyIndex {
@@ -17,7 +18,8 @@ pub(crate) struct KeyIndex {
     owner_type: RecordType,
     /// The field named in conflict errors.
     field: &'static str,
-    /// `$1` tenant, `$2` owner, `$3` key, `$4` is_primary, `$5` added_at, `$6` released.
+    /// The INSERT up to its VALUES: tenant, owner, key, is_primary, added_at, released (and
+    /// for emails, the email's domain); see [`KeyIndex::row`].
     insert: &'static str,
     /// The index rows a record should have: (key, is_primary, added_at).
     rows: fn(&Record) -> Vec<(String, bool, i64)>,
@@ -30,8 +32,7 @@ const DOMAINS: KeyIndex = KeyIndex {
     owner_table: "accounts",
     owner_type: RecordType::Account,
     field: "domain",
-    insert: "INSERT INTO account_domains (tenant_id, account_id, domain, is_primary, added_at, released) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+    insert: "INSERT INTO account_domains (tenant_id, account_id, domain, is_primary, added_at, released)",
     rows: |r| r.domains.iter().map(|d| (d.domain_name.clone(), d.is_primary, d.added_at)).collect(),
 };
 
@@ -42,10 +43,31 @@ const EMAILS: KeyIndex = KeyIndex {
     owner_table: "contacts",
     owner_type: RecordType::Contact,
     field: "email",
-    insert: "INSERT INTO contact_emails (tenant_id, contact_id, email_key, is_primary, added_at, released, email_domain) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    insert: "INSERT INTO contact_emails (tenant_id, contact_id, email_key, is_primary, added_at, released, email_domain)",
     rows: |r| r.emails.iter().map(|e| (normalize::email_key(&e.value), e.is_primary, e.added_at)).collect(),
 };
+
+impl KeyIndex {
+    /// The values of one index row of `record` ([`KeyIndex::insert`]'s columns).
+    fn row(
+        &self,
+        tenant: &TenantId,
+        record: &Record,
+        (key, is_primary, added_at): (String, bool, i64),
+    ) -> Vec<SqlValue> {
+        let email_domain = (self.table == EMAILS.table).then(|| SqlValue::text(normalize::email_domain(&key)));
+        let mut row = vec![
+            SqlValue::text(tenant),
+            SqlValue::text(record.meta.id.canonical()),
+            SqlValue::text(key),
+            SqlValue::Bool(is_primary),
+            SqlValue::Int(added_at),
+            SqlValue::Bool(record.is_deleted()),
+        ];
+        row.extend(email_domain);
+        row
+    }
+}
 
 /// The key indexes of a record type.
 fn indexes(rt: RecordType) -> &'static [KeyIndex] {
@@ -54,6 +76,11 @@ fn indexes(rt: RecordType) -> &'static [KeyIndex] {
         RecordType::Contact => &[EMAILS],
         RecordType::User => &[],
     }
+}
+
+/// The unique keys of a record (those of its index rows): account domains, contact email keys.
+pub(crate) fn unique_keys(record: &Record) -> Vec<String> {
+    indexes(record.record_type).iter().flat_map(|i| (i.rows)(record)).map(|(key, _, _)| key).collect()
 }
 
 /// Refuses `key` if another active record holds it: 409 `conflict`, naming the holder only
@@ -95,26 +122,16 @@ pub(crate) async fn sync<C: Conn>(
         for (key, _, _) in rows.iter().filter(|(k, _, _)| !old.iter().any(|(o, _, _)| o == k)) {
             check_free(c, actor, index, key, record.meta.id).await?;
         }
-        let tenant = SqlValue::text(actor.tenant.clone());
-        let owner = SqlValue::text(record.meta.id.canonical());
         // A record being created has no rows yet (its id is new): one statement less per create.
         if before.is_some() {
             let delete = format!("DELETE FROM {} WHERE tenant_id = $1 AND {} = $2", index.table, index.owner_column);
-            c.execute(&delete, &[tenant.clone(), owner.clone()]).await?;
+            let params = [SqlValue::text(actor.tenant.clone()), SqlValue::text(record.meta.id.canonical())];
+            c.execute(&delete, &params).await?;
         }
-        for (key, is_primary, added_at) in rows {
-            let mut params = vec![
-                tenant.clone(),
-                owner.clone(),
-                SqlValue::text(key.clone()),
-                SqlValue::Bool(is_primary),
-                SqlValue::Int(added_at),
-                SqlValue::Bool(record.is_deleted()),
-            ];
-            if index.table == EMAILS.table {
-                params.push(SqlValue::text(normalize::email_domain(&key)));
-            }
-            match c.execute(index.insert, &params).await {
+        // One row per statement: a unique violation then names its key.
+        for row in rows {
+            let key = row.0.clone();
+            match insert_rows(c, index.insert, "", &[index.row(&actor.tenant, record, row)]).await {
                 // Claimed by a concurrent transaction after our check.
                 Err(DbError::UniqueViolation(_)) => return Err(CoreError::conflict(index.field, &key, None).into()),
                 other => {
@@ -123,6 +140,43 @@ pub(crate) async fn sync<C: Conn>(
             }
         }
     }
+    Ok(())
+}
+
+/// Which of `wanted` (keys of `rt`'s index: account domains, contact email keys) a record of
+/// the tenant holds and has not released: the keys a new record could not take. Records of
+/// every app count, as in the unique index.
+pub(crate) async fn claimed<C: Conn>(
+    c: &mut C,
+    tenant: &TenantId,
+    rt: RecordType,
+    wanted: &[String],
+) -> StoreResult<HashSet<String>> {
+    let mut out = HashSet::new();
+    let Some(index) = indexes(rt).first() else { return Ok(out) };
+    for run in row_runs(wanted.len()) {
+        let mut q = SqlBuilder::default();
+        let t = q.bind(SqlValue::text(tenant));
+        let list = bind_list(&mut q, &wanted[run]);
+        q.sql = format!(
+            "SELECT d.{key} FROM {table} d WHERE d.tenant_id = {t} AND d.{key} IN {list} AND {unreleased}",
+            key = index.key_column,
+            table = index.table,
+            unreleased = c.dialect().unreleased("d"),
+        );
+        out.extend(c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)));
+    }
+    Ok(out)
+}
+
+/// Inserts the index rows of new records of one type, whose keys are known to be free
+/// ([`claimed`]): a few multi-row statements for all of them. A key claimed meanwhile by a
+/// concurrent transaction fails the statement (a unique violation).
+pub(crate) async fn insert_many<C: Conn>(c: &mut C, tenant: &TenantId, records: &[Record]) -> StoreResult<()> {
+    let Some(index) = records.first().and_then(|r| indexes(r.record_type).first()) else { return Ok(()) };
+    let rows: Vec<Vec<SqlValue>> =
+        records.iter().flat_map(|r| (index.rows)(r).into_iter().map(|row| index.row(tenant, r, row))).collect();
+    insert_rows(c, index.insert, "", &rows).await?;
     Ok(())
 }
 
@@ -187,6 +241,27 @@ pub(crate) async fn holder<C: Conn>(
     Ok(row.and_then(|mut r| r.text(0)).and_then(|s| RecordId::parse(rt, &s)))
 }
 
+const INSERT_TAGS: &str = "INSERT INTO record_tags (tenant_id, record_type, record_id, tag_key)";
+
+/// The `record_tags` rows of a record: one per tag, lowercased (duplicates are skipped by the
+/// insert's `ON CONFLICT DO NOTHING`).
+fn tag_rows(tenant: &TenantId, record: &Record) -> Vec<Vec<SqlValue>> {
+    let index = record.fields().iter().position(|f| f.api_name == "tags");
+    let Some(corral_core::Value::List(items)) = index.map(|i| &record.values[i]) else { return Vec::new() };
+    let (rt, id) = (record.record_type.api_name(), record.meta.id.canonical());
+    items
+        .iter()
+        .map(|t| {
+            vec![
+                SqlValue::text(tenant),
+                SqlValue::text(rt),
+                SqlValue::text(id.as_str()),
+                SqlValue::text(t.to_ascii_lowercase()),
+            ]
+        })
+        .collect()
+}
+
 /// Keeps `record_tags` (one row per tag key) in step with the record's tags, for indexed
 /// any-tag filters.
 pub(crate) async fn sync_tags<C: Conn>(
@@ -195,15 +270,8 @@ pub(crate) async fn sync_tags<C: Conn>(
     record: &Record,
     before: Option<&Record>,
 ) -> StoreResult<()> {
-    let tags = |r: &Record| -> Vec<String> {
-        let index = r.fields().iter().position(|f| f.api_name == "tags");
-        match index.map(|i| &r.values[i]) {
-            Some(corral_core::Value::List(items)) => items.iter().map(|t| t.to_ascii_lowercase()).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let now = tags(record);
-    if before.is_some_and(|b| tags(b) == now) {
+    let now = tag_rows(tenant, record);
+    if before.is_some_and(|b| tag_rows(tenant, b) == now) {
         return Ok(());
     }
     let params = [
@@ -211,14 +279,19 @@ pub(crate) async fn sync_tags<C: Conn>(
         SqlValue::text(record.record_type.api_name()),
         SqlValue::text(record.meta.id.canonical()),
     ];
-    c.execute("DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3", &params).await?;
-    for tag in now {
-        c.execute(
-            "INSERT INTO record_tags (tenant_id, record_type, record_id, tag_key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[params[0].clone(), params[1].clone(), params[2].clone(), SqlValue::text(tag)],
-        )
-        .await?;
+    // A new record (a new id) has no rows to delete.
+    if before.is_some() {
+        c.execute("DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3", &params)
+            .await?;
     }
+    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", &now).await?;
+    Ok(())
+}
+
+/// Inserts the tag rows of new records: a few multi-row statements for all of them.
+pub(crate) async fn insert_tags_many(c: &mut impl Conn, tenant: &TenantId, records: &[Record]) -> StoreResult<()> {
+    let rows: Vec<Vec<SqlValue>> = records.iter().flat_map(|r| tag_rows(tenant, r)).collect();
+    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", &rows).await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! [`Actor`]), so no query can forget it.
 
 pub mod api_keys;
+mod batch;
 pub mod bulk;
 pub mod changes;
 pub mod db;

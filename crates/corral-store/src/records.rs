@@ -965,6 +965,16 @@ async fn insert<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
     Ok(())
 }
 
+/// Inserts the rows of new records of one type: a few multi-row statements for all of them
+/// (the batch write path, [`crate::batch`]).
+pub(crate) async fn insert_many<C: Conn>(c: &mut C, records: &[Record]) -> StoreResult<()> {
+    let Some(first) = records.first() else { return Ok(()) };
+    let t = table(first.record_type);
+    let rows: Vec<Vec<SqlValue>> = records.iter().map(encode).collect();
+    crate::db::insert_rows(c, &format!("INSERT INTO {} ({})", t.name, t.select_list()), "", &rows).await?;
+    Ok(())
+}
+
 async fn save<C: Conn>(c: &mut C, record: &Record) -> StoreResult<()> {
     let t = table(record.record_type);
     let params = encode(record);
@@ -1290,6 +1300,11 @@ pub enum MatchKey {
     Email(String),
 }
 
+/// The name an assert on `key` locks ([`crate::db::lock_name`]): asserts on one key serialise.
+pub(crate) fn assert_lock(actor: &Actor, rt: RecordType, key: &MatchKey) -> String {
+    format!("assert:{}:{}:{}:{key:?}", actor.tenant.len(), actor.tenant, rt.api_name())
+}
+
 /// Create-or-update by match keys. Each key finds at most one active record the caller can
 /// see; keys finding different records are `409 ambiguous_match`; none found creates the
 /// record with the match values as its primary domain / email. Concurrent asserts on the
@@ -1305,8 +1320,7 @@ pub async fn assert<C: Conn>(
     let mut sorted = keys.to_vec();
     sorted.sort();
     for key in &sorted {
-        crate::db::lock_name(c, &format!("assert:{}:{}:{}:{key:?}", actor.tenant.len(), actor.tenant, rt.api_name()))
-            .await?;
+        crate::db::lock_name(c, &assert_lock(actor, rt, key)).await?;
     }
     let mut found: Vec<RecordId> = Vec::new();
     for key in &sorted {

@@ -123,27 +123,35 @@ async fn users_keep_booleans_and_unique_emails() {
     store.add_user(&"t2".into(), "ann@example.com", None, "tester").await.unwrap();
 }
 
-/// A bulk transaction stops at its time budget (after at least one line) and commits what it
-/// wrote; the caller goes on with the rest. With no budget, each transaction writes one line.
+/// A bulk transaction stops at its time budget (after at least one line, or one batch of plain
+/// creates written together) and commits what it wrote; the caller goes on with the rest.
+/// With no budget, each transaction writes one line (or one batch).
 #[tokio::test]
 async fn bulk_writes_stop_at_their_time_budget_and_commit_the_prefix() {
     let (store, _dir) = store().await;
     let schema = TenantSchema::builtin("t1", RT);
-    let ops: Vec<corral_store::BulkOp> = (0..3)
-        .map(|i| {
-            let body = json!({"name": format!("Bulk {i}")});
-            corral_store::BulkOp::Create(parse_write(RT, &body, WriteMode::Create, &schema).unwrap())
-        })
-        .collect();
+    let parent = create(&store, json!({"name": "Parent"})).await["id"].clone();
+    let write = |body: serde_json::Value| {
+        corral_store::BulkOp::Create(parse_write(RT, &body, WriteMode::Create, &schema).unwrap())
+    };
+    // Lines naming another record go one by one.
+    let ops: Vec<_> =
+        (0..3).map(|i| write(json!({"name": format!("Bulk {i}"), "parent_account_id": parent}))).collect();
     let first = store.bulk_write(&actor(), RT, &ops, std::time::Duration::ZERO).await.unwrap();
     assert_eq!(first.len(), 1, "one line, then the budget is spent");
     assert!(first[0].is_ok());
-    assert_eq!(names(&store, ListQuery::default()).await, ["Bulk 0"], "the prefix committed");
+    assert_eq!(names(&store, ListQuery::default()).await, ["Bulk 0", "Parent"], "the prefix committed");
     let rest = store.bulk_write(&actor(), RT, &ops[1..], std::time::Duration::from_secs(3600)).await.unwrap();
     assert_eq!(rest.len(), 2);
     let mut all = names(&store, ListQuery::default()).await;
     all.sort();
-    assert_eq!(all, ["Bulk 0", "Bulk 1", "Bulk 2"]);
+    assert_eq!(all, ["Bulk 0", "Bulk 1", "Bulk 2", "Parent"]);
+    // Plain creates are one batch: written whole, then the budget stops the transaction.
+    let mut ops: Vec<_> = (3..6).map(|i| write(json!({"name": format!("Bulk {i}")}))).collect();
+    ops.push(write(json!({"name": "Bulk 6", "parent_account_id": parent})));
+    let batch = store.bulk_write(&actor(), RT, &ops, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(names(&store, ListQuery::default()).await.len(), 7);
 }
 
 /// Replaces what differs between two runs of the same writes (ids, timestamps, versions of
@@ -155,7 +163,8 @@ fn normalise(v: &serde_json::Value, names: &[(String, String)]) -> serde_json::V
             m.iter()
                 .map(|(k, v)| {
                     let k = names.iter().fold(k.clone(), |k, (id, name)| k.replace(id, name));
-                    let v = if k.ends_with("_at") && !v.is_null() || k == "tenant_id" {
+                    // Stamps, and ids (the records' own, and contact email / phone item ids).
+                    let v = if k.ends_with("_at") && !v.is_null() || k == "tenant_id" || k == "id" {
                         json!("<stamp>")
                     } else {
                         normalise(v, names)
@@ -170,31 +179,58 @@ fn normalise(v: &serde_json::Value, names: &[(String, String)]) -> serde_json::V
     }
 }
 
-/// The records and change events a tenant's bulk run left, normalised (see [`normalise`]),
-/// and each line's outcome (created / updated / the error code).
-async fn bulk_run(store: &Store, tenant: &str, ops: &[corral_store::BulkOp], max_group: usize) -> serde_json::Value {
+/// Runs `setup` one line at a time, then bulk `ops` of type `rt` in tenant `tenant` — with at most `max_group` lines per
+/// savepoint, or as the bulk route does (`None`: the batch write path, then groups) — and
+/// returns what they did: each line's outcome (created / updated / the error code), the
+/// tenant's records of both types, change events, duplicate groups and search results, with
+/// ids and stamps replaced ([`normalise`]: a record id becomes the account's name or the
+/// contact's email).
+async fn bulk_run(
+    store: &Store,
+    tenant: &str,
+    rt: RecordType,
+    setup: &[(RecordType, corral_store::BulkOp)],
+    ops: &[corral_store::BulkOp],
+    max_group: Option<usize>,
+) -> serde_json::Value {
     let actor = Actor::new(tenant, "tester", None, corral_core::ActorKind::User);
-    let schema = TenantSchema::builtin(tenant, RT);
-    let outcomes = store.bulk_write_grouped(&actor, RT, ops, max_group).await.unwrap();
-    let plan = ListQuery::default().resolve(RT, &schema).unwrap();
-    let (records, _) = store.list_records(&actor, RT, &plan, None, 1000).await.unwrap();
-    // (id spelling, name): v1 spellings (`acc-<id>`) first, so they are replaced whole.
+    let schema = TenantSchema::builtin(tenant, rt);
+    for (t, op) in setup {
+        let done = store.bulk_write_grouped(&actor, *t, std::slice::from_ref(op), 1).await.unwrap();
+        assert!(done[0].is_ok(), "setup: {:?}", done[0]);
+    }
+    let outcomes = match max_group {
+        Some(max_group) => store.bulk_write_grouped(&actor, rt, ops, max_group).await.unwrap(),
+        None => store.bulk_write(&actor, rt, ops, std::time::Duration::MAX).await.unwrap(),
+    };
+    let types = [RecordType::Account, RecordType::Contact];
+    let label = |r: &corral_core::Record| {
+        let doc = render(r, &TenantSchema::builtin(tenant, r.record_type));
+        doc[if r.record_type == RecordType::Account { "name" } else { "email" }].as_str().unwrap_or("").to_owned()
+    };
+    let mut records = Vec::new();
+    for t in types {
+        let plan = ListQuery::default().resolve(t, &TenantSchema::builtin(tenant, t)).unwrap();
+        records.extend(store.list_records(&actor, t, &plan, None, 1000).await.unwrap().0);
+    }
+    // (id spelling, label): v1 spellings (`acc-<id>`) first, so they are replaced whole.
     let mut names: Vec<(String, String)> = Vec::new();
     for r in &records {
-        names.insert(0, (r.meta.id.v1(RT), render(r, &schema)["name"].as_str().unwrap().to_owned()));
-        names.push((r.meta.id.canonical(), render(r, &schema)["name"].as_str().unwrap().to_owned()));
+        names.insert(0, (r.meta.id.v1(r.record_type), label(r)));
+        names.push((r.meta.id.canonical(), label(r)));
     }
-    let mut docs: Vec<serde_json::Value> = records.iter().map(|r| normalise(&render(r, &schema), &names)).collect();
-    docs.sort_by_key(|d| d["name"].to_string());
+    let mut docs: Vec<serde_json::Value> =
+        records.iter().map(|r| normalise(&render(r, &TenantSchema::builtin(tenant, r.record_type)), &names)).collect();
+    docs.sort_by_key(|d| d.to_string());
     // On PostgreSQL the feed holds back events until every older transaction of the cluster
     // has ended (other tests' included): wait until it shows at least the records' histories.
     let mut histories = 0;
     for r in &records {
-        histories += store.history(&actor, RT, r.meta.id, None, 1000).await.unwrap().0.len();
+        histories += store.history(&actor, r.record_type, r.meta.id, None, 1000).await.unwrap().0.len();
     }
     let mut events = Vec::new();
     for _ in 0..600 {
-        events = store.changes(&actor, &[RT], None, 1000).await.unwrap().events;
+        events = store.changes(&actor, &types, None, 1000).await.unwrap().events;
         if events.len() >= histories {
             break;
         }
@@ -218,15 +254,57 @@ async fn bulk_run(store: &Store, tenant: &str, ops: &[corral_store::BulkOp], max
             Err(e) => json!(e.to_string()),
         })
         .collect();
-    json!({"outcomes": outcomes, "records": docs, "events": events})
+    let (groups, _) = store.duplicate_candidates(&actor, rt, None, 0.0, None, 100).await.unwrap();
+    let mut groups: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|g| {
+            let mut members: Vec<String> = g.records.iter().map(label).collect();
+            members.sort();
+            json!({"score": g.score, "reasons": g.reasons, "records": members})
+        })
+        .collect();
+    groups.sort_by_key(|g| g.to_string());
+    // Reads served by the side tables: search (`q`), tags and domains.
+    let filter = |f: serde_json::Value| vec![corral_core::filter::Filter::parse(&f).unwrap()];
+    let mut searches = vec![
+        ListQuery { q: Some("same".into()), ..Default::default() },
+        ListQuery { q: Some("d1".into()), ..Default::default() },
+    ];
+    if rt == RecordType::Account {
+        searches.extend([
+            ListQuery {
+                dialect: corral_core::list::Dialect::V2,
+                filters: filter(json!({"field": "tags", "operator": "in", "value": ["dup", "x"]})),
+                ..Default::default()
+            },
+            ListQuery {
+                dialect: corral_core::list::Dialect::V2,
+                filters: filter(
+                    json!({"field": "domains", "operator": "in", "value": ["d1.example", "late3.example"]}),
+                ),
+                ..Default::default()
+            },
+        ]);
+    }
+    let mut searched = Vec::new();
+    for search in searches {
+        let plan = search.resolve(rt, &schema).unwrap();
+        let (found, _) = store.list_records(&actor, rt, &plan, None, 1000).await.unwrap();
+        let mut found: Vec<String> = found.iter().map(label).collect();
+        found.sort();
+        searched.push(found);
+    }
+    json!({"outcomes": outcomes, "records": docs, "events": events, "duplicates": groups, "search": searched})
 }
 
-/// Lines grouped under one savepoint (the bulk fast path) write exactly what one savepoint
-/// per line writes: the same outcomes, records and change events, including when lines fail
-/// in the middle of a group (which is then rolled back and replayed) and when a later line
-/// updates a record an earlier line of the same transaction created.
+/// Lines grouped under one savepoint, and runs of plain creates written together by the batch
+/// write path, write exactly what one savepoint per line writes: the same outcomes, records,
+/// change events, duplicate groups and search results, including when lines fail in the middle
+/// of a group (which is then rolled back and replayed), when a line takes a domain an earlier
+/// line of the same batch took, and when a later line updates a record an earlier line of the
+/// same transaction created.
 #[tokio::test]
-async fn grouped_bulk_lines_write_exactly_what_line_by_line_writes() {
+async fn batched_bulk_lines_write_exactly_what_line_by_line_writes() {
     use corral_store::{BulkOp, MatchKey};
     let (store, _dir) = store().await;
     let schema = TenantSchema::builtin("t1", RT);
@@ -240,6 +318,8 @@ async fn grouped_bulk_lines_write_exactly_what_line_by_line_writes() {
     let mut ops = Vec::new();
     for i in 0..150 {
         ops.push(match i % 10 {
+            // The same name as other lines: duplicate blocks with several members.
+            2 => create(json!({"name": format!("Same Name {}", i % 3), "tags": ["Dup", "dup", "other"]})),
             // A domain an earlier line took: 409 after the row was inserted and noted.
             3 => create(json!({"name": format!("dup {i}"), "domain": format!("d{}.example", i - 3)})),
             // A parent that does not exist: refused before anything is written.
@@ -255,14 +335,85 @@ async fn grouped_bulk_lines_write_exactly_what_line_by_line_writes() {
     }
     // Every error in the first group of the grouped run, and a run of them in a row.
     ops.extend((0..4).map(|i| create(json!({"name": format!("again {i}"), "domain": "d0.example"}))));
-    let line_by_line = bulk_run(&store, "t-lines", &ops, 1).await;
-    let grouped = bulk_run(&store, "t-groups", &ops, corral_store::bulk::MAX_GROUP).await;
+    // A run of plain creates, then asserts on keys of the run: updates of what the batch wrote.
+    ops.extend((0..40).map(|i| create(json!({"name": format!("late {i}"), "domain": format!("late{i}.example")}))));
+    ops.extend((0..5).map(|i| assert(&format!("late{i}.example"), json!({"employee_count": 7}))));
+    // A contact auto-association links to the account of line 11 when it is created.
+    let contact = json!({"first_name": "Early", "email": "early@d11.example"});
+    let setup = [(RecordType::Contact, contact_op(&contact))];
+    let line_by_line = bulk_run(&store, "t-lines", RT, &setup, &ops, Some(1)).await;
+    let grouped = bulk_run(&store, "t-groups", RT, &setup, &ops, Some(corral_store::bulk::MAX_GROUP)).await;
+    let batched_before = corral_store::bulk::batched_lines();
+    let batched = bulk_run(&store, "t-batched", RT, &setup, &ops, None).await;
+    // The plain creates and asserts creating went through the batch path (other tests may
+    // add to the count, never take from it).
+    assert!(corral_store::bulk::batched_lines() - batched_before >= 100);
     let errors = line_by_line["outcomes"].as_array().unwrap().iter().filter(|o| o.is_string()).count();
     assert_eq!(errors, 15 + 15 + 4, "the conflicts and missing parents failed: {}", line_by_line["outcomes"]);
-    assert_eq!(line_by_line["events"].as_array().unwrap().len(), line_by_line["records"].as_array().unwrap().len());
-    assert_eq!(grouped["outcomes"], line_by_line["outcomes"]);
-    assert_eq!(grouped["records"], line_by_line["records"]);
-    assert_eq!(grouped["events"], line_by_line["events"]);
+    // One event per record, and the setup contact's link to the account of line 11.
+    let (events, records) = (&line_by_line["events"], &line_by_line["records"]);
+    assert_eq!(events.as_array().unwrap().len(), records.as_array().unwrap().len() + 1);
+    assert!(!line_by_line["duplicates"].as_array().unwrap().is_empty());
+    let found: Vec<usize> =
+        line_by_line["search"].as_array().unwrap().iter().map(|s| s.as_array().unwrap().len()).collect();
+    assert_eq!(found, [15, 31, 30, 2]);
+    for other in [&grouped, &batched] {
+        for part in ["outcomes", "records", "events", "duplicates", "search"] {
+            assert_eq!(other[part], line_by_line[part], "{part}");
+        }
+    }
+}
+
+/// A v1 contact create as a bulk line.
+fn contact_op(body: &serde_json::Value) -> corral_store::BulkOp {
+    let schema = TenantSchema::builtin("t1", RecordType::Contact);
+    corral_store::BulkOp::Create(parse_write(RecordType::Contact, body, WriteMode::Create, &schema).unwrap())
+}
+
+/// Contacts too: the batch write path writes what the one-record path writes — emails taken
+/// by an earlier line, asserts by email that update and that create, free-mail addresses, and
+/// contacts that auto-association links to an account (left to the one-record path).
+#[tokio::test]
+async fn batched_bulk_contacts_write_exactly_what_line_by_line_writes() {
+    use corral_store::{BulkOp, MatchKey};
+    let (store, _dir) = store().await;
+    let ct = RecordType::Contact;
+    let schema = TenantSchema::builtin("t1", ct);
+    let assert = |email: &str, body: serde_json::Value| {
+        BulkOp::Assert(vec![MatchKey::Email(email.into())], parse_write(ct, &body, WriteMode::Patch, &schema).unwrap())
+    };
+    let mut ops = Vec::new();
+    for i in 0..120 {
+        ops.push(match i % 8 {
+            // Auto-association links it to Acme: the one-record path.
+            0 => contact_op(&json!({"first_name": format!("Acme {i}"), "email": format!("c{i}@acme.com")})),
+            1 => contact_op(&json!({"first_name": format!("Free {i}"), "email": format!("c{i}@gmail.com")})),
+            // The email of line i - 1: 409.
+            2 => contact_op(&json!({"first_name": format!("Taken {i}"), "email": format!("c{}@gmail.com", i - 1)})),
+            // Updates the contact of line i - 2.
+            3 => assert(&format!("c{}@gmail.com", i - 2), json!({"last_name": format!("Updated {i}")})),
+            4 => assert(&format!("new{i}@corp{i}.example"), json!({"first_name": format!("Asserted {i}")})),
+            // Same name and phone: duplicate groups.
+            5 => contact_op(&json!({"first_name": "Same", "last_name": "Person", "phone": "+1 415 555 0100",
+                                    "email": format!("same{i}@corp{i}.example")})),
+            _ => contact_op(&json!({"first_name": format!("Plain {i}"), "email": format!("p{i}@corp{i}.example"),
+                                    "tags": ["t"]})),
+        });
+    }
+    let account = json!({"name": "Acme", "domain": "acme.com"});
+    let setup =
+        [(RT, BulkOp::Create(parse_write(RT, &account, WriteMode::Create, &TenantSchema::builtin("t1", RT)).unwrap()))];
+    let line_by_line = bulk_run(&store, "c-lines", ct, &setup, &ops, Some(1)).await;
+    let batched_before = corral_store::bulk::batched_lines();
+    let batched = bulk_run(&store, "c-batched", ct, &setup, &ops, None).await;
+    assert!(corral_store::bulk::batched_lines() - batched_before >= 60);
+    let errors = line_by_line["outcomes"].as_array().unwrap().iter().filter(|o| o.is_string()).count();
+    assert_eq!(errors, 15, "the taken emails failed: {}", line_by_line["outcomes"]);
+    let linked = line_by_line["records"].as_array().unwrap().iter().filter(|d| d["account_id"] == "Acme").count();
+    assert_eq!(linked, 15, "auto-association linked the acme.com contacts");
+    for part in ["outcomes", "records", "events", "duplicates", "search"] {
+        assert_eq!(batched[part], line_by_line[part], "{part}");
+    }
 }
 
 /// `q` search through the index (FTS5 trigram on SQLite, written at commit; pg_trgm on
