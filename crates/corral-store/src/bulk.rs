@@ -72,7 +72,8 @@ pub async fn run<C: Conn>(
     let mut out: Vec<BulkOutcome> = Vec::with_capacity(ops.len());
     while out.len() < ops.len() && (out.is_empty() || started.elapsed() < budget) {
         let rest = &ops[out.len()..];
-        let plan = batch::plan(c, actor, rt, &rest[..rest.len().min(PLAN_LINES)], Timestamp::now()).await?;
+        let now = Timestamp::now();
+        let plan = batch::plan(c, actor, rt, &rest[..rest.len().min(PLAN_LINES)], |_| now).await?;
         let (mut done, mut single) = (0, plan.single);
         if !plan.batch.is_empty() {
             c.execute_batch("SAVEPOINT bulk_batch").await?;

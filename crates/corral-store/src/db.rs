@@ -222,6 +222,18 @@ pub async fn lock_names<C: Conn>(c: &mut C, names: &[String]) -> DbResult<()> {
     Ok(())
 }
 
+/// On PostgreSQL, makes the statements that follow in this transaction be planned for their
+/// values at each call (`true`) or as usual (`false`: a prepared statement's plan is reused
+/// for all values after a few calls). For lookups whose best plan depends on how big the
+/// tables have grown since the statement was first planned; a no-op on SQLite.
+pub async fn plan_per_call<C: Conn>(c: &mut C, on: bool) -> DbResult<()> {
+    if c.dialect() == Dialect::Postgres {
+        let mode = if on { "force_custom_plan" } else { "DEFAULT" };
+        c.execute_batch(&format!("SET LOCAL plan_cache_mode = {mode}")).await?;
+    }
+    Ok(())
+}
+
 /// Most rows one multi-row statement writes, and most values one `IN` list holds.
 pub const MAX_ROWS_PER_STATEMENT: usize = 64;
 

@@ -334,8 +334,9 @@ impl Store {
 
     // ----- records -----
 
-    /// Creates many records in one transaction through the ordinary create path (for
-    /// [`seed`]): record `i` is stamped `start + i` ms. All or none are created.
+    /// Creates many records in one transaction (for [`seed`]): runs of plain creates through
+    /// the batch write path, the others through the ordinary create path, as bulk imports
+    /// write them. Record `i` is stamped `start + i` ms. All or none are created.
     pub async fn create_many(
         &self,
         actor: &Actor,
@@ -343,9 +344,19 @@ impl Store {
         writes: &[RecordWrite],
         start: Timestamp,
     ) -> StoreResult<()> {
+        let ops: Vec<BulkOp> = writes.iter().cloned().map(BulkOp::Create).collect();
+        let stamp = |i: usize| Timestamp(start.millis() + i as i64);
         in_write!(self, |c| async {
-            for (i, write) in writes.iter().enumerate() {
-                records::create(c, actor, rt, write, Timestamp(start.millis() + i as i64)).await?;
+            let mut done = 0;
+            while done < ops.len() {
+                let window = &ops[done..ops.len().min(done + bulk::PLAN_LINES)];
+                let plan = batch::plan(c, actor, rt, window, |i| stamp(done + i)).await?;
+                batch::write(c, actor, &plan.batch).await?;
+                done += plan.batch.len();
+                for _ in 0..plan.single {
+                    records::create(c, actor, rt, &writes[done], stamp(done)).await?;
+                    done += 1;
+                }
             }
             Ok::<(), StoreError>(())
         })
