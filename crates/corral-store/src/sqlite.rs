@@ -193,6 +193,12 @@ impl SqliteDb {
         })
     }
 
+    /// Whether writes are waiting for the writer connection (a group transaction is then
+    /// left open for them to join).
+    fn writers_queued(&self) -> bool {
+        self.stats.writer_waiting.load(Relaxed) > 0
+    }
+
     /// Checks out a read connection.
     pub fn reader(&self) -> DbResult<SqliteReader<'_>> {
         let pooled = {
@@ -373,8 +379,7 @@ impl SqliteTx<'_> {
             if let Some(outcome) = writer.group.outcome(self.epoch) {
                 return outcome;
             }
-            let others_queue = self.db.stats.writer_waiting.load(Relaxed) > 0;
-            if others_queue && !writer.group.full() {
+            if self.db.writers_queued() && !writer.group.full() {
                 if !self.joined {
                     writer.group.members += 1;
                     self.joined = true;
@@ -401,7 +406,7 @@ impl Drop for SqliteTx<'_> {
         if self.open {
             writer.undo_request(self.savepoint);
         }
-        if writer.group.open && writer.group.epoch == self.epoch && self.db.stats.writer_waiting.load(Relaxed) == 0 {
+        if writer.group.open && writer.group.epoch == self.epoch && !self.db.writers_queued() {
             let _ = writer.commit_group(self.db);
         }
     }
