@@ -56,12 +56,11 @@ pub(crate) async fn plan<C: Conn>(
         true => Some(schemas::load(c, &actor.tenant, rt).await?),
         false => None,
     };
-    let candidates: Vec<Option<Candidate>> =
-        ops.iter().enumerate().map(|(i, op)| candidate(actor, rt, op, schema.as_ref(), stamp(i))).collect();
+    let matches: Vec<Option<Vec<String>>> = ops.iter().map(|op| match_keys(rt, op)).collect();
     let locks: Vec<String> = ops
         .iter()
-        .zip(&candidates)
-        .filter_map(|(op, cand)| match (op, cand) {
+        .zip(&matches)
+        .filter_map(|(op, keys)| match (op, keys) {
             (BulkOp::Assert(keys, _), Some(_)) => Some(keys.iter().map(|k| records::assert_lock(actor, rt, k))),
             _ => None,
         })
@@ -72,8 +71,23 @@ pub(crate) async fn plan<C: Conn>(
     // (an import into a new tenant) read every key row of the tenant for each lookup
     // (measured: 50-80 ms per lookup of 64 keys at 20,000 accounts).
     db::plan_per_call(c, true).await?;
-    let wanted: Vec<String> = candidates.iter().flatten().flat_map(|cand| cand.keys.iter().cloned()).collect();
-    let held = keys::claimed(c, &actor.tenant, rt, &wanted).await?;
+    // Match keys first: an assert whose key finds a record (each line of an import run again)
+    // is an update, and its record is not built here.
+    let looked_up: Vec<String> = matches.iter().flatten().flatten().cloned().collect();
+    let mut held = keys::claimed(c, &actor.tenant, rt, &looked_up).await?;
+    let candidates: Vec<Option<Candidate>> = ops
+        .iter()
+        .zip(matches)
+        .enumerate()
+        .map(|(i, (op, keys))| {
+            let keys = keys.filter(|keys| !keys.iter().any(|k| held.contains(k)))?;
+            candidate(actor, rt, op, keys, schema.as_ref(), stamp(i))
+        })
+        .collect();
+    let looked_up: HashSet<&String> = looked_up.iter().collect();
+    let wanted: Vec<String> =
+        candidates.iter().flatten().flat_map(|cand| &cand.keys).filter(|k| !looked_up.contains(k)).cloned().collect();
+    held.extend(keys::claimed(c, &actor.tenant, rt, &wanted).await?);
     let domains: Vec<String> = candidates.iter().flatten().flat_map(|cand| association_domains(&cand.record)).collect();
     let linking = edges::associating_domains(c, &actor.tenant, rt, &domains).await?;
     db::plan_per_call(c, false).await?;
@@ -107,40 +121,49 @@ pub(crate) async fn plan<C: Conn>(
     Ok(plan)
 }
 
-/// The line as a [`Candidate`], if the one-record path would only write its record.
+/// The keys a line's match needs free, as the key index holds them (domains, email keys):
+/// none for a create; `None` for an assert this path does not take (no key, or a key of
+/// another kind than the record type's).
+fn match_keys(rt: RecordType, op: &BulkOp) -> Option<Vec<String>> {
+    let BulkOp::Assert(matches, _) = op else { return Some(Vec::new()) };
+    let keys = matches.iter().map(|key| match (rt, key) {
+        (RecordType::Account, MatchKey::Domain(d)) => Some(d.clone()),
+        (RecordType::Contact, MatchKey::Email(e)) => Some(normalize::email_key(e)),
+        _ => None,
+    });
+    keys.collect::<Option<Vec<String>>>().filter(|keys| !keys.is_empty())
+}
+
+/// The line as a [`Candidate`] needing `keys` free (its [`match_keys`]), if the one-record
+/// path would only write its record.
 fn candidate(
     actor: &Actor,
     rt: RecordType,
     op: &BulkOp,
+    mut keys: Vec<String>,
     schema: Option<&TenantSchema>,
     now: Timestamp,
 ) -> Option<Candidate> {
-    let (write, mut keys) = match op {
-        BulkOp::Create(write) => (Cow::Borrowed(write), Vec::new()),
+    let write = match op {
+        BulkOp::Create(write) => Cow::Borrowed(write),
         BulkOp::Assert(matches, write) => {
             // As records::assert creates when no key finds a record: the match values become
             // the primary domain / email unless the write sets one; the required rule holds.
             let mut sorted = matches.clone();
             sorted.sort();
             let mut write = write.clone();
-            let mut keys = Vec::new();
             for key in &sorted {
-                match (rt, key) {
-                    (RecordType::Account, MatchKey::Domain(d)) => {
-                        write.primary_domain.get_or_insert_with(|| Some(d.clone()));
-                        keys.push(d.clone());
+                match key {
+                    MatchKey::Domain(d) if write.primary_domain.is_none() => {
+                        write.primary_domain = Some(Some(d.clone()))
                     }
-                    (RecordType::Contact, MatchKey::Email(e)) => {
-                        write.primary_email.get_or_insert_with(|| Some(e.clone()));
-                        keys.push(normalize::email_key(e));
-                    }
-                    _ => return None,
+                    MatchKey::Email(e) if write.primary_email.is_none() => write.primary_email = Some(Some(e.clone())),
+                    MatchKey::Id(_) => return None,
+                    _ => {}
                 }
             }
-            if keys.is_empty() || check_required(schema?, &write, str::to_owned).is_err() {
-                return None;
-            }
-            (Cow::Owned(write), keys)
+            check_required(schema?, &write, str::to_owned).ok()?;
+            Cow::Owned(write)
         }
     };
     if resolves_anything(&write) {
