@@ -147,21 +147,11 @@ fn candidate(
     let write = match op {
         BulkOp::Create(write) => Cow::Borrowed(write),
         BulkOp::Assert(matches, write) => {
-            // As records::assert creates when no key finds a record: the match values become
-            // the primary domain / email unless the write sets one; the required rule holds.
+            // As records::assert creates when no key finds a record (the required rule holds).
+            // Only keys of the record type's kind come here ([`match_keys`]).
             let mut sorted = matches.clone();
             sorted.sort();
-            let mut write = write.clone();
-            for key in &sorted {
-                match key {
-                    MatchKey::Domain(d) if write.primary_domain.is_none() => {
-                        write.primary_domain = Some(Some(d.clone()))
-                    }
-                    MatchKey::Email(e) if write.primary_email.is_none() => write.primary_email = Some(Some(e.clone())),
-                    MatchKey::Id(_) => return None,
-                    _ => {}
-                }
-            }
+            let write = records::assert_create_write(write, &sorted);
             check_required(schema?, &write, str::to_owned).ok()?;
             Cow::Owned(write)
         }

@@ -1305,6 +1305,20 @@ pub(crate) fn assert_lock(actor: &Actor, rt: RecordType, key: &MatchKey) -> Stri
     format!("assert:{}:{}:{}:{key:?}", actor.tenant.len(), actor.tenant, rt.api_name())
 }
 
+/// The write an assert creates with when no key finds a record: each match value (in
+/// `sorted` key order) becomes the primary domain / email unless the write sets one.
+pub(crate) fn assert_create_write(write: &RecordWrite, sorted: &[MatchKey]) -> RecordWrite {
+    let mut write = write.clone();
+    for key in sorted {
+        match key {
+            MatchKey::Domain(d) if write.primary_domain.is_none() => write.primary_domain = Some(Some(d.clone())),
+            MatchKey::Email(e) if write.primary_email.is_none() => write.primary_email = Some(Some(e.clone())),
+            _ => {}
+        }
+    }
+    write
+}
+
 /// Create-or-update by match keys. Each key finds at most one active record the caller can
 /// see; keys finding different records are `409 ambiguous_match`; none found creates the
 /// record with the match values as its primary domain / email. Concurrent asserts on the
@@ -1341,16 +1355,7 @@ pub async fn assert<C: Conn>(
         [id] => Ok((update(c, actor, rt, *id, write, Preconditions::default(), now).await?, false)),
         [] if sorted.iter().all(|k| matches!(k, MatchKey::Id(_))) => Err(CoreError::record_not_found().into()),
         [] => {
-            let mut write = write.clone();
-            for key in &sorted {
-                match key {
-                    MatchKey::Domain(d) if write.primary_domain.is_none() => {
-                        write.primary_domain = Some(Some(d.clone()))
-                    }
-                    MatchKey::Email(e) if write.primary_email.is_none() => write.primary_email = Some(Some(e.clone())),
-                    _ => {}
-                }
-            }
+            let write = assert_create_write(write, &sorted);
             // Creating through _assert obeys the same required-on-create rule as a create.
             let schema = crate::schemas::load(c, &actor.tenant, rt).await?;
             corral_core::custom::check_required(&schema, &write, str::to_owned)?;
