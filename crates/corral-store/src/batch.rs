@@ -32,19 +32,19 @@ pub(crate) struct Plan {
     pub single: usize,
 }
 
-/// A line that may be written in a batch: its record and the keys it needs free (the
-/// record's unique keys and an assert's match keys).
+/// A line that may be written in a batch: its record, the keys it needs free (the record's
+/// unique keys and an assert's match keys) and the domains auto-association would look at.
 struct Candidate {
     record: Record,
     keys: Vec<String>,
+    domains: Vec<String>,
 }
 
 /// Plans `ops` (the next lines of one transaction), reading what decides which of them can be
 /// written together: the keys they need (one statement per 64 keys) and what auto-association
 /// would link. On PostgreSQL the lock of each assert key is taken first, as
 /// [`records::assert`] takes it, so a concurrent assert on the same key waits for this
-/// transaction and then finds the record it created.
-/// Line `i`'s record is stamped `stamp(i)`.
+/// transaction and then finds the record it created. Line `i`'s record is stamped `stamp(i)`.
 pub(crate) async fn plan<C: Conn>(
     c: &mut C,
     actor: &Actor,
@@ -88,13 +88,12 @@ pub(crate) async fn plan<C: Conn>(
     let wanted: Vec<String> =
         candidates.iter().flatten().flat_map(|cand| &cand.keys).filter(|k| !looked_up.contains(k)).cloned().collect();
     held.extend(keys::claimed(c, &actor.tenant, rt, &wanted).await?);
-    let domains: Vec<String> = candidates.iter().flatten().flat_map(|cand| association_domains(&cand.record)).collect();
+    let domains: Vec<String> = candidates.iter().flatten().flat_map(|cand| cand.domains.iter().cloned()).collect();
     let linking = edges::associating_domains(c, &actor.tenant, rt, &domains).await?;
     db::plan_per_call(c, false).await?;
     let mut writable = candidates.into_iter().map(|cand| {
         cand.filter(|cand| {
-            !cand.keys.iter().any(|k| held.contains(k))
-                && !association_domains(&cand.record).iter().any(|d| linking.contains(d))
+            !cand.keys.iter().any(|k| held.contains(k)) && !cand.domains.iter().any(|d| linking.contains(d))
         })
     });
     // The longest run of writable lines whose keys no earlier line of the run takes.
@@ -167,7 +166,8 @@ fn candidate(
     keys.extend(keys::unique_keys(&record));
     keys.sort();
     keys.dedup();
-    Some(Candidate { record, keys })
+    let domains = association_domains(&record);
+    Some(Candidate { record, keys, domains })
 }
 
 /// Whether the write names other records (resolved and checked one by one on the
