@@ -239,6 +239,12 @@ impl Collector for PoolCollector {
                 "Total time SQLite write transactions spent queued for the writer.",
                 w.writer_wait_seconds,
             )?;
+            gauge(
+                e,
+                "corral_sqlite_wal_frames_behind",
+                "WAL pages the last background checkpoint could not copy into the database file yet.",
+                w.wal_frames_behind,
+            )?;
         }
         Ok(())
     }

@@ -175,6 +175,7 @@ async fn requests_count_under_their_route_template_in_a_parseable_exposition() {
             assert!(gauge("corral_sqlite_write_transactions_total") >= 1.0);
             assert!(gauge("corral_sqlite_writer_queued_total") >= 0.0);
             assert!(gauge("corral_sqlite_writer_wait_seconds_total") >= 0.0);
+            assert!(gauge("corral_sqlite_wal_frames_behind") >= 0.0);
             assert!(!samples.contains_key(&series("corral_db_pool_max_connections", &[])));
         }
         Dialect::Postgres => {
