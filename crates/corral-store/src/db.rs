@@ -269,10 +269,22 @@ pub async fn insert_rows<C: Conn>(c: &mut C, head: &str, tail: &str, rows: &[Vec
     Ok(())
 }
 
-/// `(` followed by `values` bound as a comma-separated list and `)`: an `IN` list.
-pub fn bind_list(q: &mut SqlBuilder, values: &[String]) -> String {
-    let placeholders: Vec<String> = values.iter().map(|v| q.bind(SqlValue::text(v.as_str()))).collect();
-    format!("({})", placeholders.join(", "))
+/// The text in the first column of every row a lookup by `values` finds, in a few statements
+/// ([`row_runs`]): `statement` writes one of them, given its builder (to bind other values)
+/// and the run's values bound as an `IN` list, `($1, $2, …)`.
+pub async fn texts_in<C: Conn>(
+    c: &mut C,
+    values: &[String],
+    statement: impl Fn(&mut SqlBuilder, &str) -> String,
+) -> DbResult<std::collections::HashSet<String>> {
+    let mut found = std::collections::HashSet::new();
+    for run in row_runs(values.len()) {
+        let mut q = SqlBuilder::default();
+        let placeholders: Vec<String> = values[run].iter().map(|v| q.bind(SqlValue::text(v.as_str()))).collect();
+        q.sql = statement(&mut q, &format!("({})", placeholders.join(", ")));
+        found.extend(c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)));
+    }
+    Ok(found)
 }
 
 /// Builds SQL with numbered placeholders, collecting the bound values alongside.

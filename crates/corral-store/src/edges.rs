@@ -9,7 +9,7 @@
 //! `contacts.<id>` on the account) for the change feed.
 
 use crate::changes::edge_json;
-use crate::db::{Conn, SqlBuilder, SqlValue, bind_list, row_runs};
+use crate::db::{Conn, SqlValue, texts_in};
 use crate::records::{ModifyOptions, Preconditions};
 use crate::{StoreError, StoreResult, keys, records, settings};
 use corral_core::TenantId;
@@ -168,22 +168,18 @@ pub(crate) async fn associating_domains<C: Conn>(
     if rt != RecordType::Account {
         return keys::claimed(c, tenant, RecordType::Account, &domains).await;
     }
-    let mut out = HashSet::new();
-    for run in row_runs(domains.len()) {
-        let mut q = SqlBuilder::default();
+    let unreleased = c.dialect().unreleased("e");
+    Ok(texts_in(c, &domains, |q, list| {
         let t = q.bind(SqlValue::text(tenant));
-        let list = bind_list(&mut q, &domains[run]);
         let primary = q.bind(SqlValue::Bool(true));
-        q.sql = format!(
+        format!(
             "SELECT DISTINCT e.email_domain FROM contact_emails e \
              JOIN contacts k ON k.tenant_id = e.tenant_id AND k.id = e.contact_id \
-             WHERE e.tenant_id = {t} AND e.email_domain IN {list} AND e.is_primary = {primary} AND {} \
+             WHERE e.tenant_id = {t} AND e.email_domain IN {list} AND e.is_primary = {primary} AND {unreleased} \
              AND k.deleted_at IS NULL AND k.primary_account_id IS NULL",
-            c.dialect().unreleased("e"),
-        );
-        out.extend(c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)));
-    }
-    Ok(out)
+        )
+    })
+    .await?)
 }
 
 /// A contact without a primary account that gained an email: link it to the active account

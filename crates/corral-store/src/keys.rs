@@ -4,7 +4,7 @@
 //! releases its keys. One mechanism serves both kinds of key.
 
 use crate::StoreResult;
-use crate::db::{Conn, DbError, SqlBuilder, SqlValue, bind_list, insert_rows, row_runs};
+use crate::db::{Conn, DbError, SqlValue, insert_rows, texts_in};
 use corral_core::TenantId;
 use corral_core::{Actor, CoreError, Record, RecordId, RecordType, normalize};
 use std::collections::HashSet;
@@ -152,21 +152,17 @@ pub(crate) async fn claimed<C: Conn>(
     rt: RecordType,
     wanted: &[String],
 ) -> StoreResult<HashSet<String>> {
-    let mut out = HashSet::new();
-    let Some(index) = indexes(rt).first() else { return Ok(out) };
-    for run in row_runs(wanted.len()) {
-        let mut q = SqlBuilder::default();
+    let Some(index) = indexes(rt).first() else { return Ok(HashSet::new()) };
+    let unreleased = c.dialect().unreleased("d");
+    Ok(texts_in(c, wanted, |q, list| {
         let t = q.bind(SqlValue::text(tenant));
-        let list = bind_list(&mut q, &wanted[run]);
-        q.sql = format!(
+        format!(
             "SELECT d.{key} FROM {table} d WHERE d.tenant_id = {t} AND d.{key} IN {list} AND {unreleased}",
             key = index.key_column,
             table = index.table,
-            unreleased = c.dialect().unreleased("d"),
-        );
-        out.extend(c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)));
-    }
-    Ok(out)
+        )
+    })
+    .await?)
 }
 
 /// Inserts the index rows of new records of one type, whose keys are known to be free
