@@ -776,6 +776,26 @@ mod tests {
         assert_eq!(count(&db), 37);
     }
 
+    /// A database at `path` with one table, `t (id, v)`.
+    async fn table_t(path: &Path) -> SqliteDb {
+        let db = SqliteDb::open(path).unwrap();
+        let tx = db.begin().await.unwrap();
+        tx.conn().execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        tx.commit().await.unwrap();
+        db
+    }
+
+    /// `n` commits of about one page each into `t` (ids 0..n).
+    async fn write_pages(db: &SqliteDb, n: i64) {
+        for i in 0..n {
+            let tx = db.begin().await.unwrap();
+            tx.conn()
+                .execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, "x".repeat(4_000)])
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
     /// Commits are copied into the database file by the checkpoint thread (the writer has
     /// automatic checkpoints off), and a long WAL is checkpointed by the writer so it can be
     /// rewound.
@@ -783,19 +803,10 @@ mod tests {
     async fn the_checkpoint_thread_copies_commits_and_a_long_wal_is_rewound() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let db = SqliteDb::open(&path).unwrap();
-        let tx = db.begin().await.unwrap();
-        tx.conn().execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
-        tx.commit().await.unwrap();
+        let db = table_t(&path).await;
         let file_size = || std::fs::metadata(&path).unwrap().len();
         let before = file_size();
-        for i in 0..50 {
-            let tx = db.begin().await.unwrap();
-            tx.conn()
-                .execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, "x".repeat(4_000)])
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
+        write_pages(&db, 50).await;
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         while file_size() <= before + 50 * 4_000 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -832,27 +843,18 @@ mod tests {
     #[tokio::test]
     async fn a_checkpoint_a_reader_held_back_is_finished_without_another_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
-        let tx = db.begin().await.unwrap();
-        tx.conn().execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
-        tx.commit().await.unwrap();
+        let db = table_t(&dir.path().join("t.db")).await;
         // A reader on the snapshot before the writes: no checkpoint can copy past it.
         let reader = db.reader().unwrap();
         let held = reader.conn.as_ref().unwrap();
         held.execute_batch("BEGIN").unwrap();
         let _: i64 = held.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-        for i in 0..20 {
-            let tx = db.begin().await.unwrap();
-            tx.conn()
-                .execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, "x".repeat(4_000)])
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
+        write_pages(&db, 20).await;
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while (db.stats.snapshot().wal_frames_behind == 0) && Instant::now() < deadline {
+        while db.stats.snapshot().wal_frames_behind == 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert!((db.stats.snapshot().wal_frames_behind > 0), "the reader did not hold the checkpoint back");
+        assert!(db.stats.snapshot().wal_frames_behind > 0, "the reader did not hold the checkpoint back");
         held.execute_batch("COMMIT").unwrap();
         drop(reader);
         // No commit follows: the thread finishes the checkpoint by itself.
