@@ -858,9 +858,9 @@ mod tests {
         held.execute_batch("COMMIT").unwrap();
         drop(reader);
         // No commit follows: the thread finishes the checkpoint by itself.
-        while (db.stats.snapshot().wal_frames_behind > 0) && Instant::now() < deadline {
+        while db.stats.snapshot().wal_frames_behind > 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert!((db.stats.snapshot().wal_frames_behind == 0), "the WAL was left partly copied");
+        assert!(db.stats.snapshot().wal_frames_behind == 0, "the WAL was left partly copied");
     }
 }
