@@ -367,16 +367,18 @@ pub async fn feed<C: Conn>(
 }
 
 /// One page of a record's history, newest first, before the position `before`. The record
-/// must be visible to `actor` (archived ones included): 404 otherwise.
+/// must be visible to `actor` as reading it would find it (archived ones only with
+/// `include_archived`): 404 otherwise.
 pub async fn history<C: Conn>(
     c: &mut C,
     actor: &Actor,
     rt: RecordType,
     id: RecordId,
+    include_archived: bool,
     before: Option<Position>,
     limit: usize,
 ) -> StoreResult<(Vec<ChangeEvent>, Option<Position>)> {
-    if crate::records::get(c, actor, rt, id, true, false).await?.is_none() {
+    if crate::records::get(c, actor, rt, id, include_archived, false).await?.is_none() {
         return Err(CoreError::record_not_found().into());
     }
     let mut q = crate::db::SqlBuilder::new(format!("SELECT {COLUMNS} FROM record_changes"));

@@ -682,10 +682,11 @@ impl Store {
         actor: &Actor,
         rt: RecordType,
         id: RecordId,
+        include_archived: bool,
         before: Option<changes::Position>,
         limit: usize,
     ) -> StoreResult<(Vec<changes::ChangeEvent>, Option<changes::Position>)> {
-        in_read!(self, |c| changes::history(c, actor, rt, id, before, limit))
+        in_read!(self, |c| changes::history(c, actor, rt, id, include_archived, before, limit))
     }
 
     /// Deletes change events that occurred before `cutoff` (retention); returns how many.

@@ -226,7 +226,7 @@ async fn bulk_run(
     // has ended (other tests' included): wait until it shows at least the records' histories.
     let mut histories = 0;
     for r in &records {
-        histories += store.history(&actor, r.record_type, r.meta.id, None, 1000).await.unwrap().0.len();
+        histories += store.history(&actor, r.record_type, r.meta.id, true, None, 1000).await.unwrap().0.len();
     }
     let mut events = Vec::new();
     for _ in 0..600 {

@@ -953,9 +953,11 @@ fn fixed(out: &mut Vec<Op>) {
 
 /// `GET …/{id}/_history` (v2) or `…/{id}/history` (v1): a record's change events, newest first.
 fn history_op(path: String, id: String, tag: &str, what: &str, schema: &str) -> Op {
+    let archived_flag = if tag == "v1" { "include_deleted" } else { "include_archived" };
     op("get", path, id, tag, format!("The change history of a {what}, newest first"))
-        .describe("Every change event of the record (docs/API.md, Field history): per field old → new, actor, request id, time. Archived records included; a purged record has none.")
+        .describe(&format!("Every change event of the record (docs/API.md, Field history): per field old → new, actor, request id, time. An archived record's history needs `{archived_flag}=true`, as reading the record does; a purged record has none."))
         .id(what)
+        .query(archived_flag, json!({"type": "boolean"}), "also when archived")
         .query("cursor", json!({"type": "string", "minLength": 1}), "the next_cursor of the previous page")
         .query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::routes::changes::MAX_LIMIT}), "events per page (default 100)")
         .reply(200, "One page of events", Some(schema), &[])

@@ -166,19 +166,25 @@ async fn history(
     dialect: Dialect,
 ) -> ApiResult<Response> {
     principal.require(Permission::read(rt))?;
-    query.only(&["cursor", "limit"])?;
+    // The flag reading the record takes in this dialect: an archived record is 404 without it.
+    let archived_flag = match dialect {
+        Dialect::V1 => "include_deleted",
+        Dialect::V2 => "include_archived",
+    };
+    query.only(&["cursor", "limit", archived_flag])?;
+    let include_archived = query.flag(archived_flag)?;
     let id = RecordId::parse(rt, raw_id).ok_or_else(CoreError::record_not_found)?;
     let kind = format!("history:{}:{}", rt.api_name(), id.canonical());
     let limit = limit(&query)?;
     let before = param(&query, "cursor").map(|t| open(&state, &principal, &kind, t)).transpose()?;
-    let (events, next) = state.store().history(&principal.actor, rt, id, before, limit).await?;
+    let (events, next) = state.store().history(&principal.actor, rt, id, include_archived, before, limit).await?;
     let data: Vec<Json> = events.iter().map(|e| render(e, dialect)).collect();
     let next = next.map(|at| seal(&state, &principal, &kind, at));
     let body = json!({"data": data, "next_cursor": next});
     Ok(json_response(StatusCode::OK, body.to_string(), None))
 }
 
-/// `GET /api/v2/{rt}/{id}/_history?cursor=&limit=`: the record's change events, newest first.
+/// `GET /api/v2/{rt}/{id}/_history?cursor=&limit=&include_archived=`: the record's change events, newest first.
 pub async fn v2_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -198,7 +204,7 @@ pub async fn v2_history(
     history(state, principal, rt, &id, query, Dialect::V2).await
 }
 
-/// `GET /api/v1/crm/{collection}/{id}/history?cursor=&limit=`: the same, v1 names.
+/// `GET /api/v1/crm/{collection}/{id}/history?cursor=&limit=&include_deleted=`: the same, v1 names.
 pub async fn v1_history(
     State(state): State<AppState>,
     principal: Principal,

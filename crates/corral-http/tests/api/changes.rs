@@ -547,8 +547,8 @@ async fn history_is_newest_first_paged_in_both_dialects() {
     let mut cursor: Option<String> = None;
     loop {
         let url = match &cursor {
-            Some(c) => format!("/api/v2/account/{id}/_history?limit=2&cursor={c}"),
-            None => format!("/api/v2/account/{id}/_history?limit=2"),
+            Some(c) => format!("/api/v2/account/{id}/_history?include_archived=true&limit=2&cursor={c}"),
+            None => format!("/api/v2/account/{id}/_history?include_archived=true&limit=2"),
         };
         let r = app.get(&url).bearer(&admin).send().await;
         r.assert_status(200);
@@ -559,16 +559,39 @@ async fn history_is_newest_first_paged_in_both_dialects() {
         }
     }
     assert_eq!(versions, vec![6, 5, 4, 3, 2, 1], "newest first, archived record included");
-    let r = app.get(&format!("/api/v2/account/{id}/_history?limit=1")).bearer(&admin).send().await;
+    let r =
+        app.get(&format!("/api/v2/account/{id}/_history?limit=1&include_archived=true")).bearer(&admin).send().await;
     assert_eq!(r.body["data"][0]["action"], "archived");
-    let r = app.get(&format!("/api/v1/crm/accounts/{v1}/history?limit=2")).bearer(&admin).send().await;
+    // Like reading the record, an archived record's history is 404 without the flag.
+    app.get(&format!("/api/v2/account/{id}/_history"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(404, "record_not_found");
+    app.get(&format!("/api/v1/crm/accounts/{v1}/history"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(404, "record_not_found");
+    app.get(&format!("/api/v1/crm/accounts/{v1}/history?include_archived=true"))
+        .bearer(&admin)
+        .send()
+        .await
+        .assert_error(400, "invalid_query_parameter");
+    let r =
+        app.get(&format!("/api/v1/crm/accounts/{v1}/history?limit=2&include_deleted=true")).bearer(&admin).send().await;
     r.assert_status(200);
     assert_eq!(r.body["data"][1]["changed_fields"]["employee_count"], json!({"old": 3, "new": 4}));
     assert!(r.body["data"][0]["changed_fields"].get("deleted_at").is_some(), "v1 names: {}", r.body);
     // A history cursor belongs to its record.
     let other = app.create_account(json!({"name": "Other"})).await;
     let other_id = other["id"].as_str().unwrap().split_once('-').unwrap().1;
-    let c = app.get(&format!("/api/v2/account/{id}/_history?limit=1")).bearer(&admin).send().await.body["next_cursor"]
+    let c = app
+        .get(&format!("/api/v2/account/{id}/_history?limit=1&include_archived=true"))
+        .bearer(&admin)
+        .send()
+        .await
+        .body["next_cursor"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -578,7 +601,7 @@ async fn history_is_newest_first_paged_in_both_dialects() {
         .await
         .assert_error(400, "invalid_cursor");
     let contacts_only = app.token_for(&app.tenant, "reader", &[], &["contacts:read"], None);
-    app.get(&format!("/api/v2/account/{id}/_history"))
+    app.get(&format!("/api/v2/account/{other_id}/_history"))
         .bearer(&contacts_only)
         .send()
         .await

@@ -161,7 +161,8 @@ async fn merging_accounts_moves_edges_domains_and_references_and_aliases_the_los
     assert_eq!(report["changes"].as_array().unwrap().len(), events.len(), "the report lists every event");
     let history = app.get(&format!("/api/v2/account/{winner}/_history")).bearer(&admin).send().await;
     assert_eq!(history.body["data"][0]["action"], "merged");
-    let history = app.get(&format!("/api/v2/account/{loser}/_history")).bearer(&admin).send().await;
+    let history =
+        app.get(&format!("/api/v2/account/{loser}/_history?include_archived=true")).bearer(&admin).send().await;
     assert_eq!(history.body["data"][0]["action"], "merged_into");
 
     // Aliases: v2 and v1 reads by the loser's id answer with the winner, and say so.
