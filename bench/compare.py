@@ -164,11 +164,12 @@ POST_ITEM = ('{"name":"Bench {uniq}","legal_name":"Bench {uniq} Inc.","industry"
              '"employee_count":{rand},"annual_revenue":1250000.5,"lifecycle_stage":"customer",'
              '"description":"Account created by the wrk write workloads.","tags":["bench","wrk"]}')
 BULK_ITEM = POST_ITEM.replace("bench-post", "bench-bulk").replace("wrk-{uniq}", "bulk-{uniq}")
-# Corral's v2 spelling of the same record for `_bulk` (one JSON object per NDJSON line).
-BULK_ITEM_V2 = ('{"display_name":"Bench {uniq}","legal_name":"Bench {uniq} Inc.","industry":"bench-bulk",'
-                '"official_website":"https://bulk-{uniq}.example.com","phone":"+1-555-0100",'
+# Corral's v2 spelling of the same record for `_bulk`: one create operation per NDJSON line,
+# the body of `POST /api/v2/account` plus `op` (docs/API.md, Bulk import).
+BULK_ITEM_V2 = ('{"op":"create","attributes":{"display_name":"Bench {uniq}","legal_name":"Bench {uniq} Inc.",'
+                '"industry":"bench-bulk","official_website":"https://bulk-{uniq}.example.com","phone":"+1-555-0100",'
                 '"employee_count":{rand},"estimated_annual_revenue":"1250000.5","current_stage_id":"customer",'
-                '"description":"Account created by the bulk workload.","tags":["bench","bulk"]}')
+                '"description":"Account created by the bulk workload.","tags":["bench","bulk"]}}')
 
 
 # ------------------------------------------------------------------ servers
@@ -415,6 +416,11 @@ def probe_bulk(s):
         s.bulk_mode = "post"
         log(f"corral: _bulk answered {st}: bulk import uses POST one by one")
     elif 200 <= st < 300:
+        # The request answers 200 whatever its lines did: the line itself must be created, or
+        # the workload would measure how fast bad lines are refused.
+        # (One line's result is one JSON object, which `call` has parsed.)
+        if not isinstance(body, dict) or body.get("status") != 201:
+            raise SystemExit(f"corral: the probe line of _bulk was not created: {str(body)[:300]}")
         s.bulk_mode = "_bulk"
         log(f"corral: _bulk answered {st}: bulk import uses _bulk NDJSON, 500 lines per request")
     else:
@@ -489,6 +495,12 @@ def wrk(s, work, method, path, body, seconds, threads, conns, batch=0, fmt="", t
     return r
 
 
+def errors(r):
+    """Failed requests of one wrk run, and failed lines of `_bulk` requests that answered 200."""
+    return (r["non2xx"] + r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+            + r.get("item_errors", 0))
+
+
 def measure(servers, work, args):
     results = []  # one dict per (workload, rep, server)
     for name, label, specs in WORKLOADS:
@@ -514,7 +526,7 @@ def measure(servers, work, args):
                     log(f"{name} on {sn}: no request completed in {seconds}s")
                 r.update(workload=name, server=sn, rep=rep, load1=round(load, 2), batch=batch, threads=threads,
                          conns=conns, records_per_s=round(r["rps"] * (batch or 1), 1))
-                errs = r["non2xx"] + r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+                errs = errors(r)
                 log(f"{name:9} rep {rep} {sn:8}: {r['records_per_s'] if batch else r['rps']:>9} "
                     f"{'records/s' if batch else 'req/s'}, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                     f"RSS {r['rss_max_mb']} MB, errors {errs}, load {load:.1f}")
@@ -539,8 +551,7 @@ def summarize(results):
                 "p50": statistics.median(x["p50_ms"] for x in rs),
                 "p99": statistics.median(x["p99_ms"] for x in rs),
                 "rss": statistics.median(x["rss_max_mb"] for x in rs),
-                "errors": sum(x["non2xx"] + x["err_connect"] + x["err_read"] + x["err_write"] + x["err_timeout"]
-                              for x in rs),
+                "errors": sum(errors(x) for x in rs),
                 "batch": rs[0]["batch"], "conns": rs[0]["conns"], "n": len(rs),
             }
     return med

@@ -30,9 +30,20 @@ local INDUSTRIES = { "Software", "Healthcare", "Manufacturing", "Finance", "Reta
 local TERMS = { "quantum", "north", "labs", "logist", "bright", "pixel", "harbor", "zen" }
 
 local thread_seq = 0
+local threads = {}
 function setup(thread)
   thread_seq = thread_seq + 1
   thread:set("tid", thread_seq)
+  threads[#threads + 1] = thread
+end
+
+-- An NDJSON bulk request answers 200 with one result per line: a line refused (status 4xx or
+-- 5xx in its result) is an error of the run even though its request succeeded.
+item_errors = 0
+if BATCH > 0 and FORMAT == "ndjson" then
+  function response(status, headers, body)
+    for _ in body:gmatch('"status":%s*[45]%d%d') do item_errors = item_errors + 1 end
+  end
 end
 
 local n = 0
@@ -74,10 +85,12 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   local secs = summary.duration / 1e6
+  local refused = 0
+  for _, t in ipairs(threads) do refused = refused + (tonumber(t:get("item_errors")) or 0) end
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_s":%.3f,"rps":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,' ..
-    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d}\n',
+    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,"item_errors":%d}\n',
     summary.requests, secs, summary.requests / secs,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout, refused))
 end

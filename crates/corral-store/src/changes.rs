@@ -227,7 +227,7 @@ pub(crate) async fn flush<C: Conn>(c: &mut C) -> StoreResult<()> {
             SqlValue::text(p.actor.subject.clone()),
             SqlValue::opt_text(p.actor.request_id.clone()),
             SqlValue::Int(last.meta.version),
-            SqlValue::Text(Json::Object(changes).to_string()),
+            SqlValue::Text(compact(changes).to_string()),
             SqlValue::Int(now.millis()),
         ]);
         if rows.len() == ROWS_PER_INSERT * INSERT_COLUMNS {
@@ -238,6 +238,50 @@ pub(crate) async fn flush<C: Conn>(c: &mut C) -> StoreResult<()> {
         insert_events(c, &rows).await?;
     }
     Ok(())
+}
+
+/// How an event's changes are stored: each `{"old", "new"}` as `[new]` when `old` is null
+/// (every field of a created record) and as `[old, new]` otherwise. A created account's
+/// event is about half the size of the `{"old": null, "new": …}` objects, which were most of
+/// the outbox's bytes. Rows written before this format hold those objects; [`expand`] reads
+/// both, so nothing is migrated.
+fn compact(changes: Map<String, Json>) -> Json {
+    let stored = changes
+        .into_iter()
+        .map(|(key, change)| {
+            let value = match change {
+                Json::Object(mut pair) => {
+                    let (old, new) =
+                        (pair.remove("old").unwrap_or(Json::Null), pair.remove("new").unwrap_or(Json::Null));
+                    if old.is_null() { Json::Array(vec![new]) } else { Json::Array(vec![old, new]) }
+                }
+                other => other,
+            };
+            (key, value)
+        })
+        .collect();
+    Json::Object(stored)
+}
+
+/// The `{"old", "new"}` changes of a stored event, in either stored form (see [`compact`]).
+fn expand(stored: Map<String, Json>) -> Map<String, Json> {
+    stored
+        .into_iter()
+        .map(|(key, value)| {
+            let change = match value {
+                Json::Array(pair) => {
+                    let mut pair = pair.into_iter();
+                    match (pair.next(), pair.next()) {
+                        (Some(new), None) => json!({"old": null, "new": new}),
+                        (Some(old), Some(new)) => json!({"old": old, "new": new}),
+                        (None, _) => json!({"old": null, "new": null}),
+                    }
+                }
+                legacy => legacy,
+            };
+            (key, change)
+        })
+        .collect()
 }
 
 /// Inserts event rows (`INSERT_COLUMNS` values each) in one statement. Rows take their `seq`
@@ -301,7 +345,7 @@ fn decode(mut r: crate::db::Row) -> StoreResult<ChangeEvent> {
         action: r.text(6).and_then(|s| Action::parse(&s)).ok_or_else(corrupt)?,
         version: r.int(7).ok_or_else(corrupt)?,
         changes: match r.text(8).map(|s| serde_json::from_str(&s)) {
-            Some(Ok(Json::Object(m))) => m,
+            Some(Ok(Json::Object(m))) => expand(m),
             _ => return Err(corrupt()),
         },
         actor_kind: ActorKind::parse(&r.text(9).unwrap_or_default()),
@@ -422,4 +466,60 @@ pub async fn prune<C: Conn>(c: &mut C, cutoff: Timestamp) -> StoreResult<u64> {
 /// The JSON of an edge in a relationship change: the record at the other end and the role.
 pub(crate) fn edge_json(other: RecordId, role: Option<&str>) -> Json {
     json!({"related_record_id": other.canonical(), "role": role})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value a field, a custom attribute or a relationship change can hold.
+    fn json_value() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::from),
+            "[a-z\"\\[\\]{} ]{0,8}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                prop::collection::btree_map("(old|new|[a-z]{1,4})", inner, 0..3)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Stored compactly and read back, every change is the `{"old", "new"}` it was,
+        /// whatever the values (nulls, arrays, objects that look like changes).
+        #[test]
+        fn changes_read_back_as_they_were_noted(
+            pairs in prop::collection::btree_map("[a-z_.]{1,12}", (json_value(), json_value()), 0..8)
+        ) {
+            let changes: Map<String, Json> =
+                pairs.into_iter().map(|(k, (old, new))| (k, json!({"old": old, "new": new}))).collect();
+            let stored = compact(changes.clone()).to_string();
+            let Json::Object(read) = serde_json::from_str(&stored).unwrap() else { panic!("{stored}") };
+            prop_assert_eq!(expand(read), changes);
+        }
+    }
+
+    #[test]
+    fn a_created_field_is_stored_without_its_null_old_value_and_legacy_rows_still_read() {
+        let changes: Map<String, Json> = [
+            ("display_name".to_owned(), json!({"old": null, "new": "Acme"})),
+            ("employee_count".to_owned(), json!({"old": 3, "new": null})),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(compact(changes.clone()).to_string(), r#"{"display_name":["Acme"],"employee_count":[3,null]}"#);
+        // Written before the compact form: the objects themselves.
+        let Json::Object(legacy) =
+            json!({"display_name": {"old": null, "new": "Acme"}, "employee_count": {"old": 3, "new": null}})
+        else {
+            unreachable!()
+        };
+        assert_eq!(expand(legacy), changes);
+    }
 }

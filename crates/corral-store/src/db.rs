@@ -193,6 +193,20 @@ pub trait Conn: Send {
     }
 }
 
+/// The database's plan for a statement, one line per row: SQLite's `EXPLAIN QUERY PLAN`
+/// details, PostgreSQL's `EXPLAIN` with sequential scans discouraged (a small test table is
+/// scanned whatever its indexes, which would hide which index a large one gets).
+pub async fn explain<C: Conn>(c: &mut C, q: &SqlBuilder) -> DbResult<Vec<String>> {
+    let (sql, column) = match c.dialect() {
+        Dialect::Sqlite => (format!("EXPLAIN QUERY PLAN {}", q.sql), 3),
+        Dialect::Postgres => {
+            c.execute_batch("SET LOCAL enable_seqscan = off").await?;
+            (format!("EXPLAIN {}", q.sql), 0)
+        }
+    };
+    Ok(c.query(&sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(column)).collect())
+}
+
 /// Serialises write transactions that take the same `name`, until they end. SQLite's write
 /// transactions are serial already; PostgreSQL takes a transaction-scoped advisory lock.
 pub async fn lock_name<C: Conn>(c: &mut C, name: &str) -> DbResult<()> {

@@ -341,39 +341,43 @@ async fn apply<C: Conn>(
     old: &BTreeSet<Key>,
     new: &BTreeSet<Key>,
 ) -> StoreResult<()> {
+    for q in sync_statements(tenant, rt, id, old, new) {
+        c.execute(&q.sql, &q.params).await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`apply`], in order (public for the query-plan test, which checks that
+/// each reads only the rows of the keys it names).
+pub fn sync_statements(
+    tenant: &TenantId,
+    rt: RecordType,
+    id: &str,
+    old: &BTreeSet<Key>,
+    new: &BTreeSet<Key>,
+) -> Vec<SqlBuilder> {
     let gone: Vec<&Key> = old.difference(new).collect();
     let added: Vec<&Key> = new.difference(old).collect();
-    // `(kind = $k AND key = $v) OR …` over `keys`, bound after the tenant ($1) and type ($2).
-    let any_of = |q: &mut SqlBuilder, keys: &[&Key]| {
-        let terms: Vec<String> = keys
-            .iter()
-            .map(|(kind, key)| {
-                let k = q.bind(SqlValue::text(kind.code()));
-                let v = q.bind(SqlValue::text(key.clone()));
-                format!("(kind = {k} AND key = {v})")
-            })
-            .collect();
-        q.push(&terms.join(" OR ")).push(")");
-    };
     let scoped = |sql: &str| {
         let mut q = SqlBuilder::new(sql);
         q.params = vec![SqlValue::text(tenant), SqlValue::text(rt.api_name())];
         q
     };
+    let mut statements = Vec::new();
     if !gone.is_empty() {
         let mut q =
-            scoped("DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND (");
+            scoped("DELETE FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND ");
         q.params.push(SqlValue::text(id));
-        any_of(&mut q, &gone);
-        c.execute(&q.sql, &q.params).await?;
+        key_pairs(&mut q, gone.iter().copied());
+        statements.push(q);
         let mut q =
-            scoped("UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND (");
-        any_of(&mut q, &gone);
-        c.execute(&q.sql, &q.params).await?;
+            scoped("UPDATE duplicate_blocks SET members = members - 1 WHERE tenant_id = $1 AND record_type = $2 AND ");
+        key_pairs(&mut q, gone.iter().copied());
+        statements.push(q);
         let mut q =
-            scoped("DELETE FROM duplicate_blocks WHERE tenant_id = $1 AND record_type = $2 AND members <= 0 AND (");
-        any_of(&mut q, &gone);
-        c.execute(&q.sql, &q.params).await?;
+            scoped("DELETE FROM duplicate_blocks WHERE tenant_id = $1 AND record_type = $2 AND members <= 0 AND ");
+        key_pairs(&mut q, gone.iter().copied());
+        statements.push(q);
     }
     if !added.is_empty() {
         // Rows in key order (the sets are sorted), so concurrent writers take block rows in one order.
@@ -390,10 +394,42 @@ async fn apply<C: Conn>(
         blocks.push(
             " ON CONFLICT (tenant_id, record_type, kind, key) DO UPDATE SET members = duplicate_blocks.members + 1",
         );
-        c.execute(&keys.sql, &keys.params).await?;
-        c.execute(&blocks.sql, &blocks.params).await?;
+        statements.push(keys);
+        statements.push(blocks);
     }
-    Ok(())
+    statements
+}
+
+/// Appends a condition true for exactly the (kind, key) pairs `keys` (at least one), in a
+/// form whose plan shows the primary-key lookups on both databases: `kind IN (…) AND key IN
+/// (…)`, then the pairs themselves, `((kind = … AND key IN (…)) OR …)`, one term per kind.
+/// SQLite answers a bare OR of the pairs with one seek per pair too, but on a `WITHOUT ROWID`
+/// table (these are, since migration 0012) its plan names only the tenant prefix, the same
+/// line a scan of all of the tenant's keys prints, so the query-plan test could not tell the
+/// two apart. The IN lists give every (kind, key) combination to probe, and the OR keeps the
+/// pairs asked for.
+fn key_pairs<'a, K: AsRef<str> + 'a>(q: &mut SqlBuilder, keys: impl IntoIterator<Item = &'a (KeyKind, K)>) {
+    let mut by_kind: BTreeMap<KeyKind, BTreeSet<&str>> = BTreeMap::new();
+    for (kind, key) in keys {
+        by_kind.entry(*kind).or_default().insert(key.as_ref());
+    }
+    // Each key value is bound once, however many kinds it appears under.
+    let mut key_params: BTreeMap<&str, String> = BTreeMap::new();
+    let (mut kind_params, mut terms) = (Vec::new(), Vec::new());
+    for (kind, values) in &by_kind {
+        let k = q.bind(SqlValue::text(kind.code()));
+        let list: Vec<String> =
+            values.iter().map(|v| key_params.entry(v).or_insert_with(|| q.bind(SqlValue::text(*v))).clone()).collect();
+        terms.push(format!("(kind = {k} AND key IN ({}))", list.join(", ")));
+        kind_params.push(k);
+    }
+    let key_list: Vec<&str> = key_params.values().map(String::as_str).collect();
+    q.push(&format!(
+        "kind IN ({}) AND key IN ({}) AND ({})",
+        kind_params.join(", "),
+        key_list.join(", "),
+        terms.join(" OR ")
+    ));
 }
 
 /// [`sync`] for many new records of one type at once (the batch write path): their keys in
@@ -453,21 +489,28 @@ pub(crate) async fn backfill_batch<C: Conn>(c: &mut C) -> StoreResult<bool> {
     let batch = records::scan_active(c, rt, (&after_tenant, &after_id), BACKFILL_BATCH).await?;
     for record in &batch {
         let id = record.meta.id.canonical();
+        let keys = keys_of(record);
+        if keys.is_empty() {
+            continue;
+        }
+        // Which of its keys it holds already (a record written since the migration holds all).
+        let mut q = SqlBuilder::new(
+            "SELECT kind, key FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3 AND ",
+        );
+        q.params = vec![
+            SqlValue::text(record.meta.tenant_id.clone()),
+            SqlValue::text(rt.api_name()),
+            SqlValue::text(id.clone()),
+        ];
+        key_pairs(&mut q, &keys);
         let stored = c
-            .query(
-                "SELECT kind, key FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3",
-                &[
-                    SqlValue::text(record.meta.tenant_id.clone()),
-                    SqlValue::text(rt.api_name()),
-                    SqlValue::text(id.clone()),
-                ],
-            )
+            .query(&q.sql, &q.params)
             .await?
             .into_iter()
             .filter_map(|mut r| Some((KeyKind::parse(&r.text(0)?)?, r.text(1)?)))
             .collect();
         let tenant = TenantId::from(record.meta.tenant_id.clone());
-        apply(c, &tenant, rt, &id, &stored, &keys_of(record)).await?;
+        apply(c, &tenant, rt, &id, &stored, &keys).await?;
     }
     let params = [SqlValue::text(rt.api_name())];
     match batch.last() {
@@ -578,6 +621,15 @@ pub async fn candidates<C: Conn>(
     Ok((groups, Some(position)))
 }
 
+/// The ids of the records holding any of `blocks`' keys (public for the query-plan test).
+pub fn members_sql(tenant: &TenantId, rt: RecordType, blocks: &[(KeyKind, String)]) -> SqlBuilder {
+    let mut q =
+        SqlBuilder::new("SELECT DISTINCT record_id FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND ");
+    q.params = vec![SqlValue::text(tenant), SqlValue::text(rt.api_name())];
+    key_pairs(&mut q, blocks);
+    q
+}
+
 /// Ids bound per statement when reading block members.
 const IDS_PER_STATEMENT: usize = 500;
 
@@ -592,23 +644,7 @@ async fn block_members<C: Conn>(
     filter: Option<&Cond>,
     blocks: &[(KeyKind, String)],
 ) -> StoreResult<Vec<Record>> {
-    let mut by_kind: BTreeMap<KeyKind, Vec<&str>> = BTreeMap::new();
-    for (kind, key) in blocks {
-        by_kind.entry(*kind).or_default().push(key);
-    }
-    let mut q = SqlBuilder::new(
-        "SELECT DISTINCT record_id FROM duplicate_keys WHERE tenant_id = $1 AND record_type = $2 AND (",
-    );
-    q.params = vec![SqlValue::text(&actor.tenant), SqlValue::text(rt.api_name())];
-    let alternatives: Vec<String> = by_kind
-        .iter()
-        .map(|(kind, keys)| {
-            let k = q.bind(SqlValue::text(kind.code()));
-            let values: Vec<String> = keys.iter().map(|key| q.bind(SqlValue::text(*key))).collect();
-            format!("(kind = {k} AND key IN ({}))", values.join(", "))
-        })
-        .collect();
-    q.push(&alternatives.join(" OR ")).push(")");
+    let q = members_sql(&actor.tenant, rt, blocks);
     let ids: Vec<String> = c.query(&q.sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(0)).collect();
     let mut members = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {

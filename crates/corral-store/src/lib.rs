@@ -454,6 +454,13 @@ impl Store {
         }
     }
 
+    /// The database's query plan for a statement of the write path (index checks; see
+    /// [`db::explain`]). On SQLite it is the writer's plan, made without bound values as the
+    /// writer's statements are (QPSG, sqlite.rs).
+    pub async fn explain_write(&self, q: &db::SqlBuilder) -> StoreResult<Vec<String>> {
+        in_write!(self, |c| async { Ok(db::explain(c, q).await?) })
+    }
+
     /// An estimate of how many records match `plan`, and whether it is one; see
     /// [`records::estimate`].
     pub async fn estimate_records(&self, actor: &Actor, rt: RecordType, plan: &Plan) -> StoreResult<(i64, bool)> {

@@ -20,6 +20,7 @@ const SQLITE: &[Migration] = &[
     (10, "duplicate_keys", include_str!("../migrations/sqlite/0010_duplicate_keys.sql")),
     (11, "search_index_at_commit", include_str!("../migrations/sqlite/0011_search_index_at_commit.sql")),
     (12, "side_tables_without_rowid", include_str!("../migrations/sqlite/0012_side_tables_without_rowid.sql")),
+    (13, "duplicate_keys_by_primary_key", include_str!("../migrations/sqlite/0013_duplicate_keys_by_primary_key.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -34,6 +35,11 @@ const POSTGRES: &[Migration] = &[
     (10, "duplicate_keys", include_str!("../migrations/postgres/0010_duplicate_keys.sql")),
     (11, "search_index_at_commit", include_str!("../migrations/postgres/0011_search_index_at_commit.sql")),
     (12, "side_tables_without_rowid", include_str!("../migrations/postgres/0012_side_tables_without_rowid.sql")),
+    (
+        13,
+        "duplicate_keys_by_primary_key",
+        include_str!("../migrations/postgres/0013_duplicate_keys_by_primary_key.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's; refuses a database migrated by a newer

@@ -413,14 +413,7 @@ pub async fn explain<C: Conn>(
     limit: usize,
 ) -> StoreResult<Vec<String>> {
     let q = list_sql(c.dialect(), actor, rt, plan, after, limit)?;
-    let (sql, column) = match c.dialect() {
-        Dialect::Sqlite => (format!("EXPLAIN QUERY PLAN {}", q.sql), 3),
-        Dialect::Postgres => {
-            c.execute_batch("SET LOCAL enable_seqscan = off").await?;
-            (format!("EXPLAIN {}", q.sql), 0)
-        }
-    };
-    Ok(c.query(&sql, &q.params).await?.into_iter().filter_map(|mut r| r.text(column)).collect())
+    Ok(crate::db::explain(c, &q).await?)
 }
 
 /// The record table of a statement, pinned to the index of a unique-key lookup when the

@@ -78,6 +78,7 @@ async fn documented_shapes_use_indexes() {
     // `PRAGMA optimize` at start): the key lookups must not depend on them.
     if store.dialect() == corral_store::db::Dialect::Sqlite {
         failures.extend(check(&store, "no statistics", true).await);
+        failures.extend(duplicate_key_statements(&store, "no statistics").await);
     }
     // Then as a production database would be: analysed, statistics of one large tenant.
     store.analyze().await.unwrap();
@@ -85,7 +86,39 @@ async fn documented_shapes_use_indexes() {
     let store = open(&url).await;
     failures.extend(check(&store, "analysed", false).await);
     failures.extend(keyset_walks(&store, "analysed").await);
+    failures.extend(duplicate_key_statements(&store, "analysed").await);
     assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
+}
+
+/// The duplicate-key statements of the write path and of a candidates page
+/// (crates/corral-store/src/duplicates.rs) read only the rows of the keys they name: a
+/// record's keys change with every rename, archive or merge, and a statement reading all of
+/// the tenant's keys would make each such write cost as much as the tenant is large. (Their
+/// plans must say so: see `key_pairs` on why the keys are not a bare OR.)
+async fn duplicate_key_statements(store: &Store, phase: &str) -> Vec<String> {
+    use corral_store::duplicates::{Key, KeyKind, members_sql, sync_statements};
+    use std::collections::BTreeSet;
+    let tenant = corral_core::TenantId::from("t".to_owned());
+    let key = |kind, value: &str| (kind, value.to_owned());
+    let old: BTreeSet<Key> =
+        [key(KeyKind::Name, "acme"), key(KeyKind::NameCore, "acme"), key(KeyKind::Domain, "acme.com")].into();
+    let new: BTreeSet<Key> = [key(KeyKind::Name, "acme two"), key(KeyKind::Domain, "acme.com")].into();
+    let id = "0193aaaa-0000-7000-8000-000000000000";
+    let mut statements = sync_statements(&tenant, RecordType::Account, id, &old, &new);
+    assert_eq!(statements.len(), 5, "keys gone and keys added: both halves are checked");
+    statements.push(members_sql(
+        &tenant,
+        RecordType::Account,
+        &[key(KeyKind::Name, "acme"), key(KeyKind::Name, "globex"), key(KeyKind::Phone, "5551234567")],
+    ));
+    let mut failures = Vec::new();
+    for q in &statements {
+        let lines = store.explain_write(q).await.unwrap();
+        if ["duplicate_keys", "duplicate_blocks"].iter().any(|table| full_scan(&lines, table)) {
+            failures.push(format!("{phase}: {}\n  {}", q.sql, lines.join("\n  ")));
+        }
+    }
+    failures
 }
 
 /// A page deep into a keyset walk in the default order (newest first), in export order (id)
