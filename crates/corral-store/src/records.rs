@@ -281,9 +281,77 @@ pub async fn list<C: Conn>(
     limit: usize,
 ) -> StoreResult<(Vec<Record>, Option<Vec<Json>>)> {
     let t = table(rt);
-    let q = list_sql(c.dialect(), actor, rt, plan, after, limit)?;
+    let dense = dense_needles(c, actor, rt, plan, limit).await?;
+    let q = list_sql(c.dialect(), actor, rt, plan, after, limit, &dense)?;
     let rows = c.query(&q.sql, &q.params).await?;
     take_page(rows, t.columns.len(), plan.sort.len(), limit, |row| decode(rt, row))
+}
+
+/// Fewest index matches that make a search needle dense, whatever the table's size.
+pub const DENSE_MIN_MATCHES: i64 = 1_000;
+
+/// The search needles of `plan`'s filter (itself, or one of its top-level `and` parts) that
+/// match so many of the tenant's records that a page is found sooner without the search
+/// index (SQLite; PostgreSQL's planner weighs its trigram index itself).
+///
+/// Narrowed by the index, a page gathers every match first, reads each matching record and
+/// sorts them: its cost grows with the number of matches, and a common word ("acme" in a
+/// million accounts) makes it seconds. Without the narrowing, the database walks the page's
+/// order and tests each row until the page is full: about `limit × rows ÷ matches` rows. So a
+/// needle is dense, in an order an index walks, when its matches among the tenant's records, counted through the index
+/// up to a bound, reach `√(limit × rows)` (where the two costs meet; `rows` is the table's
+/// largest rowid, an upper bound of the tenant's size, so the bound leans towards the
+/// index), and at least [`DENSE_MIN_MATCHES`]. Only which plan runs depends on this: the
+/// filter itself is always evaluated, so results are the same either way.
+pub(crate) async fn dense_needles<C: Conn>(
+    c: &mut C,
+    actor: &Actor,
+    rt: RecordType,
+    plan: &Plan,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    // The walk stops early only in an order an index gives (after the tenant): the default
+    // one, `updated_at`, or the id. In any other order every row is read and sorted anyway.
+    let walkable = plan
+        .sort
+        .first()
+        .is_none_or(|s| matches!(s.column, corral_core::filter::SortKey::Column("created_at" | "updated_at" | "id")));
+    let Some(filter) = plan.filter.as_ref().filter(|_| c.dialect() == Dialect::Sqlite && walkable) else {
+        return Ok(Vec::new());
+    };
+    let name = table(rt).name;
+    let parts = match filter {
+        Cond::And(parts) => parts.iter().collect::<Vec<_>>(),
+        other => vec![other],
+    };
+    let needles: Vec<(&str, Vec<&'static str>)> = parts.into_iter().filter_map(|p| search_needle(name, p)).collect();
+    if needles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows =
+        c.query_opt(&format!("SELECT max(rowid) FROM {name}"), &[]).await?.and_then(|mut r| r.int(0)).unwrap_or(0);
+    let bound = (((limit as f64 + 1.0) * rows as f64).sqrt() as i64).max(DENSE_MIN_MATCHES);
+    if rows < bound {
+        return Ok(Vec::new()); // the whole table is fewer rows than the bound: nothing is dense
+    }
+    let mut dense = Vec::new();
+    for (needle, fields) in needles {
+        let mut q = SqlBuilder::new(
+            "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE ",
+        );
+        let phrase = q.bind(SqlValue::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
+        let t = q.bind(SqlValue::text(&actor.tenant));
+        let r = q.bind(SqlValue::text(rt.api_name()));
+        let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
+        q.push(&format!(
+            "search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {r} AND s.field IN ({fields}) LIMIT {bound})"
+        ));
+        let matches = c.query_opt(&q.sql, &q.params).await?.and_then(|mut row| row.int(0)).unwrap_or(0);
+        if matches >= bound {
+            dense.push(needle.to_owned());
+        }
+    }
+    Ok(dense)
 }
 
 /// Appends a plan's filter, the keyset position and the order (nulls last) with one row more
@@ -347,6 +415,7 @@ fn list_sql(
     plan: &Plan,
     after: Option<&[Json]>,
     limit: usize,
+    dense: &[String],
 ) -> StoreResult<SqlBuilder> {
     let t = table(rt);
     let keys: Vec<String> = plan.sort.iter().map(|s| dialect.sort_key(&s.column)).collect();
@@ -356,7 +425,7 @@ fn list_sql(
     if !plan.include_deleted {
         q.push(" AND deleted_at IS NULL");
     }
-    filter_and_keyset(&mut q, dialect, At::outer(t.name, actor), plan, after)?;
+    filter_and_keyset(&mut q, dialect, At { dense, ..At::outer(t.name, actor) }, plan, after)?;
     q.push(&format!(" LIMIT {}", limit + 1));
     Ok(q)
 }
@@ -412,7 +481,8 @@ pub async fn explain<C: Conn>(
     after: Option<&[Json]>,
     limit: usize,
 ) -> StoreResult<Vec<String>> {
-    let q = list_sql(c.dialect(), actor, rt, plan, after, limit)?;
+    let dense = dense_needles(c, actor, rt, plan, limit).await?;
+    let q = list_sql(c.dialect(), actor, rt, plan, after, limit, &dense)?;
     Ok(crate::db::explain(c, &q).await?)
 }
 
@@ -566,12 +636,14 @@ pub(crate) struct At<'a> {
     pub qual: &'a str,
     pub tenant: &'a TenantId,
     pub app: Option<&'a str>,
+    /// Search needles of this table that are not narrowed by the search index ([`dense_needles`]).
+    pub dense: &'a [String],
 }
 
 impl<'a> At<'a> {
     /// The statement's own record table, for `actor`.
     pub fn outer(table: &'a str, actor: &'a Actor) -> Self {
-        At { table, qual: table, tenant: &actor.tenant, app: actor.app.as_deref() }
+        At { table, qual: table, tenant: &actor.tenant, app: actor.app.as_deref(), dense: &[] }
     }
 }
 
@@ -627,7 +699,7 @@ fn compile_related(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, relation: R
         let a = q.bind(SqlValue::text(app));
         related.push_str(&format!(" AND {RELATED}.app_id = {a}"));
     }
-    let inner_at = At { table: target, qual: RELATED, ..at };
+    let inner_at = At { table: target, qual: RELATED, dense: &[], ..at };
     let pred = compile(q, dialect, inner_at, inner);
     let outer = at.qual;
     match relation {
@@ -699,6 +771,9 @@ fn search_needle<'a>(table: &str, cond: &'a Cond) -> Option<(&'a str, Vec<&'stat
 fn search_narrowing(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, cond: &Cond) -> Option<String> {
     let (table, qual, tenant) = (at.table, at.qual, at.tenant);
     let (needle, fields) = search_needle(table, cond)?;
+    if at.dense.iter().any(|d| d == needle) {
+        return None;
+    }
     match dialect {
         // The trigram index folds case (ASCII and beyond) on both sides, so it finds every
         // row the ASCII-case-insensitive LIKE finds. The needle is one quoted phrase: a

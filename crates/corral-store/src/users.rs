@@ -62,7 +62,7 @@ pub async fn page<C: Conn>(
     let mut q = crate::db::SqlBuilder::new(format!("SELECT {COLUMNS}, {} FROM users", keys.join(", ")));
     let t = q.bind(SqlValue::text(tenant));
     q.push(&format!(" WHERE tenant_id = {t}"));
-    let at = crate::records::At { table: "users", qual: "users", tenant, app: None };
+    let at = crate::records::At { table: "users", qual: "users", tenant, app: None, dense: &[] };
     crate::records::filter_and_keyset(&mut q, c.dialect(), at, plan, after)?;
     let width = COLUMNS.split(", ").count();
     let rows = c.query(&q.sql, &q.params).await?;
