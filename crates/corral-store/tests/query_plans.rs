@@ -62,17 +62,33 @@ async fn open(url: &corral_store::DatabaseUrl) -> Store {
     Store::open_with(url, &PgOptions { pool_size: 2, ..PgOptions::default() }).await.unwrap()
 }
 
+/// The plan of an account list filtered by `filter` (v2 syntax), in the default order.
+fn account_plan(filter: Json) -> corral_core::list::Plan {
+    let query =
+        ListQuery { dialect: Dialect::V2, filters: vec![Filter::parse(&filter).unwrap()], ..Default::default() };
+    let (own, other) =
+        (TenantSchema::builtin("t", RecordType::Account), TenantSchema::builtin("t", RecordType::Contact));
+    query.resolve(RecordType::Account, corral_core::filter::Schemas::new(&own, &other)).unwrap()
+}
+
+/// A migrated test database with `accounts` and `contacts` seeded for tenant `t`, the store
+/// on it, and the actor that seeded them.
+async fn seeded(accounts: u64, contacts: u64) -> (tempfile::TempDir, corral_store::DatabaseUrl, Store, Actor) {
+    let (dir, url) = fresh().await;
+    let store = open(&url).await;
+    store.migrate().await.unwrap();
+    let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
+    corral_store::seed::seed(&store, &actor, accounts, contacts, &mut |_, _| {}).await.unwrap();
+    (dir, url, store, actor)
+}
+
 /// Accounts (and twice as many contacts) seeded for the plan test: enough that statistics
 /// show one large tenant, where a filter that matches a few rows must not walk the sort index.
 const ACCOUNTS: u64 = 2_000;
 
 #[tokio::test]
 async fn documented_shapes_use_indexes() {
-    let (_dir, url) = fresh().await;
-    let store = open(&url).await;
-    store.migrate().await.unwrap();
-    let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
-    corral_store::seed::seed(&store, &actor, ACCOUNTS, 2 * ACCOUNTS, &mut |_, _| {}).await.unwrap();
+    let (_dir, url, store, _) = seeded(ACCOUNTS, 2 * ACCOUNTS).await;
     let mut failures = Vec::new();
     // A server that bulk-loaded its data has no statistics until it next analyses (SQLite:
     // `PRAGMA optimize` at start): the key lookups must not depend on them.
@@ -454,16 +470,9 @@ async fn sqlite_estimates_sample_the_table_and_count_rare_matches() {
     }
     store.migrate().await.unwrap();
     let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
-    let plan = |filter: Json| {
-        let query =
-            ListQuery { dialect: Dialect::V2, filters: vec![Filter::parse(&filter).unwrap()], ..Default::default() };
-        let (own, other) =
-            (TenantSchema::builtin("t", RecordType::Account), TenantSchema::builtin("t", RecordType::Contact));
-        query.resolve(RecordType::Account, corral_core::filter::Schemas::new(&own, &other)).unwrap()
-    };
-    let software = plan(json!({"field": "industry", "operator": "eq", "value": "software"}));
+    let software = account_plan(json!({"field": "industry", "operator": "eq", "value": "software"}));
     // employee_count is (i * 7919) % 5000: 0 for every 5,000th account.
-    let rare = plan(json!({"field": "employee_count", "operator": "eq", "value": 0}));
+    let rare = account_plan(json!({"field": "employee_count", "operator": "eq", "value": 0}));
     // Small: counted.
     let (_small_dir, small_url) = fresh().await;
     let small = open(&small_url).await;
@@ -508,22 +517,12 @@ async fn walk_all(store: &Store, actor: &Actor, plan: &corral_core::list::Plan) 
 /// exactly the records whose names contain the needle, in the list's order.
 #[tokio::test]
 async fn a_common_needle_walks_the_order_and_finds_the_same_records() {
-    let (_dir, url) = fresh().await;
-    let store = open(&url).await;
-    store.migrate().await.unwrap();
-    let actor = Actor::new("t", "s", None, corral_core::ActorKind::User);
     // Seeded names are two of 16 words and a number: "wonka" is in about one in eight, over
     // the bound of 9,000 rows (max(1,000, √(51 × 9,000))).
-    corral_store::seed::seed(&store, &actor, 9_000, 0, &mut |_, _| {}).await.unwrap();
-    let plan = |filter: Json| {
-        let query =
-            ListQuery { dialect: Dialect::V2, filters: vec![Filter::parse(&filter).unwrap()], ..Default::default() };
-        let (own, other) =
-            (TenantSchema::builtin("t", RecordType::Account), TenantSchema::builtin("t", RecordType::Contact));
-        query.resolve(RecordType::Account, corral_core::filter::Schemas::new(&own, &other)).unwrap()
-    };
-    let contains = |needle: &str| plan(json!({"field": "display_name", "operator": "contains", "value": needle}));
-    let everything = walk_all(&store, &actor, &plan(json!({"and": []}))).await;
+    let (_dir, _url, store, actor) = seeded(9_000, 0).await;
+    let contains =
+        |needle: &str| account_plan(json!({"field": "display_name", "operator": "contains", "value": needle}));
+    let everything = walk_all(&store, &actor, &account_plan(json!({"and": []}))).await;
     for needle in ["wonka", "WONKA acme", "ka 1"] {
         let expected: Vec<(String, String)> =
             everything.iter().filter(|(_, name)| name.contains(&needle.to_lowercase())).cloned().collect();
