@@ -297,11 +297,11 @@ pub const DENSE_MIN_MATCHES: i64 = 1_000;
 /// Narrowed by the index, a page gathers every match first, reads each matching record and
 /// sorts them: its cost grows with the number of matches, and a common word ("acme" in a
 /// million accounts) makes it seconds. Without the narrowing, the database walks the page's
-/// order and tests each row until the page is full: about `limit × rows ÷ matches` rows. So a
-/// needle is dense, in an order an index walks, when its matches among the tenant's records, counted through the index
-/// up to a bound, reach `√(limit × rows)` (where the two costs meet; `rows` is the table's
-/// largest rowid, an upper bound of the tenant's size, so the bound leans towards the
-/// index), and at least [`DENSE_MIN_MATCHES`]. Only which plan runs depends on this: the
+/// order and tests each row until the page is full: about `limit × rows ÷ matches` rows. So,
+/// in an order an index walks, a needle is dense when its matches among the tenant's records,
+/// counted through the index up to a bound, reach `√(limit × rows)` (where the two costs meet;
+/// `rows` is the table's largest rowid, an upper bound of the tenant's size, so the bound
+/// leans towards the index), and at least [`DENSE_MIN_MATCHES`]. Only which plan runs depends on this: the
 /// filter itself is always evaluated, so results are the same either way.
 pub(crate) async fn dense_needles<C: Conn>(
     c: &mut C,
@@ -336,16 +336,9 @@ pub(crate) async fn dense_needles<C: Conn>(
     }
     let mut dense = Vec::new();
     for (needle, fields) in needles {
-        let mut q = SqlBuilder::new(
-            "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE ",
-        );
-        let phrase = q.bind(SqlValue::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
-        let t = q.bind(SqlValue::text(&actor.tenant));
-        let r = q.bind(SqlValue::text(rt.api_name()));
-        let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
-        q.push(&format!(
-            "search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {r} AND s.field IN ({fields}) LIMIT {bound})"
-        ));
+        let mut q = SqlBuilder::default();
+        let matching = fts_matches(&mut q, &actor.tenant, rt.api_name(), needle, &fields);
+        q.sql = format!("SELECT count(*) FROM (SELECT 1 FROM {matching} LIMIT {bound})");
         let matches = c.query_opt(&q.sql, &q.params).await?.and_then(|mut row| row.int(0)).unwrap_or(0);
         if matches >= bound {
             dense.push(needle.to_owned());
@@ -776,16 +769,11 @@ fn search_narrowing(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, cond: &Con
     }
     match dialect {
         // The trigram index folds case (ASCII and beyond) on both sides, so it finds every
-        // row the ASCII-case-insensitive LIKE finds. The needle is one quoted phrase: a
-        // substring, with no FTS5 query syntax.
+        // row the ASCII-case-insensitive LIKE finds.
         Dialect::Sqlite => {
-            let phrase = q.bind(SqlValue::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
-            let t = q.bind(SqlValue::text(tenant));
-            let rt = q.bind(SqlValue::text(if table == "contacts" { "contact" } else { "account" }));
-            let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
-            Some(format!(
-                "{qual}.id IN (SELECT s.record_id FROM search_fts JOIN search_values s ON s.key = search_fts.rowid WHERE search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {rt} AND s.field IN ({fields}))"
-            ))
+            let record_type = if table == "contacts" { "contact" } else { "account" };
+            let matching = fts_matches(q, tenant, record_type, needle, &fields);
+            Some(format!("{qual}.id IN (SELECT s.record_id FROM {matching})"))
         }
         // pg_trgm GIN indexes serve each field's LIKE predicate itself; an `or` over fields in
         // different tables (what `q` is) cannot combine them, so it is narrowed by the union of
@@ -810,6 +798,20 @@ fn search_narrowing(q: &mut SqlBuilder, dialect: Dialect, at: At<'_>, cond: &Con
             Some(format!("{qual}.id IN ({lookups})"))
         }
     }
+}
+
+/// `FROM … WHERE …` of the search-index rows (`s`, a `search_values` row) where `needle`
+/// occurs in one of `fields` of the tenant's records of `record_type` (SQLite). The needle is
+/// one quoted FTS5 phrase: a substring, with no query syntax.
+fn fts_matches(q: &mut SqlBuilder, tenant: &TenantId, record_type: &str, needle: &str, fields: &[&str]) -> String {
+    let phrase = q.bind(SqlValue::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
+    let t = q.bind(SqlValue::text(tenant));
+    let r = q.bind(SqlValue::text(record_type));
+    let fields = fields.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(", ");
+    format!(
+        "search_fts JOIN search_values s ON s.key = search_fts.rowid \
+         WHERE search_fts MATCH {phrase} AND s.tenant_id = {t} AND s.record_type = {r} AND s.field IN ({fields})"
+    )
 }
 
 /// One comparison (see `compile`).
