@@ -75,7 +75,17 @@ pub async fn run<C: Conn>(
         let now = Timestamp::now();
         let plan = batch::plan(c, actor, rt, &rest[..rest.len().min(PLAN_LINES)], |_| now).await?;
         let (mut done, mut single) = (0, plan.single);
-        if !plan.batch.is_empty() {
+        if !plan.batch.is_empty() && c.dialect() == Dialect::Sqlite {
+            // No savepoint on SQLite: the plan read the keys in this same write transaction,
+            // and SQLite has one writer, so nothing can claim them before the batch writes.
+            // The batch fails only with the database (I/O, a full disk), which fails the whole
+            // transaction anyway. A savepoint here made SQLite copy every page the batch
+            // changed to its statement journal (measured: 9 % of an import's CPU).
+            batch::write(c, actor, &plan.batch).await?;
+            BATCHED_LINES.fetch_add(plan.batch.len() as u64, Ordering::Relaxed);
+            done = plan.batch.len();
+            out.extend(plan.batch.into_iter().map(|record| Ok((record, true))));
+        } else if !plan.batch.is_empty() {
             c.execute_batch("SAVEPOINT bulk_batch").await?;
             if let Some(outbox) = c.outbox() {
                 outbox.savepoint();

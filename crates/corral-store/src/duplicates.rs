@@ -449,7 +449,7 @@ pub(crate) async fn add_many<C: Conn>(c: &mut C, tenant: &TenantId, records: &[R
             *joining.entry((kind, key)).or_default() += 1;
         }
     }
-    insert_rows(c, "INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id)", "", &rows).await?;
+    insert_rows(c, "INSERT INTO duplicate_keys (tenant_id, record_type, kind, key, record_id)", "", rows).await?;
     // In key order, as [`apply`] takes block rows.
     let blocks: Vec<Vec<SqlValue>> = joining
         .into_iter()
@@ -462,7 +462,7 @@ pub(crate) async fn add_many<C: Conn>(c: &mut C, tenant: &TenantId, records: &[R
         c,
         "INSERT INTO duplicate_blocks (tenant_id, record_type, kind, key, members)",
         " ON CONFLICT (tenant_id, record_type, kind, key) DO UPDATE SET members = duplicate_blocks.members + excluded.members",
-        &blocks,
+        blocks,
     )
     .await?;
     Ok(())

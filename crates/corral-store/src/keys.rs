@@ -131,7 +131,7 @@ pub(crate) async fn sync<C: Conn>(
         // One row per statement: a unique violation then names its key.
         for row in rows {
             let key = row.0.clone();
-            match insert_rows(c, index.insert, "", &[index.row(&actor.tenant, record, row)]).await {
+            match insert_rows(c, index.insert, "", vec![index.row(&actor.tenant, record, row)]).await {
                 // Claimed by a concurrent transaction after our check.
                 Err(DbError::UniqueViolation(_)) => return Err(CoreError::conflict(index.field, &key, None).into()),
                 other => {
@@ -172,7 +172,7 @@ pub(crate) async fn insert_many<C: Conn>(c: &mut C, tenant: &TenantId, records: 
     let Some(index) = records.first().and_then(|r| indexes(r.record_type).first()) else { return Ok(()) };
     let rows: Vec<Vec<SqlValue>> =
         records.iter().flat_map(|r| (index.rows)(r).into_iter().map(|row| index.row(tenant, r, row))).collect();
-    insert_rows(c, index.insert, "", &rows).await?;
+    insert_rows(c, index.insert, "", rows).await?;
     Ok(())
 }
 
@@ -280,14 +280,14 @@ pub(crate) async fn sync_tags<C: Conn>(
         c.execute("DELETE FROM record_tags WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3", &params)
             .await?;
     }
-    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", &now).await?;
+    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", now).await?;
     Ok(())
 }
 
 /// Inserts the tag rows of new records: a few multi-row statements for all of them.
 pub(crate) async fn insert_tags_many(c: &mut impl Conn, tenant: &TenantId, records: &[Record]) -> StoreResult<()> {
     let rows: Vec<Vec<SqlValue>> = records.iter().flat_map(|r| tag_rows(tenant, r)).collect();
-    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", &rows).await?;
+    insert_rows(c, INSERT_TAGS, " ON CONFLICT DO NOTHING", rows).await?;
     Ok(())
 }
 

@@ -1041,7 +1041,7 @@ pub(crate) async fn insert_many<C: Conn>(c: &mut C, records: &[Record]) -> Store
     let Some(first) = records.first() else { return Ok(()) };
     let t = table(first.record_type);
     let rows: Vec<Vec<SqlValue>> = records.iter().map(encode).collect();
-    crate::db::insert_rows(c, &format!("INSERT INTO {} ({})", t.name, t.select_list()), "", &rows).await?;
+    crate::db::insert_rows(c, &format!("INSERT INTO {} ({})", t.name, t.select_list()), "", rows).await?;
     Ok(())
 }
 
