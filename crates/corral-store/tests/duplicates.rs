@@ -339,3 +339,130 @@ async fn records_written_before_the_keys_existed_get_them_at_startup() {
     store.migrate().await.unwrap();
     assert_eq!(group_ids(&store, rt).await, groups);
 }
+
+/// Rows of the test database read behind the store's back, each column as text.
+async fn raw_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(sql).unwrap();
+            let width = stmt.column_count();
+            stmt.query_map([], |r| (0..width).map(|i| r.get::<_, String>(i)).collect())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        }
+        None => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let rows = client.simple_query(sql).await.unwrap();
+            rows.into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_owned()).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+}
+
+/// The blocks as stored (the rows the candidate search walks: `members > 1`), and as the key
+/// rows say they should be: one per key value two or more records hold, with their count
+/// (cast so both read alike on both databases).
+async fn blocks_stored_and_due(url: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let stored = raw_rows(
+        url,
+        "SELECT tenant_id, record_type, kind, key, CAST(members AS TEXT) FROM duplicate_blocks \
+         WHERE members > 1 ORDER BY tenant_id, record_type, kind, key",
+    )
+    .await;
+    let due = raw_rows(
+        url,
+        "SELECT tenant_id, record_type, kind, key, CAST(count(*) AS TEXT) FROM duplicate_keys \
+         GROUP BY tenant_id, record_type, kind, key HAVING count(*) > 1 ORDER BY tenant_id, record_type, kind, key",
+    )
+    .await;
+    (stored, due)
+}
+
+#[tokio::test]
+async fn blocks_are_exactly_the_keys_two_or_more_records_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corral_store::testing::fresh_database(dir.path()).await.unwrap();
+    let url = corral_store::DatabaseUrl::parse(&raw).unwrap();
+    // Enough connections for the concurrent writers below to overlap on PostgreSQL.
+    let store = Store::open_with(&url, &PgOptions { pool_size: 8, ..PgOptions::default() }).await.unwrap();
+    store.migrate().await.unwrap();
+    let store = std::sync::Arc::new(store);
+    let rt = RecordType::Account;
+    let schema = TenantSchema::builtin("t1", rt);
+    let write = |body: Value, mode| parse_write(rt, &body, mode, &schema).unwrap();
+    // One record at a time: new keys, shared ones, a rename out of and into a block.
+    let a = create(&store, rt, json!({"name": "Acme Corp", "domain": "acme.example"})).await;
+    let b = create(&store, rt, json!({"name": "Acme", "phone": "+1 555 010 1234"})).await;
+    let c = create(&store, rt, json!({"name": "Globex", "phone": "555-010-1234"})).await;
+    let (stored, due) = blocks_stored_and_due(&raw).await;
+    assert!(!due.is_empty(), "the names and phones above are shared");
+    assert_eq!(stored, due);
+    store
+        .update_record(&actor(), rt, a, &write(json!({"name": "Initrode"}), WriteMode::Patch), Preconditions::default())
+        .await
+        .unwrap();
+    store
+        .update_record(
+            &actor(),
+            rt,
+            c,
+            &write(json!({"name": "Initrode Inc"}), WriteMode::Patch),
+            Preconditions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocks_stored_and_due(&raw).await.0, blocks_stored_and_due(&raw).await.1);
+    // Archive, restore, purge.
+    store.archive_record(&actor(), rt, b, Preconditions::default()).await.unwrap();
+    let (stored, due) = blocks_stored_and_due(&raw).await;
+    assert_eq!(stored, due);
+    store.restore_record(&actor(), rt, b).await.unwrap();
+    store.purge_record(&actor(), rt, c).await.unwrap();
+    let (stored, due) = blocks_stored_and_due(&raw).await;
+    assert_eq!(stored, due);
+    // The batch write path: many new records, some sharing keys with each other and with
+    // the records above.
+    let ops: Vec<corral_store::BulkOp> = (0..300)
+        .map(|i| {
+            let name = if i % 3 == 0 { "Initrode".to_owned() } else { format!("Bulk Co {i}") };
+            corral_store::BulkOp::Create(write(
+                json!({"name": name, "domain": format!("bulk{}.example", i % 250)}),
+                WriteMode::Create,
+            ))
+        })
+        .collect();
+    let outcomes = store.bulk_write(&actor(), rt, &ops, std::time::Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(outcomes.len(), ops.len());
+    let (stored, due) = blocks_stored_and_due(&raw).await;
+    assert!(due.len() > 3, "the bulk lines share names");
+    assert_eq!(stored, due);
+    // Concurrent writers adding the same keys (on PostgreSQL they overlap in separate
+    // transactions, and the block row's upsert must serialise them).
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let body = json!({"name": format!("Contended {}", i % 2), "phone": format!("+1 555 020 {:04}", i % 4)});
+            let w = write(body, WriteMode::Create);
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    store.create_record(&actor(), rt, &w, None, |_| String::new()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let (stored, due) = blocks_stored_and_due(&raw).await;
+    assert!(due.iter().any(|row| row[3].contains("contended") && row[4] == "24"), "{due:?}");
+    assert_eq!(stored, due);
+}
